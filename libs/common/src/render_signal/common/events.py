@@ -1,0 +1,147 @@
+"""Event contracts carried on the streams: versioned, frozen msgspec structs.
+
+Every stream entry has two fields: ``type`` (e.g. ``mail.received/1``) and
+``data`` (the event as JSON). A consumer decodes with :func:`decode_entry`;
+anything unknown or malformed raises :class:`MalformedEvent` and is
+dead-lettered by the streams runtime rather than crashing the consumer.
+
+Adding a field with a default is backward compatible; renaming or retyping one
+means a new version number.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+import msgspec
+
+__all__ = [
+    "STREAM_MAIL_OFFLOADED",
+    "STREAM_MAIL_RAW",
+    "STREAM_MAIL_RECEIVED",
+    "DeliveryLink",
+    "Event",
+    "MailOffloaded",
+    "MailRaw",
+    "MailReceived",
+    "MalformedEvent",
+    "decode_entry",
+    "encode_entry",
+]
+
+STREAM_MAIL_RAW = "mail.raw"
+STREAM_MAIL_RECEIVED = "mail.received"
+STREAM_MAIL_OFFLOADED = "mail.offloaded"
+ALL_STREAMS = (STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED, STREAM_MAIL_OFFLOADED)
+
+
+class MalformedEvent(Exception):
+    """A stream entry that cannot be decoded into a known event version."""
+
+
+class MailRaw(msgspec.Struct, frozen=True, kw_only=True, tag="mail.raw/1", tag_field="type"):
+    """An email as it arrived, before parsing.
+
+    ``source`` is ``imap``, ``gmail_push`` or ``http_raw``. For ``imap`` and
+    ``http_raw`` the RFC 822 bytes are in ``raw``; for ``gmail_push`` the Apps
+    Script fields are in ``gmail``.
+    """
+
+    event_id: str
+    source: Literal["imap", "gmail_push", "http_raw"]
+    received_at: float
+    raw: bytes = b""
+    gmail: dict[str, str] | None = None
+    truncated: bool = False
+    original_size: int = 0
+    mailbox: str = ""
+    uidvalidity: int = 0
+    uid: int = 0
+    imap_arrived_at: float | None = None
+    trace: dict[str, float] = {}
+
+
+class DeliveryLink(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One provider link, as the original's ``delivery_links`` items."""
+
+    provider: str
+    raw_url: str
+    direct_url: str | None = None
+    r2_url: str | None = None
+    original_filename: str | None = None
+
+
+class MailReceived(
+    msgspec.Struct, frozen=True, kw_only=True, tag="mail.received/1", tag_field="type"
+):
+    """A parsed, classified email."""
+
+    event_id: str
+    email_id: str
+    source: str
+    subject: str
+    sender_address: str
+    sender_email: str
+    received_date: str
+    body_text: str
+    body_html: str
+    links: tuple[DeliveryLink, ...] = ()
+    detector: str | None = None
+    delivery_time: str | None = None
+    is_urgent: bool = False
+    truncated: bool = False
+    received_at: float = 0.0
+    trace: dict[str, float] = {}
+
+
+class MailOffloaded(
+    msgspec.Struct, frozen=True, kw_only=True, tag="mail.offloaded/1", tag_field="type"
+):
+    """A parsed email whose links were offered to R2 (``r2_url`` where it worked)."""
+
+    event_id: str
+    email_id: str
+    source: str
+    subject: str
+    sender_address: str
+    sender_email: str
+    received_date: str
+    body_text: str
+    body_html: str
+    links: tuple[DeliveryLink, ...] = ()
+    detector: str | None = None
+    delivery_time: str | None = None
+    is_urgent: bool = False
+    truncated: bool = False
+    received_at: float = 0.0
+    offload_enabled: bool = False
+    trace: dict[str, float] = {}
+
+
+Event = MailRaw | MailReceived | MailOffloaded
+E = TypeVar("E", MailRaw, MailReceived, MailOffloaded)
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+
+
+def encode_entry(event: Event) -> dict[str, bytes]:
+    """Stream fields for ``event``: ``type`` and ``data``."""
+    type_name = type(event).__struct_config__.tag
+    return {"type": str(type_name).encode(), "data": _encoder.encode(event)}
+
+
+def decode_entry(fields: dict[bytes, bytes] | dict[str, bytes], expected: type[E]) -> E:
+    """Decode a stream entry's fields into ``expected`` or raise :class:`MalformedEvent`."""
+    data = fields.get(b"data") if b"data" in fields else fields.get("data")  # type: ignore[call-overload]
+    if not isinstance(data, bytes | str):
+        raise MalformedEvent("entry has no 'data' field")
+    try:
+        event = _decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedEvent(f"cannot decode event: {exc}") from exc
+    if not isinstance(event, expected):
+        raise MalformedEvent(
+            f"unexpected event type {type(event).__name__}, expected {expected.__name__}"
+        )
+    return event

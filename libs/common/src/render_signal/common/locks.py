@@ -1,0 +1,98 @@
+"""A Redis lock with an owner token, renewal and compare-and-delete release.
+
+This is an *efficiency* lock (one IMAP watcher per mailbox), not a correctness
+lock: a GC pause longer than the TTL can briefly leave two holders, so the
+work it guards must stay idempotent (the ingest checkpoint and dedup are).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+__all__ = ["RedisLock"]
+
+logger = logging.getLogger(__name__)
+
+# Renew only if we still own it; otherwise report loss.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+# Delete only our own lock: a plain DEL could free someone else's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class RedisLock:
+    """``SET key token NX PX ttl`` with renewal.
+
+    Args:
+        redis: client.
+        key: lock key (ingest uses exactly ``render_signal:poller_lock``).
+        ttl_s: lease length; renewed every ``ttl_s / 3`` while held.
+        owner: human-readable holder description stored in the token.
+    """
+
+    def __init__(self, redis: Redis, key: str, ttl_s: float = 300.0, owner: str = "") -> None:
+        self.redis = redis
+        self.key = key
+        self.ttl_ms = int(ttl_s * 1000)
+        who = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.token = f"{who}:{secrets.token_hex(10)}"
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+        self.held = False
+
+    async def acquire(self) -> bool:
+        """Try once; True when this instance now holds the lock."""
+        ok = await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms)
+        self.held = bool(ok)
+        return self.held
+
+    async def holder(self) -> str | None:
+        """The current holder's token, or None when free."""
+        value: bytes | None = await self.redis.get(self.key)  # type: ignore[assignment]
+        return value.decode() if value else None
+
+    async def renew(self) -> bool:
+        """Extend the lease; False means the lock was lost (expired or taken)."""
+        result = await self._renew(keys=[self.key], args=[self.token, self.ttl_ms])
+        self.held = bool(result)
+        return self.held
+
+    async def release(self) -> bool:
+        """Delete the lock if we still own it. Never deletes another owner's lock."""
+        result = await self._release(keys=[self.key], args=[self.token])
+        self.held = False
+        return bool(result)
+
+    async def keep_renewed(self, lost: asyncio.Event, stop: asyncio.Event) -> None:
+        """Renew every ttl/3 until ``stop``; set ``lost`` if the lease is gone."""
+        interval = self.ttl_ms / 3000
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if stop.is_set():
+                return
+            try:
+                if not await self.renew():
+                    logger.error("LOCK: lost %s (expired or taken over)", self.key)
+                    lost.set()
+                    return
+            except RedisError as exc:
+                # Keep trying until the lease would have expired anyway.
+                logger.warning("LOCK: renewal of %s failed: %s", self.key, exc)

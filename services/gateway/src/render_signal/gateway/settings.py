@@ -1,0 +1,58 @@
+"""Gateway settings, read once in ``main()`` from the environment."""
+
+from __future__ import annotations
+
+import msgspec
+from render_signal.common.settings import CommonSettings, EnvReader, read_common
+
+__all__ = ["GatewaySettings", "read_settings"]
+
+
+class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Auth secrets are required; legacy ``TRIGGER_PAGE_*``/``FLASK_SECRET_KEY`` accepted."""
+
+    common: CommonSettings
+    host: str
+    secret_key: str
+    dashboard_user: str
+    dashboard_password: str
+    process_api_token: str
+    magic_link_ttl_s: int
+    public_base_url: str
+    trusted_proxies: tuple[str, ...]
+    max_ingress_bytes: int
+    render_deploy_hook_url: str
+    render_api_key: str
+    render_service_id: str
+    render_api_base: str
+    render_clear_cache: str
+    render_image_url: str
+    deploy_cmd: str
+    webhook_links_file: str
+
+
+def read_settings(env: EnvReader) -> GatewaySettings:
+    common = read_common(env, "gateway")
+    clear_cache = env.string("RENDER_DEPLOY_CLEAR_CACHE", "do_not_clear")
+    if clear_cache not in ("clear", "do_not_clear"):
+        clear_cache = "do_not_clear"
+    return GatewaySettings(
+        common=common,
+        host=env.string("HOST", "127.0.0.1" if env.dev_mode else "0.0.0.0"),  # noqa: S104
+        secret_key=env.secret("SECRET_KEY", "FLASK_SECRET_KEY"),
+        dashboard_user=env.string("DASHBOARD_USER", "admin", "TRIGGER_PAGE_USER"),
+        dashboard_password=env.secret("DASHBOARD_PASSWORD", "TRIGGER_PAGE_PASSWORD"),
+        process_api_token=env.secret("PROCESS_API_TOKEN"),
+        magic_link_ttl_s=max(60, env.integer("MAGIC_LINK_TTL_SECONDS", 900, minimum=1)),
+        public_base_url=env.string("PUBLIC_BASE_URL"),
+        trusted_proxies=env.csv("TRUSTED_PROXIES"),
+        max_ingress_bytes=env.integer("MAX_EMAIL_BYTES", 25 * 1024 * 1024, minimum=1024),
+        render_deploy_hook_url=env.secret("RENDER_DEPLOY_HOOK_URL", required=False),
+        render_api_key=env.secret("RENDER_API_KEY", required=False),
+        render_service_id=env.string("RENDER_SERVICE_ID"),
+        render_api_base=env.string("RENDER_API_BASE_URL", "https://api.render.com"),
+        render_clear_cache=clear_cache,
+        render_image_url=env.string("RENDER_IMAGE_URL"),
+        deploy_cmd=env.string("DEPLOY_CMD"),
+        webhook_links_file=env.string("WEBHOOK_LINKS_FILE", "data/webhook_links.json"),
+    )
