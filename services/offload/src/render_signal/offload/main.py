@@ -1,23 +1,103 @@
-"""Entry point: ``render-signal-offload``."""
+"""Entry point: ``render-signal-offload`` (``python -m render_signal.offload.main``).
+
+One component: a consumer on ``mail.received`` (group ``offload``) whose
+handler offloads each email's links to R2 and publishes ``mail.offloaded``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from render_signal.common.logs import setup_logging
+from redis.asyncio import Redis
+from render_signal.common.events import STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED, MailReceived
+from render_signal.common.logs import mask_url, setup_logging
 from render_signal.common.redisclient import create_redis
-from render_signal.common.runtime import WorkerRuntime
+from render_signal.common.runtime import Component, WorkerRuntime
 from render_signal.common.settings import load_or_exit
+from render_signal.common.streams import Consumer
+from render_signal.offload.breaker import CircuitBreaker
+from render_signal.offload.journal import LinkJournal
+from render_signal.offload.linksfile import LinksFile
+from render_signal.offload.service import OffloadService
 from render_signal.offload.settings import OffloadSettings, read_settings
+from render_signal.offload.worker_client import WorkerClient
 
-__all__ = ["main", "run"]
+__all__ = ["GROUP", "build_service", "claim_idle_ms", "main", "run"]
+
+logger = logging.getLogger(__name__)
+
+GROUP = "offload"
+
+
+def claim_idle_ms(settings: OffloadSettings) -> int:
+    """Reclaim only entries idle longer than the slowest possible handler run."""
+    worst = settings.folder_timeout_s * (settings.retries + 1) + 2.0 * settings.retries
+    return int(max(60.0, worst + 30.0) * 1000)
+
+
+def build_service(settings: OffloadSettings, redis: Redis) -> OffloadService:
+    """The handler object, with a Worker client only when offload is enabled."""
+    prefix = settings.common.key_prefix
+    client: WorkerClient | None = None
+    if settings.enabled:
+        client = WorkerClient(
+            endpoint=settings.endpoint,
+            token=settings.token,
+            bucket=settings.bucket,
+            timeout_s=settings.timeout_s,
+            folder_timeout_s=settings.folder_timeout_s,
+            retries=settings.retries,
+            concurrency=settings.concurrency,
+            breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s),
+        )
+    return OffloadService(
+        redis,
+        prefix=prefix,
+        out_stream=f"{prefix}{STREAM_MAIL_OFFLOADED}",
+        client=client,
+        journal=LinkJournal(redis, prefix, max_age_s=settings.reuse_max_age_s),
+        links_file=LinksFile(settings.links_file, settings.links_max_entries)
+        if settings.links_file
+        else None,
+    )
 
 
 async def run(settings: OffloadSettings) -> int:
     """Run the service until SIGTERM; returns the exit code."""
     redis = create_redis(settings.common.redis_url)
-    runtime = WorkerRuntime(settings.common, redis)
-    return await runtime.run([])
+    service = build_service(settings, redis)
+    if settings.enabled:
+        logger.info(
+            "OFFLOAD: R2 offload enabled (endpoint %s, timeouts %.0fs/%.0fs, concurrency %d)",
+            mask_url(settings.endpoint),
+            settings.timeout_s,
+            settings.folder_timeout_s,
+            settings.concurrency,
+        )
+    else:
+        logger.warning(
+            "OFFLOAD: R2 offload disabled (needs R2_FETCH_ENABLED=true, R2_FETCH_ENDPOINT and"
+            " R2_FETCH_TOKEN); emails pass through with their source links"
+        )
+    consumer: Consumer[MailReceived] = Consumer(
+        redis,
+        stream_key=settings.common.key(STREAM_MAIL_RECEIVED),
+        group=GROUP,
+        consumer=settings.common.instance,
+        event_type=MailReceived,
+        handler=service.handle,
+        batch_size=16,
+        concurrency=max(4, settings.concurrency),
+        claim_idle_ms=claim_idle_ms(settings),
+    )
+    runtime = WorkerRuntime(settings.common, redis, info=service.info)
+    components: list[Component] = [consumer.run]
+    try:
+        return await runtime.run(components)
+    finally:
+        if service.client is not None:
+            await service.client.aclose()
 
 
 def main() -> None:

@@ -23,6 +23,9 @@ class OffloadSettings(msgspec.Struct, frozen=True, kw_only=True):
     folder_timeout_s: float
     concurrency: int
     retries: int
+    breaker_failures: int
+    breaker_cooldown_s: float
+    reuse_max_age_s: float
 
 
 def read_settings(env: EnvReader) -> OffloadSettings:
@@ -43,4 +46,8 @@ def read_settings(env: EnvReader) -> OffloadSettings:
         folder_timeout_s=env.number("R2_FETCH_TIMEOUT_DROPBOX_SCL_FO", 120.0, minimum=0.1),
         concurrency=env.integer("R2_FETCH_CONCURRENCY", 4, minimum=1, maximum=64),
         retries=env.integer("R2_FETCH_RETRIES", 2, minimum=0, maximum=10),
+        breaker_failures=env.integer("R2_BREAKER_FAILURES", 3, minimum=1, maximum=1000),
+        breaker_cooldown_s=env.number("R2_BREAKER_COOLDOWN_SECONDS", 30.0, minimum=0.0),
+        # R2 objects expire (24 h cleanup); reuse a journalled r2_url only well before that.
+        reuse_max_age_s=env.number("R2_LINK_REUSE_MAX_AGE_SECONDS", 43200.0, minimum=0.0),
     )

@@ -1,0 +1,255 @@
+"""The offload handler: mail.received -> (R2 Worker per link) -> mail.offloaded.
+
+Per link: normalise; refuse non-allowlisted/non-https URLs (never sent to the
+Worker); reuse a journalled ``r2_url``; else call the Worker. Whatever happens
+(Worker down, breaker open, exceptions in this code) the link keeps its source
+URL (``direct_url`` = normalised source) and the email is published: a valid
+email is never dead-lettered because of the Worker. Only a Redis failure while
+publishing makes the handler raise (the entry stays pending and is retried).
+
+Idempotency: :meth:`OffloadService.publish_once` runs one Lua script that
+checks ``<prefix>offload:done:<event_id>``, XADDs mail.offloaded and sets the
+marker atomically. So mail.offloaded gets at most one entry per mail.received
+event id while the marker lives (7 days), even when a redelivered entry
+(restart after SIGKILL, XAUTOCLAIM) or two replicas handle it concurrently; the
+marker is also checked before any Worker call so a redelivery after a publish
+does no work. A crash after the publish but before the XACK only causes a
+redelivery that finds the marker and acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from render_signal.common.events import (
+    DeliveryLink,
+    MailOffloaded,
+    MailReceived,
+    encode_entry,
+)
+from render_signal.common.logs import log_context, mask_url
+from render_signal.common.streams import DEFAULT_MAXLEN, PUBLISHED, Delivery
+from render_signal.offload.allowlist import refusal_reason
+from render_signal.offload.journal import LinkJournal
+from render_signal.offload.linksfile import LinksFile, make_entry
+from render_signal.offload.metrics import ATTEMPTS, FALLBACKS, provider_label
+from render_signal.offload.normalise import normalise
+from render_signal.offload.objectkey import object_key
+from render_signal.offload.worker_client import WorkerClient
+
+__all__ = ["DONE_TTL_S", "OffloadService"]
+
+logger = logging.getLogger(__name__)
+
+#: How long the per-event "published" marker lives.
+DONE_TTL_S = 7 * 24 * 3600
+
+_PUBLISH_ONCE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return false
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+                      'type', ARGV[2], 'data', ARGV[3])
+redis.call('SET', KEYS[2], id, 'EX', ARGV[4])
+return id
+"""
+
+
+class OffloadService:
+    """Offloads the links of one email at a time (links of an email run concurrently).
+
+    Args:
+        redis: stream and journal client.
+        prefix: Redis key prefix.
+        out_stream: full key of mail.offloaded.
+        client: the Worker client, or None when offload is disabled.
+        journal: Redis link journal (reuse of earlier r2_urls).
+        links_file: the original's JSON journal file, or None.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        out_stream: str,
+        client: WorkerClient | None,
+        journal: LinkJournal,
+        links_file: LinksFile | None,
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.out_stream = out_stream
+        self.client = client
+        self.journal = journal
+        self.links_file = links_file
+        self._publish_script = redis.register_script(_PUBLISH_ONCE)
+        self.published = 0
+        self.duplicates_skipped = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None
+
+    def done_key(self, event_id: str) -> str:
+        return f"{self.prefix}offload:done:{event_id}"
+
+    def info(self) -> dict[str, Any]:
+        """Heartbeat details (dashboard status)."""
+        details: dict[str, Any] = {
+            "offload": "enabled" if self.client is not None else "disabled",
+            "published": self.published,
+        }
+        if self.client is not None:
+            details["breaker"] = self.client.breaker.state
+        return details
+
+    async def handle(self, event: MailReceived, delivery: Delivery) -> None:
+        """Consumer handler: offload, then publish once per event id."""
+        token = log_context.set({"event_id": event.event_id, "email_id": event.email_id})
+        try:
+            done_key = self.done_key(event.event_id)
+            if await self.redis.exists(done_key):
+                self.duplicates_skipped += 1
+                logger.info(
+                    "OFFLOAD: event already published (delivery %d); acking", delivery.deliveries
+                )
+                return
+            started = time.perf_counter()
+            links = await self.offload_links(event)
+            out = MailOffloaded(
+                event_id=event.event_id,
+                email_id=event.email_id,
+                source=event.source,
+                subject=event.subject,
+                sender_address=event.sender_address,
+                sender_email=event.sender_email,
+                received_date=event.received_date,
+                body_text=event.body_text,
+                body_html=event.body_html,
+                links=links,
+                detector=event.detector,
+                delivery_time=event.delivery_time,
+                is_urgent=event.is_urgent,
+                truncated=event.truncated,
+                received_at=event.received_at,
+                offload_enabled=self.enabled,
+                trace={**event.trace, "offloaded_at": time.time()},
+            )
+            entry_id = await self.publish_once(out, done_key)
+            offloaded = sum(1 for link in links if link.r2_url)
+            logger.info(
+                "OFFLOAD: %d/%d links in R2 in %.2fs; %s",
+                offloaded,
+                len(links),
+                time.perf_counter() - started,
+                f"published {entry_id}" if entry_id else "already published (concurrent)",
+            )
+        finally:
+            log_context.reset(token)
+
+    async def publish_once(self, event: MailOffloaded, done_key: str) -> str | None:
+        """XADD ``event`` unless ``done_key`` exists, and set it, atomically."""
+        fields = encode_entry(event)
+        result: Any = await self._publish_script(
+            keys=[self.out_stream, done_key],
+            args=[DEFAULT_MAXLEN, fields["type"], fields["data"], DONE_TTL_S],
+        )
+        if not result:
+            self.duplicates_skipped += 1
+            return None
+        self.published += 1
+        PUBLISHED.labels(self.out_stream.rsplit(":", 1)[-1]).inc()
+        return result.decode() if isinstance(result, bytes) else str(result)
+
+    async def offload_links(self, event: MailReceived) -> tuple[DeliveryLink, ...]:
+        """Every link of ``event``, with ``r2_url`` where offload worked; never raises."""
+        if not event.links:
+            return ()
+        results = await asyncio.gather(
+            *(self._offload_one(link, event.email_id) for link in event.links)
+        )
+        journal_rows = [row for _, row in results if row is not None]
+        if journal_rows and self.links_file is not None:
+            try:
+                await asyncio.to_thread(self.links_file.append, journal_rows)
+            except OSError as exc:
+                logger.warning("LINKS: could not write %s: %s", self.links_file.path, exc)
+        return tuple(link for link, _ in results)
+
+    async def _offload_one(
+        self, link: DeliveryLink, email_id: str
+    ) -> tuple[DeliveryLink, dict[str, str] | None]:
+        provider = link.provider or "unknown"
+        label = provider_label(provider)
+        try:
+            source = normalise(provider, link.raw_url)
+        except Exception:  # a malformed URL must not cost the email
+            logger.exception("OFFLOAD: could not normalise a %s link", label)
+            source = link.raw_url
+        kept = DeliveryLink(provider=provider, raw_url=link.raw_url, direct_url=source)
+        if self.client is None:
+            ATTEMPTS.labels(label, "skipped").inc()
+            return kept, None
+        try:
+            refused = refusal_reason(source)
+            if refused is not None:
+                logger.warning(
+                    "SECURITY: Blocked attempt to fetch from unauthorized domain (%s): %s",
+                    refused,
+                    mask_url(source),
+                )
+                ATTEMPTS.labels(label, "skipped").inc()
+                return kept, None
+            reused = await self.journal.get(source)
+            if reused is not None:
+                ATTEMPTS.labels(label, "reused").inc()
+                return self._with_r2(kept, reused.r2_url, reused.original_filename), None
+            result = await self.client.offload(
+                source_url=source,
+                object_key=object_key(provider, source),
+                provider=provider,
+                email_id=email_id,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("R2_TRANSFER: unexpected error; falling back to source url")
+            ATTEMPTS.labels(label, "error").inc()
+            FALLBACKS.labels("exception").inc()
+            return kept, None
+        if result.r2_url is None:
+            logger.warning(
+                "R2_TRANSFER: failed (%s); falling back to source url %s",
+                result.reason,
+                mask_url(source),
+            )
+            ATTEMPTS.labels(label, "fallback").inc()
+            FALLBACKS.labels(result.reason or "exception").inc()
+            return kept, None
+        ATTEMPTS.labels(label, "success").inc()
+        try:
+            await self.journal.put(
+                source,
+                r2_url=result.r2_url,
+                provider=provider,
+                original_filename=result.original_filename,
+            )
+        except Exception as exc:  # journal is an optimisation; the r2_url is still good
+            logger.warning("OFFLOAD: link journal write failed: %s", type(exc).__name__)
+        row = make_entry(source, result.r2_url, provider, result.original_filename)
+        return self._with_r2(kept, result.r2_url, result.original_filename), row
+
+    @staticmethod
+    def _with_r2(link: DeliveryLink, r2_url: str, filename: str | None) -> DeliveryLink:
+        return DeliveryLink(
+            provider=link.provider,
+            raw_url=link.raw_url,
+            direct_url=link.direct_url,
+            r2_url=r2_url,
+            original_filename=filename,
+        )

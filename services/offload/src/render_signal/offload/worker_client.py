@@ -1,0 +1,216 @@
+"""Client for the R2 Worker: one POST per link, bounded retries, breaker, global cap.
+
+Contract (docs/architecture.md, "R2 Worker"): ``POST R2_FETCH_ENDPOINT`` with
+``Content-Type: application/json`` and ``X-R2-FETCH-TOKEN``; body
+``{source_url, object_key, bucket, provider, email_id}``. Success is HTTP 200
+with ``{success: true, r2_url, ...}`` and a non-empty ``r2_url``; anything else
+means "keep the source URL".
+
+Failure handling:
+
+* **Retried** (``retries`` extra attempts, exponential backoff with full
+  jitter): connection errors (refused, reset, closed mid-response) and 5xx.
+* **Not retried**: read/write timeouts (the Worker may still be working; a
+  second wait would double the cost of a dead Worker), 4xx, redirects (never
+  followed), ``success:false``, invalid JSON.
+* Every failed attempt (timeouts, transport errors, non-200, invalid JSON)
+  counts towards the circuit breaker; while it is open no request is made at
+  all. A well-formed ``200 {success:false}`` is the Worker refusing *that
+  source* (404 upstream, HTML preview): it falls back but counts as a healthy
+  answer, so bad links in mail don't trip the breaker for good ones.
+* A global semaphore caps Worker calls in flight across all emails.
+
+:meth:`WorkerClient.offload` never raises for Worker problems: it returns a
+:class:`WorkerResult` whose ``reason`` names the fallback cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any
+
+import httpx
+import msgspec
+from render_signal.common.logs import mask_url
+from render_signal.offload.breaker import CircuitBreaker
+from render_signal.offload.metrics import BREAKER_OPEN, WORKER_SECONDS
+
+__all__ = ["WorkerClient", "WorkerResult", "timeout_for"]
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "render-signal/offload"
+
+
+class WorkerResult(msgspec.Struct, frozen=True):
+    """``r2_url`` set on success; otherwise ``reason`` is a fallback reason label."""
+
+    r2_url: str | None = None
+    original_filename: str | None = None
+    reason: str | None = None
+    attempts: int = 0
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class _Final(Exception):
+    def __init__(self, reason: str, detail: str, *, worker_fault: bool = True) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.worker_fault = worker_fault
+
+
+def timeout_for(source_url: str, timeout_s: float, folder_timeout_s: float) -> float:
+    """15 s normally, 120 s for Dropbox ``/scl/fo/`` folder links (configurable)."""
+    return folder_timeout_s if "/scl/fo/" in source_url else timeout_s
+
+
+class WorkerClient:
+    """Posts offload requests to one Worker endpoint."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        token: str,
+        bucket: str,
+        timeout_s: float,
+        folder_timeout_s: float,
+        retries: int,
+        concurrency: int,
+        breaker: CircuitBreaker,
+        backoff_base_s: float = 0.2,
+        backoff_cap_s: float = 2.0,
+    ) -> None:
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.timeout_s = timeout_s
+        self.folder_timeout_s = folder_timeout_s
+        self.retries = retries
+        self.breaker = breaker
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self._semaphore = asyncio.Semaphore(max(1, concurrency))
+        self._client = httpx.AsyncClient(
+            follow_redirects=False,
+            headers={
+                "Content-Type": "application/json",
+                "X-R2-FETCH-TOKEN": token,
+                "User-Agent": USER_AGENT,
+            },
+            limits=httpx.Limits(max_connections=max(1, concurrency) * 2),
+            trust_env=False,
+        )
+        BREAKER_OPEN.set(0)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def offload(
+        self, *, source_url: str, object_key: str, provider: str, email_id: str
+    ) -> WorkerResult:
+        """Ask the Worker to copy ``source_url`` into R2 at ``object_key``."""
+        body = {
+            "source_url": source_url,
+            "object_key": object_key,
+            "bucket": self.bucket,
+            "provider": provider,
+            "email_id": email_id,
+        }
+        timeout = timeout_for(source_url, self.timeout_s, self.folder_timeout_s)
+        attempt = 0
+        reason = "transport"
+        async with self._semaphore:
+            while True:
+                if not self.breaker.allow():
+                    return WorkerResult(reason="breaker_open", attempts=attempt)
+                attempt += 1
+                try:
+                    r2_url, filename = await self._post(body, timeout)
+                except _Retryable as exc:
+                    self._failed()
+                    reason = exc.reason
+                    logger.warning(
+                        "R2_TRANSFER: attempt %d for %s failed (%s)",
+                        attempt,
+                        mask_url(source_url),
+                        exc,
+                    )
+                    if attempt > self.retries:
+                        return WorkerResult(reason=reason, attempts=attempt)
+                    delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
+                    await asyncio.sleep(random.uniform(0, delay))  # full jitter
+                    continue
+                except _Final as exc:
+                    if exc.worker_fault:
+                        self._failed()
+                    else:
+                        self.breaker.record_success()  # the Worker answered sensibly
+                    logger.warning(
+                        "R2_TRANSFER: %s refused or failed (%s)", mask_url(source_url), exc
+                    )
+                    return WorkerResult(reason=exc.reason, attempts=attempt)
+                except asyncio.CancelledError:
+                    self.breaker.release_probe()
+                    raise
+                self.breaker.record_success()
+                BREAKER_OPEN.set(0)
+                return WorkerResult(r2_url=r2_url, original_filename=filename, attempts=attempt)
+
+    def _failed(self) -> None:
+        was = self.breaker.state
+        self.breaker.record_failure()
+        if self.breaker.state == "open":
+            BREAKER_OPEN.set(1)
+            if was != "open":
+                logger.warning(
+                    "R2_TRANSFER: circuit breaker open for %.0fs after %d consecutive failures;"
+                    " links fall back to their source URL",
+                    self.breaker.cooldown_s,
+                    self.breaker.failure_threshold,
+                )
+
+    async def _post(self, body: dict[str, str], limit_s: float) -> tuple[str, str | None]:
+        started = time.perf_counter()
+        try:
+            # httpx timeouts are per phase; asyncio.timeout bounds the whole call.
+            async with asyncio.timeout(limit_s):
+                response = await self._client.post(
+                    self.endpoint,
+                    json=body,
+                    timeout=httpx.Timeout(limit_s, connect=min(limit_s, 5.0)),
+                )
+        except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+            raise _Final("timeout", f"timed out after {limit_s:.1f}s") from exc
+        except httpx.TransportError as exc:  # connect errors, resets, pool timeouts
+            raise _Retryable("transport", type(exc).__name__) from exc
+        finally:
+            WORKER_SECONDS.observe(time.perf_counter() - started)
+        if response.status_code >= 500:
+            raise _Retryable("http_status", f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise _Final("http_status", f"HTTP {response.status_code}")
+        try:
+            payload: Any = response.json()
+        except ValueError as exc:
+            raise _Final("invalid_response", "invalid JSON") from exc
+        if not isinstance(payload, dict) or payload.get("success") is not True:
+            error = payload.get("error") if isinstance(payload, dict) else None
+            # A well-formed refusal (source 404, HTML preview...) proves the Worker is alive.
+            raise _Final(
+                "invalid_response",
+                f"success is not true ({str(error)[:120]})",
+                worker_fault=not isinstance(payload, dict),
+            )
+        r2_url = payload.get("r2_url")
+        if not isinstance(r2_url, str) or not r2_url:
+            raise _Final("invalid_response", "no r2_url")
+        filename = payload.get("original_filename")
+        return r2_url, filename if isinstance(filename, str) and filename else None
