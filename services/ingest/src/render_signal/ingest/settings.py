@@ -30,6 +30,13 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
     dedup_ttl_s: int
     sender_allowlist: tuple[str, ...]
     skip_reply_prefixes: bool
+    imap_ca_file: str = ""
+    imap_use_idle: bool = True
+    imap_initial_sync: str = "unseen"
+    reconnect_base_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    inactive_check_s: float = 5.0
+    fault_point: str = ""
 
 
 def read_settings(env: EnvReader) -> IngestSettings:
@@ -52,6 +59,18 @@ def read_settings(env: EnvReader) -> IngestSettings:
             "IMAP_USE_SSL: plain IMAP refused outside dev mode"
             " (set IMAP_STARTTLS=true, or IMAP_ALLOW_PLAINTEXT=true to insist)"
         )
+    idle_renew_s = env.number("IMAP_IDLE_RENEW_SECONDS", 540.0, minimum=1.0)
+    if idle_renew_s >= 600:
+        env.problems.append("IMAP_IDLE_RENEW_SECONDS: must be < 600 (re-issue IDLE within 10 min)")
+        idle_renew_s = 540.0
+    initial_sync = env.string("IMAP_INITIAL_SYNC", "unseen").lower()
+    if initial_sync not in ("unseen", "all", "new"):
+        env.problems.append("IMAP_INITIAL_SYNC: expected unseen, all or new")
+        initial_sync = "unseen"
+    fault_point = env.string("RENDER_SIGNAL_FAULT")
+    if fault_point and not env.dev_mode:
+        env.problems.append("RENDER_SIGNAL_FAULT: fault injection refused outside dev/test mode")
+        fault_point = ""
     return IngestSettings(
         common=common,
         imap_enabled=imap_enabled,
@@ -64,7 +83,7 @@ def read_settings(env: EnvReader) -> IngestSettings:
         email_password=password,
         imap_timeout_s=env.number("IMAP_TIMEOUT_SECONDS", 30.0, minimum=1.0),
         polling_interval_s=env.number("EMAIL_POLLING_INTERVAL_SECONDS", 30.0, minimum=0.1),
-        idle_renew_s=env.number("IMAP_IDLE_RENEW_SECONDS", 540.0, minimum=1.0),
+        idle_renew_s=idle_renew_s,
         lock_ttl_s=env.number("POLLER_LOCK_TTL_SECONDS", 300.0, minimum=1.0),
         mark_seen=env.boolean("IMAP_MARK_SEEN", True),
         max_email_bytes=env.integer("MAX_EMAIL_BYTES", 25 * 1024 * 1024, minimum=1024),
@@ -74,4 +93,11 @@ def read_settings(env: EnvReader) -> IngestSettings:
             s.lower() for s in env.csv("SENDER_OF_INTEREST_FOR_POLLING", "GMAIL_SENDER_ALLOWLIST")
         ),
         skip_reply_prefixes=env.boolean("SKIP_REPLY_PREFIXES", True),
+        imap_ca_file=env.string("IMAP_SSL_CA_FILE"),
+        imap_use_idle=env.boolean("IMAP_USE_IDLE", True),
+        imap_initial_sync=initial_sync,
+        reconnect_base_s=env.number("IMAP_RECONNECT_BASE_SECONDS", 1.0, minimum=0.01),
+        reconnect_max_s=env.number("IMAP_RECONNECT_MAX_SECONDS", 60.0, minimum=0.01),
+        inactive_check_s=env.number("POLLING_INACTIVE_CHECK_INTERVAL_SECONDS", 5.0, minimum=0.05),
+        fault_point=fault_point,
     )
