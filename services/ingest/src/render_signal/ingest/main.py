@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.logs import setup_logging
 from render_signal.common.redisclient import create_redis
-from render_signal.common.runtime import WorkerRuntime
+from render_signal.common.runtime import Component, WorkerRuntime
 from render_signal.common.settings import load_or_exit
 from render_signal.ingest.settings import IngestSettings, read_settings
+from render_signal.ingest.watcher import ImapWatcher
 
 __all__ = ["main", "run"]
 
@@ -17,7 +19,12 @@ async def run(settings: IngestSettings) -> int:
     """Run the service until SIGTERM; returns the exit code."""
     redis = create_redis(settings.common.redis_url)
     runtime = WorkerRuntime(settings.common, redis)
-    return await runtime.run([])
+    config = ConfigWatcher(ConfigStore(redis, settings.common.key_prefix))
+    components: list[Component] = []
+    if settings.imap_enabled:
+        components.append(ImapWatcher(settings, redis, config).run)
+    components.append(config.listen)
+    return await runtime.run(components)
 
 
 def main() -> None:
