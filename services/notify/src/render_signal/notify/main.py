@@ -3,21 +3,64 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
+from render_signal.common.configstore import ConfigStore, ConfigWatcher
+from render_signal.common.events import STREAM_MAIL_OFFLOADED, MailOffloaded
 from render_signal.common.logs import setup_logging
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import WorkerRuntime
 from render_signal.common.settings import load_or_exit
+from render_signal.common.streams import Consumer
+from render_signal.notify.clock import Clock, SystemClock
+from render_signal.notify.delivery import WebhookSender
+from render_signal.notify.makewatcher import MakeWatcher
+from render_signal.notify.scheduler import Scheduler
+from render_signal.notify.service import NotifyService
 from render_signal.notify.settings import NotifySettings, read_settings
 
 __all__ = ["main", "run"]
 
+logger = logging.getLogger(__name__)
 
-async def run(settings: NotifySettings) -> int:
+
+async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
     """Run the service until SIGTERM; returns the exit code."""
+    clock = clock or SystemClock()
     redis = create_redis(settings.common.redis_url)
-    runtime = WorkerRuntime(settings.common, redis)
-    return await runtime.run([])
+    watcher = ConfigWatcher(ConfigStore(redis, settings.common.key_prefix))
+    sender = WebhookSender(
+        signing_secret=settings.signing_secret,
+        makecom_api_key=settings.makecom_api_key,
+        fault=settings.fault,
+    )
+    service = NotifyService(settings, redis, watcher, clock, sender)
+    scheduler = Scheduler(service, settings.scheduler_interval_s, settings.concurrency)
+    consumer: Consumer[MailOffloaded] = Consumer(
+        redis,
+        stream_key=settings.common.key(STREAM_MAIL_OFFLOADED),
+        group="notify",
+        consumer=settings.common.instance,
+        event_type=MailOffloaded,
+        handler=service.handle_event,
+        concurrency=settings.concurrency,
+    )
+    if not settings.webhook_url:
+        logger.warning(
+            "NOTIFY: WEBHOOK_URL is empty (dev mode): no default webhook target; emails wait"
+            " in the schedule (reason no_target) until a target is configured"
+        )
+
+    def info() -> dict[str, Any]:
+        return {"deferred": scheduler.deferred, "handled": consumer.handled}
+
+    runtime = WorkerRuntime(settings.common, redis, info=info)
+    make = MakeWatcher(settings, watcher, clock)
+    try:
+        return await runtime.run([consumer.run, scheduler.run, watcher.listen, make.run])
+    finally:
+        await sender.aclose()
 
 
 def main() -> None:

@@ -1,4 +1,21 @@
-"""Notify settings, read once in ``main()`` from the environment."""
+"""Notify settings, read once in ``main()`` from the environment.
+
+Variables added by the notify service (defaults in brackets):
+
+* ``WEBHOOK_RETRY_BASE_SECONDS`` [5]: first retry delay; doubles per attempt
+  (full jitter), capped by ``WEBHOOK_RETRY_MAX_DELAY_SECONDS`` [3600].
+* ``WEBHOOK_MAX_ATTEMPTS`` [0 = only the retry window bounds retries];
+  ``processing_prefs.retry_count`` (> 0) wins: attempts = retry_count + 1.
+* ``WEBHOOK_RATE_LIMIT_PER_HOUR`` [0 = off]: default for
+  ``processing_prefs.rate_limit_per_hour``.
+* ``ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS`` [false]: default for the runtime flag.
+* ``NOTIFY_SCHEDULER_INTERVAL_SECONDS`` [1.0]: how often due items are polled.
+* ``NOTIFY_CONCURRENCY`` [8]: entries / scheduled items handled at once.
+* ``MAKE_SCENARIO_IDS`` [""], ``MAKE_API_HOST`` [eu1.make.com],
+  ``MAKE_API_BASE_URL`` [https://<MAKE_API_HOST>], ``MAKE_WATCHER_INTERVAL_SECONDS`` [60].
+* ``RENDER_SIGNAL_FAULT`` [""]: fault-injection hook for tests
+  (``notify.after_send`` kills the process right after a webhook response).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +40,17 @@ class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
     time_end: str
     retry_window_s: float
     timeout_s: float
+    retry_base_s: float = 5.0
+    retry_cap_s: float = 3600.0
+    max_attempts: int = 0
+    rate_limit_per_hour: int = 0
+    allow_without_links: bool = False
+    scheduler_interval_s: float = 1.0
+    concurrency: int = 8
+    make_scenario_ids: tuple[str, ...] = ()
+    make_api_base_url: str = "https://eu1.make.com"
+    make_watcher_interval_s: float = 60.0
+    fault: str = ""
 
 
 def read_settings(env: EnvReader) -> NotifySettings:
@@ -32,6 +60,7 @@ def read_settings(env: EnvReader) -> NotifySettings:
     if mode not in ("json", "form"):
         env.problems.append("WEBHOOK_DELIVERY_MODE: expected json or form")
         mode = "json"
+    make_host = env.string("MAKE_API_HOST", "eu1.make.com")
     return NotifySettings(
         common=common,
         webhook_url=webhook_url,
@@ -45,4 +74,15 @@ def read_settings(env: EnvReader) -> NotifySettings:
         time_end=env.string("WEBHOOKS_TIME_END", "", "WEBHOOK_TIME_END"),
         retry_window_s=env.number("WEBHOOK_RETRY_WINDOW_SECONDS", 86400.0, minimum=1.0),
         timeout_s=env.number("WEBHOOK_TIMEOUT_SECONDS", 30.0, minimum=0.1),
+        retry_base_s=env.number("WEBHOOK_RETRY_BASE_SECONDS", 5.0, minimum=0.0),
+        retry_cap_s=env.number("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 3600.0, minimum=0.0),
+        max_attempts=env.integer("WEBHOOK_MAX_ATTEMPTS", 0, minimum=0),
+        rate_limit_per_hour=env.integer("WEBHOOK_RATE_LIMIT_PER_HOUR", 0, minimum=0),
+        allow_without_links=env.boolean("ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS", False),
+        scheduler_interval_s=env.number("NOTIFY_SCHEDULER_INTERVAL_SECONDS", 1.0, minimum=0.01),
+        concurrency=env.integer("NOTIFY_CONCURRENCY", 8, minimum=1, maximum=256),
+        make_scenario_ids=env.csv("MAKE_SCENARIO_IDS"),
+        make_api_base_url=env.string("MAKE_API_BASE_URL", f"https://{make_host}").rstrip("/"),
+        make_watcher_interval_s=env.number("MAKE_WATCHER_INTERVAL_SECONDS", 60.0, minimum=0.01),
+        fault=env.string("RENDER_SIGNAL_FAULT", ""),
     )

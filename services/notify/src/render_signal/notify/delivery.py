@@ -1,0 +1,211 @@
+"""One HTTP attempt to one target, classified for the retry policy.
+
+Exception/outcome tree (never raises for HTTP or transport problems):
+
+* ``success``: any 2xx (or, with ``require_success_true``, the original's
+  200 + JSON ``success: true``);
+* ``retry``: 5xx, 408, 429, timeouts and transport errors (``Retry-After``
+  is parsed when present);
+* ``gone``: 410 -- the target is disabled;
+* ``fail``: any other 4xx, 415 after every mode, or a 2xx the receiver says
+  failed -- dead-lettered at once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import re
+import signal
+import time
+from typing import Literal
+
+import httpx
+import msgspec
+from render_signal.notify.clock import Clock, SystemClock
+from render_signal.notify.routing import Target, is_make_url
+from render_signal.notify.signing import webhook_headers
+
+__all__ = ["AttemptResult", "WebhookSender", "parse_retry_after"]
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
+_WS = re.compile(r"\s+")
+
+
+class AttemptResult(msgspec.Struct, kw_only=True):
+    outcome: Literal["success", "retry", "gone", "fail"]
+    status_code: int | None = None
+    snippet: str = ""
+    failure_reason: str | None = None
+    retry_after: float | None = None
+    delivery_mode: str = "json"
+    modes_tried: list[str] = []
+    duration_ms: int = 0
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _snippet(text: str) -> str:
+    return _WS.sub(" ", text).strip()[:200]
+
+
+def _failure_reason(status: int, body: str) -> str:
+    lowered = body.lower()
+    if "imunify360" in lowered or "bot-protection" in lowered or "bot protection" in lowered:
+        return "bot_protection_denied"
+    if status == 415:
+        return "unsupported_media_type"
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "upstream_server_error"
+    if status >= 400:
+        return "upstream_client_error"
+    return "remote_application_error"
+
+
+def _success_true(body: str) -> bool:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("success") is True
+
+
+class WebhookSender:
+    """Shared httpx clients (one verifying TLS, one not), explicit timeouts, no redirects.
+
+    Args:
+        signing_secret: Standard Webhooks secret ("" = unsigned).
+        makecom_api_key: sent as ``Authorization: Bearer`` to ``*.make.com`` only.
+        wall_clock: source of ``webhook-timestamp`` (receivers check it against
+            real time, so tests keep the system clock here).
+        fault: ``notify.after_send`` SIGKILLs the process right after a response.
+    """
+
+    def __init__(
+        self,
+        *,
+        signing_secret: str = "",
+        makecom_api_key: str = "",
+        wall_clock: Clock | None = None,
+        fault: str = "",
+    ) -> None:
+        self.signing_secret = signing_secret
+        self.makecom_api_key = makecom_api_key
+        self.wall_clock = wall_clock or SystemClock()
+        self.fault = fault
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self._clients = {
+            verify: httpx.AsyncClient(
+                verify=verify, follow_redirects=False, timeout=30.0, limits=limits
+            )
+            for verify in (True, False)
+        }
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+    async def send(
+        self,
+        target: Target,
+        body: bytes,
+        msg_id: str,
+        *,
+        mode: str,
+        fallback_on_415: bool,
+        timeout_s: float,
+        ssl_verify: bool,
+    ) -> AttemptResult:
+        modes = [mode] + ([m for m in ("json", "form") if m != mode] if fallback_on_415 else [])
+        timestamp = int(self.wall_clock.now())
+        headers = {
+            "Accept": "application/json, text/plain, */*",
+            "User-Agent": "render-signal-notify/1",
+            **webhook_headers(self.signing_secret, msg_id, timestamp, body),
+        }
+        if self.makecom_api_key and is_make_url(target.url):
+            headers["Authorization"] = f"Bearer {self.makecom_api_key}"
+        timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
+        client = self._clients[ssl_verify]
+        tried: list[str] = []
+        started = time.perf_counter()
+        result = AttemptResult(outcome="retry", failure_reason="request_failed")
+        for current in modes:
+            tried.append(current)
+            try:
+                response = await client.post(
+                    target.url,
+                    content=body,
+                    headers={**headers, "Content-Type": CONTENT_TYPES[current]},
+                    timeout=timeout,
+                )
+            except httpx.HTTPError as exc:
+                result = AttemptResult(
+                    outcome="retry",
+                    failure_reason="request_failed",
+                    snippet=_snippet(f"{type(exc).__name__}: {exc}"),
+                    delivery_mode=current,
+                )
+                break
+            self._fault_hook()
+            result = self._classify(response, target, current)
+            if response.status_code != 415:
+                break
+        result.modes_tried = tried
+        result.duration_ms = int((time.perf_counter() - started) * 1000)
+        return result
+
+    def _classify(self, response: httpx.Response, target: Target, mode: str) -> AttemptResult:
+        status = response.status_code
+        text = response.text
+        snippet = _snippet(text)
+        if 200 <= status < 300:
+            if target.require_success_true and not (status == 200 and _success_true(text)):
+                return AttemptResult(
+                    outcome="fail",
+                    status_code=status,
+                    snippet=snippet,
+                    failure_reason="remote_application_error",
+                    delivery_mode=mode,
+                )
+            return AttemptResult(
+                outcome="success", status_code=status, snippet=snippet, delivery_mode=mode
+            )
+        reason = _failure_reason(status, text)
+        if status == 410:
+            outcome: Literal["retry", "gone", "fail"] = "gone"
+        elif status >= 500 or status in (408, 429):
+            outcome = "retry"
+        else:
+            outcome = "fail"
+        return AttemptResult(
+            outcome=outcome,
+            status_code=status,
+            snippet=snippet,
+            failure_reason=reason,
+            retry_after=parse_retry_after(response.headers.get("retry-after"), time.time()),
+            delivery_mode=mode,
+        )
+
+    def _fault_hook(self) -> None:
+        if self.fault == "notify.after_send":
+            logger.error("FAULT: notify.after_send -> SIGKILL")
+            os.kill(os.getpid(), signal.SIGKILL)

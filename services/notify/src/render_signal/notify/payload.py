@@ -1,0 +1,55 @@
+"""The webhook body, field for field compatible with the original (§6.1)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from render_signal.common.events import MailOffloaded
+from render_signal.notify.window import Decision
+
+__all__ = ["build_payload", "encode_payload"]
+
+
+def build_payload(
+    event: MailOffloaded, decision: Decision, priority: str | None = None
+) -> dict[str, Any]:
+    """Original field names; optional fields absent (not null) when unknown."""
+    text = event.body_text or ""
+    payload: dict[str, Any] = {
+        "microsoft_graph_email_id": event.email_id,
+        "subject": event.subject or "",
+        "receivedDateTime": event.received_date,
+        "sender_address": event.sender_address,
+        "sender_email": event.sender_email,
+        "bodyPreview": (text or event.body_html or "")[:200],
+        "email_content": text or event.body_html or "",
+        "source": event.source,
+    }
+    if event.detector:
+        payload["detector"] = event.detector
+    if event.delivery_time:
+        payload["delivery_time"] = event.delivery_time
+    if decision.time_start_field is not None:
+        payload["webhooks_time_start"] = decision.time_start_field
+    if decision.time_end_field is not None:
+        payload["webhooks_time_end"] = decision.time_end_field
+    if event.links:
+        payload["delivery_links"] = [
+            {
+                "provider": link.provider,
+                "raw_url": link.raw_url,
+                "direct_url": link.direct_url,
+                **({"r2_url": link.r2_url} if link.r2_url else {}),
+                **({"original_filename": link.original_filename} if link.original_filename else {}),
+            }
+            for link in event.links
+        ]
+    if priority and priority != "normal":
+        payload["routing_rule"] = {"id": None, "name": None, "priority": priority}
+    return payload
+
+
+def encode_payload(payload: dict[str, Any]) -> bytes:
+    """UTF-8 JSON without ASCII escaping, as the original serialised it."""
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8")

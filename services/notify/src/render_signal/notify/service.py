@@ -1,0 +1,324 @@
+"""Notify: turns ``mail.offloaded`` events into durable per-target delivery jobs.
+
+Per stream entry: resolve targets, create one job per (email, target) in the
+schedule (idempotent on the webhook-id), try each at once, then return so
+the entry is acked. Everything that must wait -- window, absence, switch,
+rate limit, retries -- is parked in the ZSET, never slept on while holding
+the entry. :meth:`NotifyService.process` is shared with the scheduler loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from typing import Any
+
+from redis.asyncio import Redis
+from render_signal.common.configstore import ConfigWatcher
+from render_signal.common.events import MailOffloaded
+from render_signal.common.logs import mask_url
+from render_signal.common.streams import Delivery
+from render_signal.notify import metrics
+from render_signal.notify.clock import Clock
+from render_signal.notify.deadletters import add_dead_letter, disabled_targets_key
+from render_signal.notify.delivery import AttemptResult, WebhookSender
+from render_signal.notify.jobs import Job, JobQueue
+from render_signal.notify.payload import build_payload, encode_payload
+from render_signal.notify.ratelimit import RateLimiter
+from render_signal.notify.routing import LiveConfig, Target, load_live_config, resolve_targets
+from render_signal.notify.settings import NotifySettings
+from render_signal.notify.signing import webhook_id
+from render_signal.notify.weblog import iso, write_webhook_log
+from render_signal.notify.window import DESABO, decide
+
+__all__ = ["NotifyService"]
+
+logger = logging.getLogger(__name__)
+
+RECHECK_S = 60.0  # sending off / no target: look again this often
+
+
+class NotifyService:
+    def __init__(
+        self,
+        settings: NotifySettings,
+        redis: Redis,
+        watcher: ConfigWatcher,
+        clock: Clock,
+        sender: WebhookSender,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.prefix = settings.common.key_prefix
+        self.watcher = watcher
+        self.clock = clock
+        self.sender = sender
+        self.queue = JobQueue(redis, self.prefix)
+        self.limiter = RateLimiter(redis, self.prefix)
+        self.lease_s = settings.timeout_s * 4 + 60.0
+
+    # -- stream entry ------------------------------------------------------------
+    async def handle_event(self, event: MailOffloaded, delivery: Delivery) -> None:
+        config = await load_live_config(self.watcher, self.settings)
+        targets = resolve_targets(event, config)
+        now = self.clock.now()
+        if not targets:
+            logger.warning(
+                "NOTIFY: no webhook target configured (set WEBHOOK_URL or webhook_config."
+                "webhook_url); email %s waits in the schedule (no_target)",
+                event.email_id,
+            )
+            targets = [Target(url="", target_class="custom")]
+        claimed: list[Job] = []
+        for target in targets:
+            job = Job(
+                webhook_id=webhook_id(event.email_id, target.url),
+                event=event,
+                target=target,
+                created_at=now,
+            )
+            if await self.queue.is_finished(job.webhook_id):
+                continue
+            if await self.queue.create(job, now + self.lease_s):
+                claimed.append(job)
+            elif delivery.deliveries > 1:
+                # Our previous run died holding it: take it over now.
+                existing = await self.queue.get(job.webhook_id)
+                if existing is not None:
+                    await self.queue.lease(job.webhook_id, now + self.lease_s)
+                    claimed.append(existing)
+        # The jobs are durable from here on: a failure below only delays them.
+        results = await asyncio.gather(
+            *(self.process(job, config) for job in claimed), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                logger.error("NOTIFY: processing failed; the schedule retries: %r", result)
+
+    # -- scheduled item -------------------------------------------------------------
+    async def process_id(self, job_id: str) -> None:
+        job = await self.queue.get(job_id)
+        if job is None:
+            await self.redis.zrem(self.queue.schedule_key, job_id)
+            return
+        await self.process(job, await load_live_config(self.watcher, self.settings))
+
+    async def process(self, job: Job, config: LiveConfig) -> None:
+        """Take one claimed job one step further: send, park, drop or dead-letter."""
+        if await self.queue.is_finished(job.webhook_id):
+            await self.queue.done(job.webhook_id)
+            return
+        now = self.clock.now()
+        event, target = job.event, job.target
+        if not target.url:
+            if not config.default_url:
+                await self._park(job, now + RECHECK_S, "no_target", log_once=True)
+                return
+            await self.queue.done(job.webhook_id)
+            target = Target(url=config.default_url, target_class="custom")
+            job = Job(
+                webhook_id=webhook_id(event.email_id, target.url),
+                event=event,
+                target=target,
+                created_at=job.created_at,
+            )
+            if not await self.queue.create(job, now + self.lease_s):
+                return
+        if await self.redis.hexists(disabled_targets_key(self.prefix), target.url):
+            await self._dead_letter(job, None, "target_disabled", b"")
+            return
+        if (
+            target.target_class != "rule"
+            and not event.links
+            and not config.allow_without_links
+            and event.detector != DESABO
+        ):
+            await self._finish(job, "skipped", "no_links", status_code=204)
+            return
+        gate = config.gate
+        if target.policy is not None:
+            gate = type(gate)(**{**_fields(gate), "policy": target.policy})
+        decision = decide(gate, now, event.detector, event.is_urgent)
+        if decision.action == "drop":
+            await self._finish(job, "skipped", decision.reason)
+            return
+        if decision.action == "defer":
+            due = decision.due if decision.due is not None else now + RECHECK_S
+            await self._park(job, due, decision.reason, log_once=True)
+            return
+        body = encode_payload(build_payload(event, decision, target.priority))
+        attempt = job.attempt + 1
+        free_at = await self.limiter.acquire(
+            target.url, f"{job.webhook_id}:{attempt}", config.rate_limit_per_hour, now
+        )
+        if free_at is not None:
+            await self._park(job, free_at, "rate_limited", outcome="rate_limited")
+            return
+        job.attempt = attempt
+        job.first_attempt_at = job.first_attempt_at or now
+        result = await self.sender.send(
+            target,
+            body,
+            job.webhook_id,
+            mode=config.delivery_mode,
+            fallback_on_415=config.fallback_on_415,
+            timeout_s=config.timeout_s,
+            ssl_verify=config.ssl_verify,
+        )
+        await self._after_attempt(job, config, result, body)
+
+    async def _after_attempt(
+        self, job: Job, config: LiveConfig, result: AttemptResult, body: bytes
+    ) -> None:
+        cls = job.target.target_class
+        now = self.clock.now()
+        if result.outcome == "success":
+            metrics.ATTEMPTS.labels(cls, "success").inc()
+            if await self.queue.mark_sent(job.webhook_id):
+                metrics.DELIVERIES.labels(cls, "success").inc()
+                if job.event.received_at:
+                    metrics.LATENCY.labels(cls).observe(max(0.0, now - job.event.received_at))
+                await self._log(job, "success", result=result)
+            await self.queue.done(job.webhook_id)
+            return
+        if result.outcome == "retry":
+            delay = self._backoff(job.attempt, result.retry_after)
+            started = job.first_attempt_at or now
+            capped = config.max_attempts > 0 and job.attempt >= config.max_attempts
+            if not capped and now + delay <= started + self.settings.retry_window_s:
+                metrics.ATTEMPTS.labels(cls, "retry").inc()
+                metrics.DELIVERIES.labels(cls, "retry").inc()
+                await self.queue.put(job, now + delay)
+                await self._log(job, "retrying", result=result, due=now + delay)
+                return
+            await self._dead_letter(job, result, "retries_exhausted", body)
+            return
+        if result.outcome == "gone":
+            await self.redis.hset(
+                disabled_targets_key(self.prefix),
+                job.target.url,
+                json.dumps(
+                    {"disabled_at": iso(now), "status": 410, "email_id": job.event.email_id}
+                ),
+            )
+            logger.error("NOTIFY: target %s answered 410: disabled", mask_url(job.target.url))
+        await self._dead_letter(job, result, result.failure_reason or "gone", body)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Full jitter: random(0, min(cap, base * 2^(n-1))), at least Retry-After."""
+        ceiling = min(self.settings.retry_cap_s, self.settings.retry_base_s * 2 ** (attempt - 1))
+        delay = random.uniform(ceiling / 2, ceiling)  # half-jitter floor keeps growth visible
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+    # -- outcomes ---------------------------------------------------------------------
+    async def _park(
+        self,
+        job: Job,
+        due: float,
+        reason: str,
+        *,
+        outcome: str = "deferred",
+        log_once: bool = False,
+    ) -> None:
+        first = not job.deferred
+        job.deferred = True
+        await self.queue.put(job, due)
+        metrics.DELIVERIES.labels(job.target.target_class, outcome).inc()
+        if first or not log_once:
+            logger.info(
+                "NOTIFY: email %s to %s deferred (%s) until %s",
+                job.event.email_id,
+                mask_url(job.target.url) if job.target.url else "(none)",
+                reason,
+                iso(due),
+            )
+            await self._log(job, "deferred", reason=reason, due=due)
+
+    async def _finish(
+        self, job: Job, status: str, reason: str, status_code: int | None = None
+    ) -> None:
+        metrics.DELIVERIES.labels(job.target.target_class, "skipped").inc()
+        await self.queue.mark_final(job.webhook_id, status)
+        await self._log(job, status, reason=reason, status_code=status_code)
+        await self.queue.done(job.webhook_id)
+        logger.info("NOTIFY: email %s %s (%s)", job.event.email_id, status, reason)
+
+    async def _dead_letter(
+        self, job: Job, result: AttemptResult | None, reason: str, body: bytes
+    ) -> None:
+        cls = job.target.target_class
+        if result is not None:
+            metrics.ATTEMPTS.labels(cls, "dead_letter").inc()
+        metrics.DELIVERIES.labels(cls, "dead_letter").inc()
+        reset = Job(
+            webhook_id=job.webhook_id,
+            event=job.event,
+            target=job.target,
+            created_at=job.created_at,
+        )
+        await add_dead_letter(
+            self.redis,
+            self.prefix,
+            {
+                "webhook_id": job.webhook_id,
+                "email_id": job.event.email_id,
+                "target": job.target.url,
+                "target_class": cls,
+                "last_status": result.status_code if result else None,
+                "last_response": result.snippet[:200] if result else "",
+                "failure_reason": (result.failure_reason if result else None) or reason,
+                "attempts": job.attempt,
+                "subject": job.event.subject[:100],
+                "failed_at": repr(self.clock.now()),
+                "payload": body,
+                "job": JobQueue.encode(reset),
+            },
+        )
+        await self.queue.mark_final(job.webhook_id, "dead_letter")
+        await self._log(job, "dead_letter", result=result, reason=reason)
+        await self.queue.done(job.webhook_id)
+        logger.error(
+            "NOTIFY: email %s to %s dead-lettered after %d attempt(s): %s",
+            job.event.email_id,
+            mask_url(job.target.url),
+            job.attempt,
+            reason,
+        )
+
+    async def _log(
+        self,
+        job: Job,
+        status: str,
+        *,
+        result: AttemptResult | None = None,
+        reason: str | None = None,
+        due: float | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        entry: dict[str, Any] = {
+            "timestamp": iso(self.clock.now()),
+            "email_id": job.event.email_id,
+            "webhook_id": job.webhook_id,
+            "target": mask_url(job.target.url) if job.target.url else "",
+            "target_class": job.target.target_class,
+            "status": status,
+            "status_code": result.status_code if result else status_code,
+            "attempt": job.attempt,
+            "delivery_mode": result.delivery_mode if result else None,
+            "duration_ms": result.duration_ms if result else None,
+            "failure_reason": (result.failure_reason if result else None) or reason,
+            "next_attempt_at": iso(due) if due is not None else None,
+            "response_snippet": result.snippet if result else None,
+            "subject": job.event.subject[:100],
+        }
+        if result is not None and status == "success":
+            entry["failure_reason"] = None
+        await write_webhook_log(self.redis, self.prefix, entry)
+
+
+def _fields(struct: Any) -> dict[str, Any]:
+    return {name: getattr(struct, name) for name in struct.__struct_fields__}
