@@ -127,8 +127,13 @@ async def publish(
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
 
-async def ensure_group(redis: Redis, stream_key: str, group: str, start_id: str = "$") -> bool:
-    """Create the consumer group (and stream) if missing. Returns True if created."""
+async def ensure_group(redis: Redis, stream_key: str, group: str, start_id: str = "0") -> bool:
+    """Create the consumer group (and stream) if missing. Returns True if created.
+
+    A new group starts at ``0``: entries published before the consumer first
+    ran (ingress accepting mail while ingest was still starting) are work to
+    do, not history to skip.
+    """
     try:
         await redis.xgroup_create(stream_key, group, id=start_id, mkstream=True)
     except ResponseError as exc:
@@ -452,7 +457,7 @@ class Consumer(Generic[E]):
 
     async def _recreate_group(self) -> None:
         """NOGROUP: recreate at the last entry we saw (no replay, no skip)."""
-        start = self._last_seen_id if self._last_seen_id != "0-0" else "$"
+        start = self._last_seen_id if self._last_seen_id != "0-0" else "0"
         created = await ensure_group(self.redis, self.stream_key, self.group, start_id=start)
         logger.warning(
             "STREAMS: group %s on %s was missing; %s at %s",

@@ -1,0 +1,269 @@
+"""``render-signal``: run the whole stack locally and look at it.
+
+Commands:
+    up       start Redis (unless REDIS_URL is set) and the four services,
+             supervised; writes a dev ``.env`` on first use; Ctrl-C stops all.
+    status   heartbeats and stream backlog; exit 0 only if every service is alive.
+    send     post a sample email (or your .eml) to the gateway's HTTP ingress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.utils
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from render_signal.common.devenv import ensure_dev_env
+from render_signal.common.redisclient import create_redis
+from render_signal.common.redisserver import RedisServer, free_port
+from render_signal.common.settings import DEV_MODE_WORDS, load_env_file
+from render_signal.common.sink import RecordingSink
+from render_signal.common.status import gather_status, render_status
+from render_signal.common.supervisor import SERVICES, Supervisor, write_state
+
+__all__ = ["main"]
+
+RUN_DIR = Path(".run")
+STATE_FILE = RUN_DIR / "state.json"
+PORT_VARS = {
+    "gateway": ("PORT", 8000),
+    "ingest": ("INGEST_METRICS_PORT", 9101),
+    "offload": ("OFFLOAD_METRICS_PORT", 9102),
+    "notify": ("NOTIFY_METRICS_PORT", 9103),
+}
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _stack_env(env_path: Path) -> dict[str, str]:
+    """``.env`` values overlaid by the process environment (the environment wins)."""
+    return {**load_env_file(env_path), **os.environ}
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    env_path = Path(args.env_file)
+    if ensure_dev_env(env_path):
+        _say(f"render-signal: wrote {env_path} with random dev secrets (dev mode)")
+    env = _stack_env(env_path)
+    env["RENDER_SIGNAL_ENV_FILE"] = str(env_path.resolve())
+    dev = env.get("RENDER_SIGNAL_ENV", "production").strip().lower() in DEV_MODE_WORDS
+    for service, (var, default) in PORT_VARS.items():
+        if var in os.environ:
+            continue  # explicitly chosen: a clash is the user's to see
+        wanted = int(env.get(var) or default)
+        if not _port_free(wanted):
+            env[var] = str(free_port())
+            _say(f"render-signal: port {wanted} busy, {service} uses {env[var]}")
+        else:
+            env[var] = str(wanted)
+
+    redis_server: RedisServer | None = None
+    if not env.get("REDIS_URL"):
+        port = 6390 if _port_free(6390) else 0
+        redis_server = RedisServer(RUN_DIR / "redis", port=port, aof=True).start()
+        env["REDIS_URL"] = redis_server.url
+        _say(f"render-signal: started redis-server ({redis_server.binary}) on {env['REDIS_URL']}")
+    sink: RecordingSink | None = None
+    if dev and not env.get("WEBHOOK_URL"):
+        sink = RecordingSink(RUN_DIR / "sink.jsonl").start()
+        env["WEBHOOK_URL"] = sink.url
+        _say(f"render-signal: no WEBHOOK_URL: dev sink records deliveries at {sink.url}")
+
+    supervisor = Supervisor(env, say=_say)
+    gateway_url = f"http://127.0.0.1:{env['PORT']}"
+
+    def started() -> None:
+        write_state(
+            STATE_FILE,
+            {
+                "redis_url": env["REDIS_URL"],
+                "key_prefix": env.get("REDIS_KEY_PREFIX", "render_signal:"),
+                "gateway_url": gateway_url,
+                "sink_url": sink.url if sink else None,
+                "sink_records": str(sink.record_path) if sink else None,
+                "supervisor_pid": os.getpid(),
+                "children": supervisor.state(),
+            },
+        )
+        _say("")
+        _say(f"  Dashboard:  {gateway_url}/")
+        if dev:
+            _say(
+                f"  Dev login:  {env.get('DASHBOARD_USER', 'admin')} /"
+                f" {env.get('DASHBOARD_PASSWORD', '(see .env)')}"
+            )
+        _say("  Status:     render-signal status      Send a sample: render-signal send")
+        _say("  Stop:       Ctrl-C")
+        _say("")
+
+    try:
+        return supervisor.run(on_started=started)
+    finally:
+        if sink is not None:
+            sink.stop()
+        if redis_server is not None:
+            redis_server.stop()
+        STATE_FILE.unlink(missing_ok=True)
+
+
+def _resolve_redis(env_path: Path) -> tuple[str, str]:
+    env = _stack_env(env_path)
+    if env.get("REDIS_URL"):
+        return env["REDIS_URL"], env.get("REDIS_KEY_PREFIX", "render_signal:")
+    if STATE_FILE.is_file():
+        state = json.loads(STATE_FILE.read_text(encoding="utf-8"))
+        return str(state["redis_url"]), str(state.get("key_prefix", "render_signal:"))
+    raise SystemExit("render-signal: no REDIS_URL and no running stack (start one: make run)")
+
+
+async def _status(url: str, prefix: str, wait_s: float) -> dict[str, Any]:
+    redis = create_redis(url)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            status = await gather_status(redis, prefix)
+            alive = {s["service"] for s in status["services"]}
+            if set(SERVICES) <= alive or time.monotonic() >= deadline:
+                return status
+            await asyncio.sleep(0.5)
+    finally:
+        await redis.aclose()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    url, prefix = _resolve_redis(Path(args.env_file))
+    try:
+        status = asyncio.run(_status(url, prefix, args.wait))
+    except OSError as exc:
+        _say(f"render-signal: cannot reach Redis at {url.split('@')[-1]}: {exc}")
+        return 1
+    if args.json:
+        _say(json.dumps(status, indent=2, default=str))
+    else:
+        _say(render_status(status, SERVICES))
+    alive = {s["service"] for s in status["services"]}
+    return 0 if set(SERVICES) <= alive else 1
+
+
+def _sample_bytes(path: str | None, marker: str) -> bytes:
+    if path:
+        data = Path(path).read_bytes()
+    else:
+        data = resources.files("render_signal.common").joinpath("samples/sample.eml").read_bytes()
+        data = data.replace(b"{MARKER}", marker.encode())
+    # A fresh Message-ID so resending the sample is a new email, not a duplicate.
+    head, sep, body = data.partition(b"\n\n")
+    replaced = (b"message-id:", b"date:")
+    lines = [ln for ln in head.split(b"\n") if not ln.lower().startswith(replaced)]
+    lines.append(f"Message-ID: {email.utils.make_msgid(domain='render-signal.local')}".encode())
+    lines.append(f"Date: {email.utils.formatdate(localtime=False)}".encode())
+    return b"\n".join(lines) + sep + body
+
+
+async def _wait_delivery(
+    url: str, prefix: str, marker: str, wait_s: float
+) -> dict[str, Any] | None:
+    redis = create_redis(url)
+    try:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            entries: Any = await redis.lrange(f"{prefix}webhook_logs", 0, 50)
+            for raw in entries:
+                entry = json.loads(raw)
+                if marker in str(entry.get("subject", "")):
+                    return dict(entry)
+            await asyncio.sleep(0.1)
+        return None
+    finally:
+        await redis.aclose()
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    env = _stack_env(Path(args.env_file))
+    token = env.get("PROCESS_API_TOKEN", "")
+    base = args.url
+    if not base and STATE_FILE.is_file():
+        base = json.loads(STATE_FILE.read_text(encoding="utf-8"))["gateway_url"]
+    base = base or f"http://127.0.0.1:{env.get('PORT', '8000')}"
+    marker = f"RS-{secrets.token_hex(4)}"
+    body = _sample_bytes(args.file, marker)
+    request = urllib.request.Request(  # noqa: S310 - our own gateway URL
+        f"{base}/api/ingress/raw",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "message/rfc822"},
+    )
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+            reply = json.loads(response.read() or b"{}")
+            _say(f"render-signal: gateway answered {response.status}: {json.dumps(reply)}")
+    except urllib.error.HTTPError as exc:
+        _say(f"render-signal: gateway refused the email: {exc.code} {exc.read()[:300]!r}")
+        return 1
+    except OSError as exc:
+        _say(f"render-signal: gateway unreachable at {base}: {exc}")
+        return 1
+    if args.wait <= 0 or args.file:
+        return 0
+    url, prefix = _resolve_redis(Path(args.env_file))
+    entry = asyncio.run(_wait_delivery(url, prefix, marker, args.wait))
+    if entry is None:
+        _say(f"render-signal: no webhook log entry for {marker} within {args.wait:.0f}s")
+        return 1
+    elapsed = time.monotonic() - started
+    _say(
+        f"render-signal: webhook {entry.get('status')} ({entry.get('status_code')}) to"
+        f" {entry.get('target')} in {elapsed:.2f}s — see the dashboard's webhook log"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="render-signal", description=__doc__.splitlines()[0])
+    parser.add_argument("--env-file", default=".env", help="dotenv file (default: ./.env)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start Redis and all services, supervised")
+    up.set_defaults(func=cmd_up)
+    status = sub.add_parser("status", help="show heartbeats and stream lag")
+    status.add_argument("--wait", type=float, default=0.0, help="wait up to N s for all alive")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+    send = sub.add_parser("send", help="post a sample email to the HTTP ingress")
+    send.add_argument("file", nargs="?", help="an .eml file (default: bundled sample)")
+    send.add_argument("--url", default="", help="gateway base URL")
+    send.add_argument("--wait", type=float, default=10.0, help="wait N s for the webhook log")
+    send.set_defaults(func=cmd_send)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    raise SystemExit(args.func(args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,246 @@
+"""Streams runtime against a real redis-server (issue 2, acceptance 4 a-e)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from render_signal.common.events import MailRaw, MailReceived
+from render_signal.common.pytest_plugin import eventually
+from render_signal.common.redisclient import create_redis
+from render_signal.common.redisserver import RedisServer
+from render_signal.common.streams import Consumer, Delivery, PermanentError, publish
+
+
+def raw(event_id: str) -> MailRaw:
+    return MailRaw(event_id=event_id, source="http_raw", received_at=time.time(), raw=b"x")
+
+
+async def handled_ids(redis: Redis, prefix: str) -> list[str]:
+    values: Any = await redis.lrange(f"{prefix}handled", 0, -1)
+    return [v.decode().split(":")[0] for v in values]
+
+
+async def test_failing_handler_is_retried_then_dead_lettered_with_error(
+    redis: Redis, key_prefix: str
+) -> None:
+    stream = f"{key_prefix}mail.raw"
+    attempts: list[int] = []
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        attempts.append(delivery.deliveries)
+        raise RuntimeError(f"receiver exploded on {event.event_id}")
+
+    consumer = Consumer(
+        redis,
+        stream_key=stream,
+        group="g",
+        consumer="c1",
+        event_type=MailRaw,
+        handler=handler,
+        block_ms=100,
+        claim_idle_ms=50,
+        max_deliveries=3,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    await publish(redis, stream, raw("e-fail"))
+
+    async def dead() -> bool:
+        return int(await redis.xlen(f"{stream}.dlq")) == 1
+
+    await eventually(dead, what="the entry in the dead-letter stream")
+    stop.set()
+    await task
+    assert attempts == [1, 2, 3]
+    [(_, fields)] = await redis.xrange(f"{stream}.dlq")
+    assert b"receiver exploded on e-fail" in fields[b"error"]
+    assert fields[b"deliveries"] == b"3"
+    assert fields[b"source_stream"] == stream.encode()
+    pending: Any = await redis.xpending(stream, "g")
+    assert pending["pending"] == 0, "dead-lettered entries are acked"
+
+
+async def test_malformed_and_permanent_errors_dead_letter_at_once(
+    redis: Redis, key_prefix: str
+) -> None:
+    stream = f"{key_prefix}mail.raw"
+    calls: list[str] = []
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        calls.append(event.event_id)
+        if event.event_id == "perm":
+            raise PermanentError("truncated MIME, nothing to retry")
+
+    consumer = Consumer(
+        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
+        handler=handler, block_ms=100, claim_idle_ms=50,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    await redis.xadd(stream, {"type": "mail.raw/1", "data": b"{not json"})
+    await publish(redis, stream, MailReceived(  # wrong event type for this stream
+        event_id="x", email_id="x", source="imap", subject="", sender_address="",
+        sender_email="", received_date="", body_text="", body_html=""))  # fmt: skip
+    await publish(redis, stream, raw("perm"))
+    await publish(redis, stream, raw("ok"))
+
+    async def three_dead() -> bool:
+        return int(await redis.xlen(f"{stream}.dlq")) == 3
+
+    await eventually(three_dead, what="three dead letters")
+    stop.set()
+    await task
+    errors = [f[b"error"].decode() for _, f in await redis.xrange(f"{stream}.dlq")]
+    assert errors[0].startswith("malformed:")
+    assert "expected MailRaw" in errors[1]
+    assert errors[2] == "permanent: truncated MIME, nothing to retry"
+    assert calls == ["perm", "ok"], "each valid entry handled exactly once"
+
+
+async def test_sigkilled_consumer_leaves_entry_pending_and_another_completes_it(
+    redis: Redis, redis_url: str, key_prefix: str, launch: Any
+) -> None:
+    stream = f"{key_prefix}mail.raw"
+    common = {"REDIS_URL": redis_url, "PREFIX": key_prefix, "CLAIM_IDLE_MS": "300"}
+    first = launch("consumer", NAME="c1", BLOCK_IDS="stuck", **common)
+
+    async def c1_ready() -> bool:
+        return bool(await redis.get(f"{key_prefix}ready:c1"))
+
+    await eventually(c1_ready, what="consumer c1 ready")
+    await publish(redis, stream, raw("stuck"))
+
+    async def started() -> bool:
+        return b"stuck" in (await redis.lrange(f"{key_prefix}started", 0, -1))
+
+    await eventually(started, what="c1 to start handling")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    pending: Any = await redis.xpending(stream, "g")
+    assert pending["pending"] == 1, "killed mid-handler: the entry stays pending"
+
+    launch("consumer", NAME="c2", **common)
+
+    async def completed() -> bool:
+        return await handled_ids(redis, key_prefix) == ["stuck"]
+
+    await eventually(completed, what="c2 to complete the reclaimed entry")
+    handled: Any = await redis.lrange(f"{key_prefix}handled", 0, -1)
+    assert handled == [b"stuck:c2"]
+
+    async def acked() -> bool:
+        info: Any = await redis.xpending(stream, "g")
+        return bool(info["pending"] == 0)
+
+    await eventually(acked, what="the reclaimed entry acked")
+
+
+async def test_consumer_survives_redis_sigkill_and_handles_every_entry(
+    own_redis: RedisServer,
+) -> None:
+    redis = create_redis(own_redis.url, block_ms=100)
+    stream = "t:mail.raw"
+    seen: list[str] = []
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        seen.append(event.event_id)
+
+    consumer = Consumer(
+        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
+        handler=handler, block_ms=100, claim_idle_ms=200,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    for i in range(20):
+        await publish(redis, stream, raw(f"before-{i}"))
+
+    async def got_first() -> bool:
+        return len(seen) == 20
+
+    await eventually(got_first, what="first 20 entries")
+    # fsync the AOF so the published entries are on disk before the crash
+    await redis.execute_command("BGREWRITEAOF")
+    own_redis.kill()
+    await asyncio.to_thread(own_redis.start)
+    for i in range(20):
+        await publish(redis, stream, raw(f"after-{i}"))
+
+    async def got_all() -> bool:
+        return {f"after-{i}" for i in range(20)} <= set(seen)
+
+    await eventually(got_all, timeout_s=30, what="entries published after the restart")
+    stop.set()
+    await task
+    assert set(seen) == {f"before-{i}" for i in range(20)} | {f"after-{i}" for i in range(20)}
+    await redis.aclose()
+
+
+async def test_group_deleted_under_running_consumer_is_recreated_without_replay(
+    redis: Redis, key_prefix: str
+) -> None:
+    stream = f"{key_prefix}mail.raw"
+    seen: list[str] = []
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        seen.append(event.event_id)
+
+    consumer = Consumer(
+        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
+        handler=handler, block_ms=100, claim_idle_ms=200,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    for i in range(5):
+        await publish(redis, stream, raw(f"old-{i}"))
+
+    async def old_done() -> bool:
+        return len(seen) == 5
+
+    await eventually(old_done, what="old entries")
+    await redis.xgroup_destroy(stream, "g")
+    await publish(redis, stream, raw("new-0"))
+
+    async def new_done() -> bool:
+        return "new-0" in seen
+
+    await eventually(new_done, what="the entry published after the group vanished")
+    await publish(redis, stream, raw("new-1"))
+
+    async def newer_done() -> bool:
+        return "new-1" in seen
+
+    await eventually(newer_done, what="a later entry")
+    stop.set()
+    await task
+    assert seen == [*(f"old-{i}" for i in range(5)), "new-0", "new-1"], "no history replayed"
+
+
+async def test_sigterm_drains_in_flight_batch_and_exits_zero(
+    redis: Redis, redis_url: str, key_prefix: str, launch: Any
+) -> None:
+    stream = f"{key_prefix}mail.raw"
+    proc = launch("consumer", NAME="c1", REDIS_URL=redis_url, PREFIX=key_prefix, HOLD_SECONDS="1.0")
+
+    async def ready() -> bool:
+        return bool(await redis.get(f"{key_prefix}ready:c1"))
+
+    await eventually(ready, what="consumer ready")
+    for i in range(5):
+        await publish(redis, stream, raw(f"e{i}"))
+
+    async def all_started() -> bool:
+        return int(await redis.llen(f"{key_prefix}started")) == 5
+
+    await eventually(all_started, what="the batch in flight")
+    proc.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(proc.wait, 20)
+    output = proc.stdout.read().decode()
+    assert code == 0, output
+    assert "PROCESS: SIGTERM received" in output
+    assert sorted(await handled_ids(redis, key_prefix)) == [f"e{i}" for i in range(5)]
+    pending: Any = await redis.xpending(stream, "g")
+    assert pending["pending"] == 0, "the drained batch was acked before exit"
