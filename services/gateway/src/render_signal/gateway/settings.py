@@ -29,6 +29,11 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     render_image_url: str
     deploy_cmd: str
     webhook_links_file: str
+    session_idle_s: int = 1800
+    session_absolute_s: int = 28800
+    login_max_failures: int = 5
+    login_lockout_s: int = 30
+    render_deploy_hook_prefix: str = "https://api.render.com/deploy/"
 
 
 def read_settings(env: EnvReader) -> GatewaySettings:
@@ -55,4 +60,12 @@ def read_settings(env: EnvReader) -> GatewaySettings:
         render_image_url=env.string("RENDER_IMAGE_URL"),
         deploy_cmd=env.string("DEPLOY_CMD"),
         webhook_links_file=env.string("WEBHOOK_LINKS_FILE", "data/webhook_links.json"),
+        session_idle_s=env.integer("SESSION_IDLE_SECONDS", 1800, minimum=60),
+        session_absolute_s=env.integer("SESSION_ABSOLUTE_SECONDS", 28800, minimum=60),
+        login_max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),
+        login_lockout_s=env.integer("LOGIN_LOCKOUT_SECONDS", 30, minimum=1),
+        # Test/staging override only: the Render stand-in listens on loopback.
+        render_deploy_hook_prefix=env.string(
+            "RENDER_DEPLOY_HOOK_PREFIX", "https://api.render.com/deploy/"
+        ),
     )

@@ -1,0 +1,319 @@
+"""Login, logout and magic links (routes).
+
+Failures never tell what was wrong: a bad user name, a bad password and a
+throttled account all show "Invalid credentials"; every refused magic link shows
+"Invalid or expired link" with the same status. Tokens, passwords and session
+ids never reach a log line (the user name is logged masked).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+from render_signal.gateway.errors import ApiError
+from render_signal.gateway.magic import MagicLinkStore, iso_utc
+from render_signal.gateway.passwords import verify_password
+from render_signal.gateway.security import client_ip
+from render_signal.gateway.sessions import (
+    SESSION_COOKIE,
+    CsrfSession,
+    Session,
+    SessionStore,
+    clear_session_cookie,
+    issue_login_csrf,
+    optional_session,
+    same_origin,
+    set_session_cookie,
+    verify_login_csrf,
+)
+from render_signal.gateway.settings import GatewaySettings
+from render_signal.gateway.throttle import LoginThrottle
+
+__all__ = ["INVALID_CREDENTIALS", "INVALID_LINK", "router", "templates"]
+
+logger = logging.getLogger(__name__)
+
+INVALID_CREDENTIALS = {"en": "Invalid credentials", "fr": "Identifiants invalides."}
+INVALID_LINK = {"en": "Invalid or expired link", "fr": "Lien invalide ou expiré."}
+INVALID_LINK_STATUS = 401
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+router = APIRouter(tags=["auth"])
+
+
+def _lang(request: Request) -> str:
+    return "fr" if request.headers.get("accept-language", "").lower().startswith("fr") else "en"
+
+
+def _mask_user(user: str) -> str:
+    return (user[:1] + "***") if user else "***"
+
+
+def safe_next(request: Request, target: str | None) -> str:
+    """A same-host path to go to after login; ``/`` for anything else."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if (parts.scheme or parts.netloc) and parts.netloc.lower() != request.headers.get(
+        "host", ""
+    ).lower():
+        return "/"
+    path = parts.path or "/"
+    if not path.startswith("/") or path.startswith(("//", "/\\")) or "\\" in path:
+        return "/"
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+def _state(request: Request) -> tuple[GatewaySettings, SessionStore]:
+    return request.app.state.settings, request.app.state.sessions
+
+
+def _render_login(
+    request: Request, *, error: str | None, status_code: int, next_url: str = "/"
+) -> HTMLResponse:
+    response = HTMLResponse("")
+    token = issue_login_csrf(request, response)
+    page = templates.TemplateResponse(
+        request,
+        "login.html",
+        {"csrf_token": token, "error": error, "next": next_url, "lang": _lang(request)},
+        status_code=status_code,
+    )
+    for key, value in response.headers.items():
+        if key == "set-cookie":
+            page.headers.append(key, value)
+    return page
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(
+    request: Request, next: str | None = None, error: str | None = None
+) -> Response:
+    """The login form (an authenticated user goes straight on)."""
+    if await optional_session(request) is not None:
+        return RedirectResponse(safe_next(request, next), status_code=303)
+    message = INVALID_CREDENTIALS[_lang(request)] if error else None
+    return _render_login(request, error=message, status_code=200, next_url=safe_next(request, next))
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_submit(
+    request: Request,
+    username: Annotated[str, Form(max_length=256)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
+    next: Annotated[str, Form(max_length=2048)] = "/",
+) -> Response:
+    """Check the credentials; a new session id on success (rotation)."""
+    settings, sessions = _state(request)
+    target = safe_next(request, next)
+    generic = INVALID_CREDENTIALS[_lang(request)]
+    if not verify_login_csrf(request, csrf_token):
+        logger.warning("AUTH: login refused (CSRF check failed)")
+        return _render_login(request, error=generic, status_code=403, next_url=target)
+    throttle: LoginThrottle = request.app.state.login_throttle
+    ip = client_ip(request, settings.trusted_proxies)
+    wait = await throttle.retry_after(username, ip)
+    if wait > 0:
+        logger.warning("AUTH: login throttled for user %s", _mask_user(username))
+        page = _render_login(request, error=generic, status_code=429, next_url=target)
+        page.headers["Retry-After"] = str(wait)
+        return page
+    # The hash work happens whatever the user name, so timing reveals nothing.
+    password_ok = verify_password(settings.dashboard_password, password)
+    user_ok = hmac.compare_digest(username.encode(), settings.dashboard_user.encode())
+    if not (password_ok and user_ok):
+        await throttle.failed(username, ip)
+        logger.warning("AUTH: login failed for user %s", _mask_user(username))
+        return _render_login(request, error=generic, status_code=401, next_url=target)
+    await throttle.succeeded(username, ip)
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        await sessions.delete(old)
+    session_id, _ = await sessions.create(settings.dashboard_user, "password")
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(request, response, session_id, settings.session_absolute_s)
+    logger.info("AUTH: password login for user %s", _mask_user(settings.dashboard_user))
+    return response
+
+
+async def _logout(request: Request) -> Response:
+    _, sessions = _state(request)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        await sessions.delete(session_id)
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(request, response)
+    return response
+
+
+@router.get("/logout")
+async def logout_get(request: Request) -> Response:
+    """End the session server-side and go to the login page."""
+    return await _logout(request)
+
+
+@router.post("/logout")
+async def logout_post(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Same as GET, for forms; refused cross-site or with a wrong token."""
+    data = await optional_session(request)
+    if data is not None:
+        submitted = request.headers.get("x-csrf-token") or csrf_token
+        if not same_origin(request) or not hmac.compare_digest(
+            submitted.encode(), data.csrf_token.encode()
+        ):
+            raise ApiError(403, "CSRF token missing or invalid")
+    return await _logout(request)
+
+
+# -- magic links ---------------------------------------------------------------------
+class MagicLinkRequest(BaseModel):
+    unlimited: bool = False
+
+
+class MagicLinkCreated(BaseModel):
+    success: bool
+    magic_link: str
+    expires_at: str | None
+    unlimited: bool
+    id: str
+
+
+class MagicLinkInfo(BaseModel):
+    id: str
+    created_at: str | None
+    last_used_at: str | None
+    unlimited: bool
+
+
+class MagicLinkList(BaseModel):
+    success: bool
+    links: list[MagicLinkInfo]
+
+
+class RevokeResult(BaseModel):
+    success: bool
+    revoked: int
+
+
+def _magic(request: Request) -> MagicLinkStore:
+    store: MagicLinkStore = request.app.state.magic_links
+    return store
+
+
+@router.post("/api/auth/magic-link", status_code=201, response_model=MagicLinkCreated)
+async def create_magic_link(
+    request: Request, session: CsrfSession, body: MagicLinkRequest | None = None
+) -> dict[str, Any]:
+    """A new login link: one-shot (expires after the TTL) or permanent (``unlimited``)."""
+    settings, _ = _state(request)
+    unlimited = bool(body and body.unlimited)
+    token, link = await _magic(request).create(session.user, unlimited=unlimited)
+    base = (settings.public_base_url or str(request.base_url)).rstrip("/")
+    logger.info(
+        "AUTH: magic link %s created (%s)", link.id, "permanent" if unlimited else "one-shot"
+    )
+    info = MagicLinkStore.to_api(link)
+    return {
+        "success": True,
+        "magic_link": f"{base}/login/magic/{token}",
+        "expires_at": iso_utc(link.expires_at),
+        "unlimited": unlimited,
+        "id": info["id"],
+    }
+
+
+@router.get("/api/auth/magic-links", response_model=MagicLinkList)
+async def list_magic_links(request: Request, session: Session) -> dict[str, Any]:
+    """Permanent links (one-shot links expire by themselves)."""
+    links = await _magic(request).list_permanent()
+    return {"success": True, "links": [MagicLinkStore.to_api(link) for _, link in links]}
+
+
+@router.delete("/api/auth/magic-links/{link_id}", response_model=RevokeResult)
+async def revoke_magic_link(request: Request, link_id: str, session: CsrfSession) -> dict[str, Any]:
+    """Revoke one permanent link."""
+    if not await _magic(request).revoke(link_id):
+        raise ApiError(404, "Unknown magic link")
+    logger.info("AUTH: magic link %s revoked", link_id)
+    return {"success": True, "revoked": 1}
+
+
+@router.delete("/api/auth/magic-links", response_model=RevokeResult)
+async def revoke_all_magic_links(request: Request, session: CsrfSession) -> dict[str, Any]:
+    """Revoke every permanent link."""
+    count = await _magic(request).revoke_all()
+    logger.info("AUTH: %d permanent magic links revoked", count)
+    return {"success": True, "revoked": count}
+
+
+@router.get("/login/magic/{token}", response_class=HTMLResponse)
+async def magic_landing(request: Request, token: str) -> Response:
+    """A page with a button; GET never consumes the link (mail scanners prefetch)."""
+    response = HTMLResponse("")
+    csrf = issue_login_csrf(request, response)
+    page = templates.TemplateResponse(
+        request,
+        "magic_landing.html",
+        {"csrf_token": csrf, "token": token, "lang": _lang(request)},
+    )
+    for key, value in response.headers.items():
+        if key == "set-cookie":
+            page.headers.append(key, value)
+    page.headers["Referrer-Policy"] = "no-referrer"
+    page.headers["Cache-Control"] = "no-store"
+    return page
+
+
+@router.post("/login/magic/{token}", response_class=HTMLResponse)
+async def magic_login(
+    request: Request, token: str, csrf_token: Annotated[str, Form(max_length=256)] = ""
+) -> Response:
+    """Consume the link and open a magic-link session; one generic failure."""
+    settings, sessions = _state(request)
+    link = await _magic(request).consume(token) if verify_login_csrf(request, csrf_token) else None
+    if link is None:
+        logger.warning("AUTH: magic link refused")
+        page = _render_login(
+            request, error=INVALID_LINK[_lang(request)], status_code=INVALID_LINK_STATUS
+        )
+        page.headers["Referrer-Policy"] = "no-referrer"
+        return page
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        await sessions.delete(old)
+    session_id, _ = await sessions.create(settings.dashboard_user, "magic", magic_link_id=link.id)
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(request, response, session_id, settings.session_absolute_s)
+    logger.info("AUTH: magic-link login (link %s)", link.id)
+    return response
+
+
+class SessionInfo(BaseModel):
+    success: bool
+    user: str
+    kind: str
+    csrf_token: str
+    created_at: float
+    can_deploy: bool
+
+
+@router.get("/api/auth/session", response_model=SessionInfo)
+async def session_info(session: Session) -> dict[str, Any]:
+    """Who is logged in, how, and the CSRF token for scripted clients."""
+    return {
+        "success": True,
+        "user": session.user,
+        "kind": session.kind,
+        "csrf_token": session.csrf_token,
+        "created_at": session.created_at,
+        "can_deploy": session.kind == "password",
+    }

@@ -1,0 +1,71 @@
+"""Helpers for the gateway tests (importable: conftest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from render_signal.common.settings import EnvReader
+from render_signal.gateway.app import create_app
+from render_signal.gateway.settings import GatewaySettings, read_settings
+
+USER = "operator"
+PASSWORD = "pw-sentinel-9f3c1a7e"
+API_TOKEN = "tok-sentinel-4b8e2d61c0"
+SECRET = "secret-key-sentinel-0123456789abcdef"
+
+BASE_ENV = {
+    "RENDER_SIGNAL_ENV": "test",
+    "SECRET_KEY": SECRET,
+    "DASHBOARD_USER": USER,
+    "DASHBOARD_PASSWORD": PASSWORD,
+    "PROCESS_API_TOKEN": API_TOKEN,
+    "HEARTBEAT_INTERVAL_SECONDS": "5",
+    "LOG_LEVEL": "DEBUG",
+}
+
+
+def build_settings(env: dict[str, str]) -> GatewaySettings:
+    reader = EnvReader({**BASE_ENV, **env}, {})
+    settings = read_settings(reader)
+    reader.check()
+    return settings
+
+class Gateway:
+    """An app running its lifespan, with an httpx client over ASGI."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)
+
+
+def form_csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no csrf_token in form"
+    return match.group(1)
+
+
+async def login(client: httpx.AsyncClient, password: str = PASSWORD) -> httpx.Response:
+    page = await client.get("/login")
+    return await client.post(
+        "/login",
+        data={
+            "username": USER,
+            "password": password,
+            "csrf_token": form_csrf(page.text),
+            "next": "/",
+        },
+    )
+
+
+async def csrf_of(client: httpx.AsyncClient) -> str:
+    """The session's CSRF token, as the dashboard would read it from its meta tag."""
+    response = await client.get("/api/auth/session")
+    assert response.status_code == 200, response.text
+    token: str = response.json()["csrf_token"]
+    return token
