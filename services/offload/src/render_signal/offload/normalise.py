@@ -22,10 +22,13 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 __all__ = ["normalise", "normalise_dropbox"]
 
 _MULTI_SLASH = re.compile(r"/{2,}")
+_AMP_ENCODED = re.compile(r"&amp%3B", re.IGNORECASE)
 
 
 def _undo_encoding(url: str) -> str:
-    value = html.unescape(url.strip())
+    # "&amp%3B" must go before unescaping: html.unescape turns a bare "&amp" into "&",
+    # which would strand "%3B" in front of the next key.
+    value = html.unescape(_AMP_ENCODED.sub("&", url.strip()))
     for _ in range(3):
         candidate = unquote(value.replace("amp%3B", "").replace("amp%3b", ""))
         # Keep a pass only while the result is still a URL; stop once stable.

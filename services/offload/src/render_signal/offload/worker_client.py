@@ -13,11 +13,12 @@ Failure handling:
 * **Not retried**: read/write timeouts (the Worker may still be working; a
   second wait would double the cost of a dead Worker), 4xx, redirects (never
   followed), ``success:false``, invalid JSON.
-* Every failed attempt (timeouts, transport errors, non-200, invalid JSON)
-  counts towards the circuit breaker; while it is open no request is made at
-  all. A well-formed ``200 {success:false}`` is the Worker refusing *that
-  source* (404 upstream, HTML preview): it falls back but counts as a healthy
-  answer, so bad links in mail don't trip the breaker for good ones.
+* Every failed attempt (timeouts, transport errors, 5xx, other non-200 without
+  a JSON refusal, invalid JSON) counts towards the circuit breaker; while it is
+  open no request is made at all. A well-formed ``{success:false}`` JSON
+  answer below 500 (source 404, HTML preview, too large, host refused) is the
+  Worker refusing *that source*: the link falls back, but it counts as a
+  healthy answer, so bad links in mail don't trip the breaker for good ones.
 * A global semaphore caps Worker calls in flight across all emails.
 
 :meth:`WorkerClient.offload` never raises for Worker problems: it returns a
@@ -195,20 +196,24 @@ class WorkerClient:
             WORKER_SECONDS.observe(time.perf_counter() - started)
         if response.status_code >= 500:
             raise _Retryable("http_status", f"HTTP {response.status_code}")
-        if response.status_code != 200:
-            raise _Final("http_status", f"HTTP {response.status_code}")
         try:
             payload: Any = response.json()
         except ValueError as exc:
+            if response.status_code != 200:
+                raise _Final("http_status", f"HTTP {response.status_code}") from exc
             raise _Final("invalid_response", "invalid JSON") from exc
-        if not isinstance(payload, dict) or payload.get("success") is not True:
-            error = payload.get("error") if isinstance(payload, dict) else None
-            # A well-formed refusal (source 404, HTML preview...) proves the Worker is alive.
+        if isinstance(payload, dict) and payload.get("success") is False:
+            # A well-formed refusal (source 404, HTML preview, too large) proves the
+            # Worker is alive: fall back for this link without tripping the breaker.
             raise _Final(
-                "invalid_response",
-                f"success is not true ({str(error)[:120]})",
-                worker_fault=not isinstance(payload, dict),
+                "http_status" if response.status_code != 200 else "invalid_response",
+                f"HTTP {response.status_code}, success:false ({str(payload.get('error'))[:120]})",
+                worker_fault=False,
             )
+        if response.status_code != 200:
+            raise _Final("http_status", f"HTTP {response.status_code}")
+        if not isinstance(payload, dict) or payload.get("success") is not True:
+            raise _Final("invalid_response", "success is not true")
         r2_url = payload.get("r2_url")
         if not isinstance(r2_url, str) or not r2_url:
             raise _Final("invalid_response", "no r2_url")

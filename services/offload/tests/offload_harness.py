@@ -1,0 +1,112 @@
+"""Helpers shared by the offload tests: settings, events, an in-process service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+from render_signal.common.events import (
+    STREAM_MAIL_OFFLOADED,
+    STREAM_MAIL_RECEIVED,
+    DeliveryLink,
+    MailOffloaded,
+    MailReceived,
+    decode_entry,
+)
+from render_signal.common.settings import EnvReader
+from render_signal.common.streams import Consumer, ensure_group, publish
+from render_signal.offload.main import GROUP, build_service
+from render_signal.offload.service import OffloadService
+from render_signal.offload.settings import OffloadSettings, read_settings
+
+
+def offload_env(redis_url: str, prefix: str, endpoint: str = "", **extra: str) -> dict[str, str]:
+    env = {
+        "RENDER_SIGNAL_ENV": "dev",
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": prefix,
+        "R2_FETCH_ENABLED": "true" if endpoint else "false",
+        "R2_FETCH_ENDPOINT": endpoint,
+        "R2_FETCH_TOKEN": "standin-token-123" if endpoint else "",
+        "R2_BUCKET_NAME": "render-signal-test",
+        "WEBHOOK_LINKS_FILE": "",
+        "OFFLOAD_METRICS_PORT": "0",
+        "HEARTBEAT_INTERVAL_SECONDS": "0.2",
+    }
+    env.update(extra)
+    return env
+
+
+def make_settings(env: dict[str, str]) -> OffloadSettings:
+    reader = EnvReader(env, {})
+    settings = read_settings(reader)
+    reader.check()
+    return settings
+
+
+def mail(email_id: str, *urls: tuple[str, str]) -> MailReceived:
+    return MailReceived(
+        event_id=f"ev-{email_id}",
+        email_id=email_id,
+        source="imap",
+        subject=f"Files {email_id}",
+        sender_address="Sender <sender@client.test>",
+        sender_email="sender@client.test",
+        received_date="2026-01-25T10:00:00Z",
+        body_text="see links",
+        body_html="",
+        links=tuple(DeliveryLink(provider=p, raw_url=u) for p, u in urls),
+    )
+
+
+async def send(redis: Redis, prefix: str, event: MailReceived) -> None:
+    await publish(redis, f"{prefix}{STREAM_MAIL_RECEIVED}", event)
+
+
+async def read_offloaded(redis: Redis, prefix: str) -> list[tuple[str, MailOffloaded]]:
+    rows: Any = await redis.xrange(f"{prefix}{STREAM_MAIL_OFFLOADED}")
+    return [(i.decode(), decode_entry(f, MailOffloaded)) for i, f in rows]
+
+
+async def wait_offloaded(
+    redis: Redis, prefix: str, count: int, timeout_s: float = 20.0
+) -> list[tuple[str, MailOffloaded]]:
+    """Poll mail.offloaded until ``count`` entries exist (or fail at the deadline)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = await read_offloaded(redis, prefix)
+        if len(rows) >= count:
+            return rows
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {len(rows)}/{count} mail.offloaded entries in {timeout_s}s")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running_service(redis: Redis, settings: OffloadSettings) -> AsyncIterator[OffloadService]:
+    """The real handler behind a real consumer group, in this event loop."""
+    service = build_service(settings, redis)
+    consumer: Consumer[MailReceived] = Consumer(
+        redis,
+        stream_key=settings.common.key(STREAM_MAIL_RECEIVED),
+        group=GROUP,
+        consumer="test-0",
+        event_type=MailReceived,
+        handler=service.handle,
+        block_ms=100,
+        concurrency=4,
+    )
+    await ensure_group(redis, settings.common.key(STREAM_MAIL_RECEIVED), GROUP, start_id="0")
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        yield service
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+        if service.client is not None:
+            await service.client.aclose()
