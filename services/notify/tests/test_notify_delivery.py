@@ -1,0 +1,236 @@
+"""(2) window deferral, (3) retries/dead letters/replay, (5) signature, (7) rate limit."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.utils
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from notify_harness import Harness, make_event, make_settings, paris
+from receiver import Receiver
+from redis.asyncio import Redis
+from render_signal.notify.clock import ManualClock
+from render_signal.notify.deadletters import (
+    disabled_targets_key,
+    list_dead_letters,
+    replay_dead_letter,
+)
+from render_signal.notify.weblog import read_webhook_logs
+from standardwebhooks.webhooks import Webhook
+
+MONDAY_7H = paris(2026, 3, 30, 7, 0)
+WINDOW = {"webhook_time_start": "09:00", "webhook_time_end": "18:00"}
+
+Factory = Callable[..., Harness]
+
+
+@pytest.fixture
+def rx() -> Iterator[Receiver]:
+    with Receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+async def make(
+    redis: Redis, redis_url: str, key_prefix: str, rx: Receiver
+) -> AsyncIterator[Factory]:
+    made: list[Harness] = []
+
+    def factory(start: float = MONDAY_7H, **env: str) -> Harness:
+        env.setdefault("WEBHOOK_URL", rx.url())
+        harness = Harness(redis, make_settings(redis_url, key_prefix, **env), ManualClock(start))
+        made.append(harness)
+        return harness
+
+    yield factory
+    for harness in made:
+        await harness.aclose()
+
+
+async def due_of(h: Harness, webhook_id: str) -> float:
+    score = await h.redis.zscore(h.service.queue.schedule_key, webhook_id)
+    assert score is not None
+    return float(score)
+
+
+async def logs_for(h: Harness, email_id: str) -> list[dict[str, object]]:
+    entries = await read_webhook_logs(h.redis, h.prefix, 30, now=h.clock.now(), limit=500)
+    return [e for e in reversed(entries) if e["email_id"] == email_id]
+
+
+async def test_deferred_by_window_delivered_when_it_opens_exactly_once(
+    make: Factory, rx: Receiver
+) -> None:
+    h = make()
+    await h.configure("webhook_config", WINDOW)
+    event = make_event()
+    await h.emit(event)
+    assert rx.requests == []
+    assert await h.service.queue.count() == 1
+    [entry] = await logs_for(h, event.email_id)
+    assert entry["status"] == "deferred"
+    assert entry["failure_reason"] == "outside_window"
+    ((wid, score),) = await h.redis.zrange(h.service.queue.schedule_key, 0, -1, withscores=True)
+    assert score == paris(2026, 3, 30, 9, 0)
+    h.clock.set(paris(2026, 3, 30, 8, 59, 59))
+    assert await h.tick() == 0
+    assert rx.requests == []
+    h.clock.set(paris(2026, 3, 30, 9, 0))
+    assert await h.tick() == 1
+    [request] = rx.wait_for(1)
+    body = json.loads(request.body)
+    assert body["webhooks_time_start"] == "maintenant"
+    assert body["webhooks_time_end"] == "18:00"
+    assert request.headers["webhook-id"] == wid.decode()
+    # Later ticks and a redelivered event never send it again.
+    h.clock.advance(86400)
+    await h.tick()
+    await h.emit(event, deliveries=2)
+    await h.emit(event)
+    assert len(rx.requests) == 1
+    assert await h.service.queue.count() == 0
+    assert [e["status"] for e in await logs_for(h, event.email_id)] == ["deferred", "success"]
+
+
+async def test_500_three_times_then_200_retries_with_growing_delays(
+    make: Factory, rx: Receiver
+) -> None:
+    h = make(start=paris(2026, 3, 30, 10, 0))
+    rx.respond(500, b"<h1>oops</h1>", times=3)
+    event = make_event()
+    await h.emit(event)
+    for expected in (2, 3, 4):
+        wid = rx.requests[-1].headers["webhook-id"]
+        h.clock.set(await due_of(h, wid) - 0.001)
+        assert await h.tick() == 0  # never before it is due
+        h.clock.set(await due_of(h, wid))
+        await h.tick()
+        assert len(rx.wait_for(expected)) == expected
+    assert len(set(rx.ids())) == 1
+    logs = await logs_for(h, event.email_id)
+    assert [e["status"] for e in logs] == ["retrying"] * 3 + ["success"]
+    assert [e["attempt"] for e in logs] == [1, 2, 3, 4]
+    assert logs[0]["failure_reason"] == "upstream_server_error"
+    assert logs[0]["status_code"] == 500
+    delays = [
+        dt.datetime.fromisoformat(str(e["next_attempt_at"])).timestamp()
+        - dt.datetime.fromisoformat(str(e["timestamp"])).timestamp()
+        for e in logs[:3]
+    ]
+    assert delays[0] < delays[1] < delays[2], delays
+    assert await h.service.queue.count() == 0
+    assert await h.redis.exists(h.service.queue.sent_key(rx.ids()[0]))
+
+
+@pytest.mark.parametrize("http_date", [False, True])
+async def test_429_retry_after_is_honoured(make: Factory, rx: Receiver, http_date: bool) -> None:
+    h = make(start=paris(2026, 3, 30, 10, 0))
+    import time
+
+    value = email.utils.formatdate(time.time() + 120, usegmt=True) if http_date else "120"
+    rx.respond(429, b"slow down", headers={"Retry-After": value})
+    event = make_event()
+    await h.emit(event)
+    wid = rx.wait_for(1)[0].headers["webhook-id"]
+    due = await due_of(h, wid)
+    assert due >= h.clock.now() + 110  # base delay is 1 s: only Retry-After explains this
+    [entry] = await logs_for(h, event.email_id)
+    assert entry["failure_reason"] == "rate_limited"
+    assert entry["status"] == "retrying"
+    h.clock.set(due)
+    await h.tick()
+    assert len(rx.wait_for(2)) == 2
+
+
+async def test_400_dead_letters_at_once_and_replay_keeps_webhook_id(
+    make: Factory, rx: Receiver
+) -> None:
+    h = make(start=paris(2026, 3, 30, 10, 0))
+    rx.respond(400, b'{"error": "bad field"}')
+    event = make_event()
+    await h.emit(event)
+    first = rx.wait_for(1)[0]
+    [dead] = await list_dead_letters(h.redis, h.prefix)
+    assert dead["last_status"] == "400"
+    assert dead["attempts"] == "1"
+    assert dead["failure_reason"] == "upstream_client_error"
+    assert dead["last_response"] == '{"error": "bad field"}'
+    assert dead["target"] == f"http://127.0.0.1:{rx.port}/***"
+    assert json.loads(dead["payload"])["microsoft_graph_email_id"] == event.email_id
+    assert await h.service.queue.count() == 0
+    # A redelivered event does not resurrect a dead-lettered send.
+    await h.emit(event, deliveries=2)
+    assert len(rx.requests) == 1
+    assert await replay_dead_letter(h.redis, h.prefix, dead["id"], now=h.clock.now())
+    assert await list_dead_letters(h.redis, h.prefix) == []
+    await h.tick()
+    second = rx.wait_for(2)[1]
+    assert second.headers["webhook-id"] == first.headers["webhook-id"]
+    assert [e["status"] for e in await logs_for(h, event.email_id)] == ["dead_letter", "success"]
+
+
+async def test_410_disables_target_and_dead_letters(make: Factory, rx: Receiver) -> None:
+    h = make(start=paris(2026, 3, 30, 10, 0))
+    rx.respond(410)
+    await h.emit(make_event())
+    await h.emit(make_event())
+    assert len(rx.requests) == 1  # the second email is not sent to a gone target
+    assert await h.redis.hexists(disabled_targets_key(h.prefix), rx.url())
+    reasons = [d["failure_reason"] for d in await list_dead_letters(h.redis, h.prefix)]
+    assert reasons == ["target_disabled", "upstream_client_error"]
+
+
+async def test_retry_window_exhausted_dead_letters(make: Factory, rx: Receiver) -> None:
+    h = make(start=paris(2026, 3, 30, 10, 0), WEBHOOK_RETRY_WINDOW_SECONDS="3")
+    rx.default.status = 503
+    await h.emit(make_event())
+    while not await list_dead_letters(h.redis, h.prefix):
+        ((_, score),) = await h.redis.zrange(h.service.queue.schedule_key, 0, -1, withscores=True)
+        h.clock.set(score)
+        await h.tick()
+        assert len(rx.requests) < 10
+    [dead] = await list_dead_letters(h.redis, h.prefix)
+    assert dead["last_status"] == "503"
+    assert int(dead["attempts"]) == len(rx.requests) >= 2
+
+
+@pytest.mark.parametrize("raw_secret", [False, True])
+async def test_signature_verifies_with_reference_library(
+    make: Factory, rx: Receiver, raw_secret: bool
+) -> None:
+    key = b"0123456789abcdef0123456789abcdef"
+    secret = key.decode() if raw_secret else "whsec_" + base64.b64encode(key).decode()
+    h = make(start=paris(2026, 3, 30, 10, 0), WEBHOOK_SIGNING_SECRET=secret)
+    event = make_event()
+    await h.emit(event)
+    request = rx.wait_for(1)[0]
+    assert request.headers["webhook-signature"].startswith("v1,")
+    verifier = Webhook(base64.b64encode(key).decode())
+    payload = verifier.verify(request.body, request.headers)
+    assert payload["microsoft_graph_email_id"] == event.email_id
+    with pytest.raises(Exception, match=r"(?i)signature"):
+        verifier.verify(request.body + b" ", request.headers)
+
+
+async def test_rate_limit_holds_a_burst_without_losing_any(make: Factory, rx: Receiver) -> None:
+    h = make(start=paris(2026, 3, 30, 10, 0))
+    await h.configure("processing_prefs", {"rate_limit_per_hour": 5})
+    events = [make_event() for _ in range(20)]
+    for event in events:
+        await h.emit(event)
+    assert len(rx.requests) == 5
+    assert await h.service.queue.count() == 15
+    await h.tick()
+    assert len(rx.requests) == 5  # still limited: nothing sent early
+    for sent in (10, 15, 20):
+        h.clock.advance(3600)
+        await h.tick()
+        assert len(rx.requests) == sent
+    ids = rx.ids()
+    assert len(set(ids)) == 20
+    sent_emails = {json.loads(r.body)["microsoft_graph_email_id"] for r in rx.requests}
+    assert sent_emails == {e.email_id for e in events}
+    assert await h.service.queue.count() == 0
