@@ -28,7 +28,7 @@ if v == ARGV[2] and last ~= nil and last >= tonumber(ARGV[3]) then
   return 0
 end
 local ts = ARGV[4]
-if v == ARGV[2] and ts == '' then
+if ts == '' then
   ts = redis.call('HGET', KEYS[1], 'last_internaldate') or ''
 end
 redis.call('HSET', KEYS[1], 'mailbox', ARGV[1], 'uidvalidity', ARGV[2], 'last_uid', ARGV[3],

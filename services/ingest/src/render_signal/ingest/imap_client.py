@@ -20,8 +20,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import select
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -38,6 +40,19 @@ T = TypeVar("T")
 
 #: Extra time the loop grants a call beyond the socket timeout before force-closing.
 WATCHDOG_MARGIN_S = 2.0
+
+
+def _at_eof(sock: socket.socket) -> bool:
+    """True when the peer closed the connection (readable, and a peek reads nothing)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 class ImapUnavailable(Exception):
@@ -198,10 +213,19 @@ class ImapAdapter:
 
     async def idle_check(self, wait_s: float) -> list[Any]:
         """Wait up to ``wait_s`` for untagged responses while in IDLE."""
+
+        def _check() -> list[Any]:
+            started = time.monotonic()
+            found: list[Any] = self.client.idle_check(timeout=wait_s)
+            # imapclient swallows EOF inside idle_check and returns []: an early empty
+            # return on a readable socket means the server hung up.
+            early = time.monotonic() - started < wait_s * 0.9
+            if not found and early and _at_eof(self.client.socket()):
+                raise ConnectionAbortedError("server closed the connection during IDLE")
+            return found
+
         responses: list[Any] = await self._call(
-            "idle_check",
-            lambda: self.client.idle_check(timeout=wait_s),
-            deadline_s=wait_s + self.endpoint.timeout_s + WATCHDOG_MARGIN_S,
+            "idle_check", _check, deadline_s=wait_s + self.endpoint.timeout_s + WATCHDOG_MARGIN_S
         )
         return responses
 
