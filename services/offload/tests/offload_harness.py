@@ -19,6 +19,7 @@ from render_signal.common.events import (
 )
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import Consumer, ensure_group, publish
+from render_signal.offload.linksfile import LinksFile, make_entry
 from render_signal.offload.main import GROUP, build_service
 from render_signal.offload.service import OffloadService
 from render_signal.offload.settings import OffloadSettings, read_settings
@@ -110,3 +111,13 @@ async def running_service(redis: Redis, settings: OffloadSettings) -> AsyncItera
         await asyncio.wait_for(task, timeout=30)
         if service.client is not None:
             await service.client.aclose()
+
+
+def links_writer(path: str, tag: str, count: int, cap: int) -> None:
+    """A separate process appending ``count`` pairs (plus one shared pair each time)."""
+    links = LinksFile(path, max_entries=cap)
+    for i in range(count):
+        entry = make_entry(f"https://fromsmash.com/{tag}{i}", f"https://r2/{tag}{i}", "fromsmash")
+        links.append([entry])
+        # Every writer also re-sends a shared pair: dedup must keep exactly one.
+        links.append([make_entry("https://fromsmash.com/shared", "https://r2/shared", "fromsmash")])
