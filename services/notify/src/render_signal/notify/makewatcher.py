@@ -79,6 +79,8 @@ class MakeWatcher:
     async def run(self, stop: asyncio.Event) -> None:
         if not self.settings.makecom_api_key:
             logger.info("MAKE_WATCHER: inactive (MAKECOM_API_KEY not set)")
+            await stop.wait()  # a component returning early would stop the whole runtime
+            await self.client.aclose()
             return
         while not stop.is_set():
             try:
