@@ -27,6 +27,8 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
     mark_seen: bool
     max_email_bytes: int
     max_html_bytes: int
+    max_text_bytes: int
+    max_parse_bytes: int
     dedup_ttl_s: int
     sender_allowlist: tuple[str, ...]
     skip_reply_prefixes: bool
@@ -88,6 +90,8 @@ def read_settings(env: EnvReader) -> IngestSettings:
         mark_seen=env.boolean("IMAP_MARK_SEEN", True),
         max_email_bytes=env.integer("MAX_EMAIL_BYTES", 25 * 1024 * 1024, minimum=1024),
         max_html_bytes=env.integer("MAX_HTML_BYTES", 1024 * 1024, minimum=1024),
+        max_text_bytes=env.integer("MAX_TEXT_BYTES", 1024 * 1024, minimum=1024),
+        max_parse_bytes=env.integer("MAX_PARSE_BYTES", 10 * 1024 * 1024, minimum=64 * 1024),
         dedup_ttl_s=env.integer("EMAIL_DEDUP_TTL_SECONDS", 30 * 86400, minimum=60),
         sender_allowlist=tuple(
             s.lower() for s in env.csv("SENDER_OF_INTEREST_FOR_POLLING", "GMAIL_SENDER_ALLOWLIST")

@@ -1,0 +1,146 @@
+"""Detectors: the original's email classifications (original-system.md §3.4).
+
+* ``recadrage`` — Média Solution "Missions Recadrage - Lot N" emails with a
+  provider link and a delivery time (``HHhMM`` or ``le dd/mm/YYYY à HHhMM``;
+  ``URGENCE`` in the subject means local now + 1 h).
+* ``desabonnement_journee_tarifs`` — the "journée / tarifs habituels" offer
+  with an unsubscribe mention or a Dropbox file request; ``is_urgent`` set
+  when "urgent"/"urgence" appears.
+
+RECADRAGE is tried first; DESABO only when RECADRAGE did not match. Which
+detectors run comes from config document ``processing_prefs`` key
+``detectors_enabled`` (default: both). Every regex has bounded repetitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Callable, Collection, Sequence
+from zoneinfo import ZoneInfo
+
+import msgspec
+from render_signal.common.events import DeliveryLink
+
+__all__ = [
+    "ALL_DETECTORS",
+    "DESABO",
+    "RECADRAGE",
+    "Detection",
+    "detect",
+    "normalise",
+]
+
+RECADRAGE = "recadrage"
+DESABO = "desabonnement_journee_tarifs"
+ALL_DETECTORS = (RECADRAGE, DESABO)
+
+#: Providers whose link makes a recadrage email actionable.
+RECADRAGE_PROVIDERS = frozenset({"dropbox", "fromsmash", "swisstransfer", "wetransfer"})
+_SUBJECT_LITERAL = "Média Solution - Missions Recadrage - Lot"
+_SUBJECT_TOKENS = ("media solution", "missions recadrage", "lot")
+_FORBIDDEN = ("annulation", "facturation", "facture", "moment", "reference client", "total ht")
+_DROPBOX_REQUEST = "https://www.dropbox.com/request/"
+
+_A = r"[àa]"
+_SP = r"\s{1,10}"
+_CLOCK = r"(\d{1,2})(?:[hH](\d{0,2})|:(\d{2}))"
+_DATE_TIME = re.compile(
+    rf"{_A}{_SP}faire{_SP}pour{_SP}le{_SP}(\d{{1,2}})/(\d{{1,2}})/(\d{{4}}){_SP}"
+    rf"(?:{_A}\s{{0,10}}){{1,2}}{_CLOCK}",
+    re.IGNORECASE,
+)
+_TIME_ONLY = re.compile(rf"{_A}{_SP}faire{_SP}pour{_SP}{_CLOCK}", re.IGNORECASE)
+_ANY_TIME = re.compile(r"\b(\d{1,2})(?:[hH](\d{0,2})|:(\d{2}))\b")
+_URGENCE_WORD = re.compile(r"\burgence\b")
+
+
+class Detection(msgspec.Struct, frozen=True, kw_only=True):
+    """A detector's verdict (all defaults = nothing detected)."""
+
+    detector: str | None = None
+    delivery_time: str | None = None
+    is_urgent: bool = False
+    has_dropbox_request: bool = False
+
+
+def normalise(text: str) -> str:
+    """Accent-stripped, lowercased, whitespace-collapsed."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(stripped.lower().split())
+
+
+def _hhmm(hour: str, minutes: str | None) -> str:
+    return f"{int(hour):02d}h{int(minutes or 0):02d}"
+
+
+def _delivery_time(
+    subject_norm: str, body: str, now: Callable[[], dt.datetime], tz: ZoneInfo
+) -> str | None:
+    if _URGENCE_WORD.search(subject_norm):
+        local = now().astimezone(tz) + dt.timedelta(hours=1)
+        return f"{local.hour:02d}h{local.minute:02d}"
+    match = _DATE_TIME.search(body)
+    if match:
+        day, month, year, hour, m_h, m_colon = match.groups()
+        return f"le {int(day):02d}/{int(month):02d}/{year} à {_hhmm(hour, m_h or m_colon)}"
+    match = _TIME_ONLY.search(body)
+    if match:
+        hour, m_h, m_colon = match.groups()
+        return _hhmm(hour, m_h or m_colon)
+    match = _ANY_TIME.search(body)
+    if match:
+        hour, m_h, m_colon = match.groups()
+        return _hhmm(hour, m_h or m_colon)
+    return None
+
+
+def _is_recadrage_subject(subject: str, subject_norm: str) -> bool:
+    if _SUBJECT_LITERAL in subject:
+        return True
+    return all(token in subject_norm for token in _SUBJECT_TOKENS)
+
+
+def detect(
+    *,
+    subject: str,
+    body: str,
+    raw_content: str,
+    links: Sequence[DeliveryLink],
+    enabled: Collection[str] = ALL_DETECTORS,
+    now: Callable[[], dt.datetime] | None = None,
+    timezone: str = "Europe/Paris",
+) -> Detection:
+    """Classify one email.
+
+    Args:
+        subject: decoded subject.
+        body: readable text (plain parts plus the HTML's text).
+        raw_content: plain text plus raw HTML (for the Dropbox request URL).
+        links: provider links already extracted.
+        enabled: detector names to run.
+        now: clock returning an aware datetime (injectable for tests).
+        timezone: ``POLLING_TIMEZONE`` for the URGENCE delivery time.
+    """
+    clock = now or (lambda: dt.datetime.now(dt.UTC))
+    subject_norm = normalise(subject)
+    if RECADRAGE in enabled:
+        has_link = any(link.provider in RECADRAGE_PROVIDERS for link in links)
+        if has_link and _is_recadrage_subject(subject, subject_norm):
+            when = _delivery_time(subject_norm, body, clock, ZoneInfo(timezone))
+            if when is not None:
+                return Detection(detector=RECADRAGE, delivery_time=when)
+    if DESABO in enabled:
+        body_norm = normalise(body)
+        has_request = _DROPBOX_REQUEST in raw_content
+        if (
+            "journee" in body_norm
+            and "tarifs habituels" in body_norm
+            and ("desabonn" in body_norm or "desabonn" in subject_norm or has_request)
+            and not any(term in body_norm for term in _FORBIDDEN)
+        ):
+            urgent = any(w in subject_norm or w in body_norm for w in ("urgent", "urgence"))
+            return Detection(detector=DESABO, is_urgent=urgent, has_dropbox_request=has_request)
+    return Detection()

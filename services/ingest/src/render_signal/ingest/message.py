@@ -1,0 +1,255 @@
+"""An email, read into the shape the rest of ingest works on.
+
+Two inputs: RFC 822 bytes (IMAP, raw HTTP upload) and the Gmail Apps Script
+push fields. Reading never raises on bad content (unknown charsets, broken
+base64, truncated MIME); it raises :class:`UnreadableEmail` only when nothing
+useful could be read at all. Work is bounded: at most ``max_parse_bytes`` of
+input reach the parser, at most ``MAX_PARTS`` parts are walked, header values
+are capped (see :mod:`render_signal.ingest.headers`), and the HTML and text kept
+are capped before anything scans them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+from email.message import Message
+from email.parser import BytesParser
+
+import msgspec
+from render_signal.ingest.headers import (
+    MAX_HEADER_CHARS,
+    BoundedPolicy,
+    clean_header,
+    decode_bytes,
+    decode_header_value,
+    parse_sender,
+)
+
+__all__ = [
+    "MAX_PARTS",
+    "ParseLimits",
+    "ParsedEmail",
+    "UnreadableEmail",
+    "read_gmail_push",
+    "read_raw_email",
+]
+
+logger = logging.getLogger(__name__)
+
+#: MIME parts walked per message (real notifications have fewer than 10).
+MAX_PARTS = 200
+#: message/rfc822 and multipart nesting followed (forwards of forwards).
+MAX_DEPTH = 12
+
+
+class UnreadableEmail(Exception):
+    """Nothing usable could be read; the reason says why (dead-letter it)."""
+
+
+class ParseLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """Caps applied while reading one email."""
+
+    max_html_bytes: int = 1024 * 1024
+    max_text_bytes: int = 1024 * 1024
+    max_parse_bytes: int = 10 * 1024 * 1024
+
+
+class ParsedEmail(msgspec.Struct, frozen=True, kw_only=True):
+    """The parsed shape shared by every source."""
+
+    subject: str
+    sender_address: str
+    sender_email: str
+    date: str
+    received_date: str
+    message_id: str
+    body_text: str
+    body_html: str
+    truncated: bool = False
+
+
+class _CappedText:
+    """Accumulates decoded parts up to a UTF-8 byte budget."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.parts: list[str] = []
+        self.truncated = False
+
+    def add(self, text: str) -> None:
+        if not text:
+            return
+        if self.used >= self.limit:
+            self.truncated = True
+            return
+        room = self.limit - self.used
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+        if size > room:
+            text = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
+            self.truncated = True
+            size = room
+        self.used += size
+        self.parts.append(text)
+
+    def value(self) -> str:
+        return "\n".join(self.parts).replace("\x00", "")
+
+
+def _first_raw(msg: Message, name: str) -> str:
+    wanted = name.lower()
+    for key, value in msg.raw_items():
+        if key.lower() == wanted:
+            return str(value)
+    return ""
+
+
+def _iso_date(raw_date: str) -> str:
+    if not raw_date:
+        return ""
+    try:
+        parsed = email.utils.parsedate_to_datetime(raw_date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return raw_date
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _walk(root: Message) -> tuple[list[Message], bool]:
+    """Leaf parts in document order, depth-first, bounded in count and depth."""
+    leaves: list[Message] = []
+    stack: list[tuple[Message, int]] = [(root, 0)]
+    visited = 0
+    capped = False
+    while stack:
+        part, depth = stack.pop()
+        visited += 1
+        if visited > MAX_PARTS:
+            capped = True
+            break
+        if part.is_multipart():
+            payload = part.get_payload()
+            children = (
+                [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
+            )
+            if depth >= MAX_DEPTH:
+                capped = True
+                continue
+            stack.extend((child, depth + 1) for child in reversed(children))
+        else:
+            leaves.append(part)
+    return leaves, capped
+
+
+def _part_text(part: Message) -> str:
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        return ""
+    return decode_bytes(data, part.get_content_charset())
+
+
+def read_raw_email(raw: bytes, limits: ParseLimits) -> ParsedEmail:
+    """Parse RFC 822 bytes. Raises :class:`UnreadableEmail` when nothing is readable."""
+    if not raw or not raw.strip():
+        raise UnreadableEmail("empty raw message")
+    truncated = False
+    if len(raw) > limits.max_parse_bytes:
+        raw = raw[: limits.max_parse_bytes]
+        truncated = True
+        logger.warning(
+            "PARSE: message cut to %d bytes before parsing (MAX_PARSE_BYTES)",
+            limits.max_parse_bytes,
+        )
+    if b"\x00" in raw:
+        raw = raw.replace(b"\x00", b"")
+    try:
+        msg = BytesParser(policy=BoundedPolicy()).parsebytes(raw)
+    except RecursionError as exc:
+        raise UnreadableEmail("MIME structure nested too deeply") from exc
+    del raw
+    subject = decode_header_value(_first_raw(msg, "subject"))
+    sender_address, sender_email = parse_sender(decode_header_value(_first_raw(msg, "from")))
+    date = clean_header(_first_raw(msg, "date")[:MAX_HEADER_CHARS])
+    message_id = clean_header(_first_raw(msg, "message-id")[:MAX_HEADER_CHARS])
+
+    text = _CappedText(limits.max_text_bytes)
+    html = _CappedText(limits.max_html_bytes)
+    try:
+        leaves, capped = _walk(msg)
+    except RecursionError as exc:
+        raise UnreadableEmail("MIME structure nested too deeply") from exc
+    if capped:
+        truncated = True
+        logger.warning("PARSE: MIME walk stopped at %d parts / depth %d", MAX_PARTS, MAX_DEPTH)
+    for part in leaves:
+        if part.get_content_maintype() != "text":
+            continue
+        if part.get_content_disposition() == "attachment":
+            continue
+        subtype = part.get_content_subtype()
+        if subtype == "html":
+            if html.truncated:
+                continue
+            html.add(_part_text(part))
+        elif subtype == "plain" or part is msg:
+            if text.truncated:
+                continue
+            text.add(_part_text(part))
+    if html.truncated:
+        truncated = True
+        logger.warning(
+            "PARSE: HTML content truncated (exceeded %d bytes limit)", limits.max_html_bytes
+        )
+    if text.truncated:
+        truncated = True
+        logger.warning("PARSE: text content truncated (exceeded %d bytes)", limits.max_text_bytes)
+    body_text, body_html = text.value(), html.value()
+    if not (subject or sender_email or body_text.strip() or body_html.strip() or message_id):
+        raise UnreadableEmail("no headers or body could be read")
+    return ParsedEmail(
+        subject=subject,
+        sender_address=sender_address,
+        sender_email=sender_email,
+        date=date,
+        received_date=_iso_date(date),
+        message_id=message_id,
+        body_text=body_text,
+        body_html=body_html,
+        truncated=truncated,
+    )
+
+
+def read_gmail_push(fields: dict[str, str] | None, limits: ParseLimits) -> ParsedEmail:
+    """The Apps Script fields ``{subject, sender, body (HTML), date}`` as a parsed email."""
+    if not isinstance(fields, dict):
+        raise UnreadableEmail("gmail_push entry without gmail fields")
+
+    def field(name: str) -> str:
+        value = fields.get(name)
+        return value if isinstance(value, str) else ""
+
+    sender_raw, body = field("sender"), field("body")
+    if not sender_raw.strip() or not body.strip():
+        raise UnreadableEmail("gmail_push entry without sender or body")
+    sender_address, sender_email = parse_sender(decode_header_value(sender_raw))
+    date = clean_header(field("date")[:MAX_HEADER_CHARS])
+    html = _CappedText(limits.max_html_bytes)
+    html.add(body)
+    if html.truncated:
+        logger.warning(
+            "PARSE: HTML content truncated (exceeded %d bytes limit)", limits.max_html_bytes
+        )
+    return ParsedEmail(
+        subject=clean_header(field("subject")[:MAX_HEADER_CHARS]),
+        sender_address=sender_address,
+        sender_email=sender_email,
+        date=date,
+        received_date=date,
+        message_id="",
+        body_text="",
+        body_html=html.value(),
+        truncated=html.truncated,
+    )

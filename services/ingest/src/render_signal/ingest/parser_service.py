@@ -1,0 +1,217 @@
+"""The parser component: ``mail.raw`` -> ``mail.received``.
+
+Per entry: runtime flags, parse + links + detectors (in a worker thread),
+email-id dedup check, sender allowlist, reply/forward prefixes, then publish
+and only then mark the email id as seen (a crash in between republishes,
+never loses). An email that cannot be read at all is dead-lettered at once
+with the reason (:class:`PermanentError`); everything else is published with
+what could be read. Every outcome is counted and logged with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+
+from prometheus_client import Counter, Histogram
+from redis.asyncio import Redis
+from render_signal.common.configstore import ConfigStore, ConfigWatcher
+from render_signal.common.events import STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED, MailRaw, MailReceived
+from render_signal.common.logs import log_context, mask_email
+from render_signal.common.streams import Consumer, Delivery, PermanentError, publish
+from render_signal.ingest.analysis import Analysis, analyse, read_event
+from render_signal.ingest.dedup import SeenEmails
+from render_signal.ingest.filters import (
+    SKIP_DUPLICATE,
+    SKIP_GMAIL_DISABLED,
+    SKIP_REASONS,
+    SKIP_REPLY,
+    SKIP_SENDER,
+    has_reply_prefix,
+    load_policy,
+)
+from render_signal.ingest.identity import email_id as compute_email_id
+from render_signal.ingest.message import ParseLimits, UnreadableEmail
+from render_signal.ingest.settings import IngestSettings
+
+__all__ = ["EMAILS", "PARSE_SECONDS", "ParserService", "run_parser"]
+
+logger = logging.getLogger(__name__)
+
+GROUP = "ingest"
+
+EMAILS = Counter(
+    "render_signal_ingest_emails_total",
+    "Emails handled by the ingest parser, by outcome and reason",
+    ["outcome", "reason"],
+)
+PARSE_SECONDS = Histogram(
+    "render_signal_ingest_parse_seconds",
+    "Time to parse one email, extract its links and run the detectors",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ARRIVAL_TO_PUBLISH = Histogram(
+    "render_signal_ingest_imap_arrival_to_publish_seconds",
+    "From the IMAP watcher seeing an email to mail.received being published",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+)
+# Fixed label set, all pre-created so dashboards see zeros rather than gaps.
+_LABELS = [("published", "ok"), ("dead_lettered", "unreadable")] + [
+    ("skipped", reason) for reason in SKIP_REASONS
+]
+for _outcome, _reason in _LABELS:
+    EMAILS.labels(_outcome, _reason)
+
+
+class ParserService:
+    """Handles one ``mail.raw`` entry at a time (see module docstring)."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        redis: Redis,
+        watcher: ConfigWatcher,
+        *,
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.watcher = watcher
+        self.now = now
+        self.limits = ParseLimits(
+            max_html_bytes=settings.max_html_bytes,
+            max_text_bytes=settings.max_text_bytes,
+            max_parse_bytes=settings.max_parse_bytes,
+        )
+        self.seen = SeenEmails(redis, settings.common.key_prefix, settings.dedup_ttl_s)
+        self.out_key = f"{settings.common.key_prefix}{STREAM_MAIL_RECEIVED}"
+
+    def _analyse(self, event: MailRaw, detectors: frozenset[str]) -> Analysis:
+        parsed = read_event(event, self.limits)
+        return analyse(
+            parsed, detectors=detectors, now=self.now, timezone=self.settings.common.timezone
+        )
+
+    async def handle(self, event: MailRaw, delivery: Delivery) -> None:
+        token = log_context.set({"event_id": event.event_id})
+        try:
+            await self._handle(event, delivery)
+        finally:
+            log_context.reset(token)
+
+    def _skip(self, reason: str, event: MailRaw, sender: str, email_id: str = "") -> None:
+        EMAILS.labels("skipped", reason).inc()
+        logger.info(
+            "INGEST: skipped %s email %s from %s: %s",
+            event.source,
+            email_id or event.event_id,
+            mask_email(sender),
+            reason,
+        )
+
+    async def _handle(self, event: MailRaw, delivery: Delivery) -> None:
+        policy = await load_policy(self.watcher, self.settings)
+        if event.source == "gmail_push" and not policy.gmail_ingress_enabled:
+            self._skip(SKIP_GMAIL_DISABLED, event, (event.gmail or {}).get("sender", ""))
+            return
+        started = time.perf_counter()
+        try:
+            result = await asyncio.to_thread(self._analyse, event, policy.detectors)
+        except UnreadableEmail as exc:
+            EMAILS.labels("dead_lettered", "unreadable").inc()
+            raise PermanentError(f"unreadable email: {exc}") from exc
+        except (ValueError, LookupError, TypeError, RecursionError, AttributeError) as exc:
+            # Deterministic parse failures: retrying cannot help.
+            EMAILS.labels("dead_lettered", "unreadable").inc()
+            raise PermanentError(f"parse failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            PARSE_SECONDS.observe(time.perf_counter() - started)
+        parsed = result.parsed
+        email_id = compute_email_id(parsed, event.source, event.gmail)
+        log_context.set({"event_id": event.event_id, "email_id": email_id})
+        if policy.dedup_enabled and await self.seen.seen(email_id):
+            self._skip(SKIP_DUPLICATE, event, parsed.sender_email, email_id)
+            return
+        if not policy.sender_allowed(parsed.sender_email):
+            self._skip(SKIP_SENDER, event, parsed.sender_email, email_id)
+            return
+        if (
+            event.source != "gmail_push"
+            and policy.skip_reply_prefixes
+            and has_reply_prefix(parsed.subject)
+        ):
+            self._skip(SKIP_REPLY, event, parsed.sender_email, email_id)
+            return
+        received_date = parsed.received_date or (
+            dt.datetime.fromtimestamp(event.received_at, dt.UTC).isoformat().replace("+00:00", "Z")
+        )
+        detection = result.detection
+        received = MailReceived(
+            event_id=event.event_id,
+            email_id=email_id,
+            source=event.source,
+            subject=parsed.subject,
+            sender_address=parsed.sender_address,
+            sender_email=parsed.sender_email,
+            received_date=received_date,
+            body_text=parsed.body_text,
+            body_html=parsed.body_html,
+            links=result.links,
+            detector=detection.detector,
+            delivery_time=detection.delivery_time,
+            is_urgent=detection.is_urgent,
+            truncated=event.truncated or parsed.truncated,
+            received_at=event.received_at,
+            trace={**event.trace, "parsed": time.time()},
+        )
+        await publish(self.redis, self.out_key, received)
+        await self.seen.mark(email_id)
+        EMAILS.labels("published", "ok").inc()
+        if event.imap_arrived_at is not None:
+            ARRIVAL_TO_PUBLISH.observe(max(0.0, time.time() - event.imap_arrived_at))
+        logger.info(
+            "INGEST: published %s email %s from %s (%d link(s), detector=%s%s, delivery %d)",
+            event.source,
+            email_id,
+            mask_email(parsed.sender_email),
+            len(result.links),
+            detection.detector or "none",
+            ", truncated" if received.truncated else "",
+            delivery.deliveries,
+        )
+
+
+async def run_parser(
+    settings: IngestSettings,
+    redis: Redis,
+    stop: asyncio.Event,
+    *,
+    watcher: ConfigWatcher | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+    claim_idle_ms: int = 30_000,
+) -> None:
+    """Consume ``mail.raw`` (group ``ingest``) until ``stop`` is set."""
+    if watcher is None:
+        watcher = ConfigWatcher(ConfigStore(redis, settings.common.key_prefix))
+    service = ParserService(settings, redis, watcher, now=now)
+    consumer: Consumer[MailRaw] = Consumer(
+        redis,
+        stream_key=f"{settings.common.key_prefix}{STREAM_MAIL_RAW}",
+        group=GROUP,
+        consumer=f"ingest-{settings.common.instance}",
+        event_type=MailRaw,
+        handler=service.handle,
+        batch_size=16,
+        claim_idle_ms=claim_idle_ms,
+    )
+    listener = asyncio.create_task(watcher.listen(stop))
+    try:
+        await consumer.run(stop)
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
