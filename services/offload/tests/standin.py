@@ -16,6 +16,7 @@ Every request is recorded (arrival time, headers, JSON body) before answering.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, mode: str, body: dict[str, Any], record: Recorded) -> None:
         owner = self.server.owner
-        if mode == "hang":
+        if mode == "hang" and (owner.hang_only is None or body.get("email_id") in owner.hang_only):
             owner.released.wait(owner.hang_max_s)
             mode = "ok"
         if mode == "close":
@@ -97,6 +98,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: WorkerStandIn
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout, SIGKILL) leaves a broken pipe: expected here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class WorkerStandIn:
     """Start with ``with WorkerStandIn() as worker:``; ``worker.url`` is the endpoint."""
@@ -107,6 +113,8 @@ class WorkerStandIn:
         self.filename: str | None = "report final.zip"
         self.public_base = "https://r2.test.invalid"
         self.requests: list[Recorded] = []
+        #: In ``hang`` mode, hang only requests for these email ids (None: all).
+        self.hang_only: set[str] | None = None
         self.in_flight = 0
         self.max_in_flight = 0
         self.lock = threading.Lock()
