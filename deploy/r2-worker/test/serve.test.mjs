@@ -115,9 +115,11 @@ test("POST /cron?now= runs the scheduled cleanup", async () => {
 });
 
 test("SIGTERM -> exit code 0", async () => {
-  const exited = once(child, "exit");
+  const exited = once(child, "close"); // after stdout is fully read
   child.kill("SIGTERM");
   const [code, signal] = await exited;
   assert.equal(signal, null);
   assert.equal(code, 0);
+  // Worker logs (the cron run above logs one line) never reached stdout.
+  assert.equal(lines.length, 2, JSON.stringify(lines));
 });
