@@ -129,10 +129,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         STATE_FILE.unlink(missing_ok=True)
 
 
-def _resolve_redis(env_path: Path) -> tuple[str, str]:
+def _resolve_redis(env_path: Path, wait_s: float = 0.0) -> tuple[str, str]:
     env = _stack_env(env_path)
     if env.get("REDIS_URL"):
         return env["REDIS_URL"], env.get("REDIS_KEY_PREFIX", "render_signal:")
+    deadline = time.monotonic() + wait_s
+    while not STATE_FILE.is_file() and time.monotonic() < deadline:
+        time.sleep(0.1)  # `up` may still be starting Redis
     if STATE_FILE.is_file():
         state = json.loads(STATE_FILE.read_text(encoding="utf-8"))
         return str(state["redis_url"]), str(state.get("key_prefix", "render_signal:"))
@@ -154,9 +157,11 @@ async def _status(url: str, prefix: str, wait_s: float) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    url, prefix = _resolve_redis(Path(args.env_file))
+    started = time.monotonic()
+    url, prefix = _resolve_redis(Path(args.env_file), args.wait)
+    remaining = max(0.0, args.wait - (time.monotonic() - started))
     try:
-        status = asyncio.run(_status(url, prefix, args.wait))
+        status = asyncio.run(_status(url, prefix, remaining))
     except OSError as exc:
         _say(f"render-signal: cannot reach Redis at {url.split('@')[-1]}: {exc}")
         return 1

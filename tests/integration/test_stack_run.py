@@ -1,0 +1,90 @@
+"""``make run`` on a fresh checkout (issue 2, acceptance 1 and 7).
+
+Runs the real umbrella CLI in an empty directory: no .env, no REDIS_URL, no
+accounts. It must write a dev .env, start Redis and the four services, report
+them alive through ``render-signal status`` within 20 s, and leave no process
+behind after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from render_signal.common.pytest_plugin import require_component
+from render_signal.common.redisserver import find_redis_server
+
+from .stack import Stack, pid_alive
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    require_component(find_redis_server() is not None, "no redis-server binary available")
+    running = Stack(tmp_path)
+    try:
+        yield running
+    finally:
+        running.kill()
+
+
+def test_fresh_checkout_make_run(stack: Stack) -> None:
+    assert not (stack.workdir / ".env").exists()
+    started = time.monotonic()
+    stack.up()
+    status = stack.cli("status", "--wait", "20", timeout=40)
+    elapsed = time.monotonic() - started
+    assert status.returncode == 0, status.stdout + stack.output()
+    print(f"all four services alive {elapsed:.1f}s after `render-signal up`")
+    for service in ("ingest", "offload", "notify", "gateway"):
+        assert f"{service}" in status.stdout and "DOWN" not in status.stdout
+
+    env_text = (stack.workdir / ".env").read_text()
+    assert "RENDER_SIGNAL_ENV=dev" in env_text
+    secrets = dict(
+        line.split("=", 1)
+        for line in env_text.splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert len(secrets["SECRET_KEY"]) >= 40 and len(secrets["PROCESS_API_TOKEN"]) >= 32
+    output = stack.output()
+    assert f"http://127.0.0.1:{stack.env['PORT']}/" in output, output
+    assert f"Dev login:  admin / {secrets['DASHBOARD_PASSWORD']}" in output
+
+    state = stack.state()
+    pids = [int(c["pid"]) for c in state["children"]]  # type: ignore[index,union-attr]
+    redis_port = str(state["redis_url"]).rsplit(":", 1)[1].split("/")[0]
+    assert all(pid_alive(p) for p in pids)
+
+    assert stack.interrupt() == 0, stack.output()
+    assert not [p for p in pids if pid_alive(p)], "a service outlived Ctrl-C"
+    import socket
+
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", int(redis_port))) != 0, "redis outlived Ctrl-C"
+    assert "PROCESS: SIGTERM received" in stack.output()
+
+
+def test_supervisor_restarts_a_crashed_service(stack: Stack) -> None:
+    import os
+    import signal
+
+    stack.up()
+    assert stack.cli("status", "--wait", "20", timeout=40).returncode == 0, stack.output()
+    state = stack.state()
+    notify = next(c for c in state["children"] if c["service"] == "notify")  # type: ignore[union-attr]
+    os.kill(int(notify["pid"]), signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while "notify exited with code -9; restarting" not in stack.output():
+        assert time.monotonic() < deadline, stack.output()
+        time.sleep(0.1)
+    # The restarted notify beats again (fresh pid in its heartbeat).
+    while time.monotonic() < deadline:
+        status = stack.cli("status", "--json")
+        if f'"pid": {notify["pid"]}' not in status.stdout and status.returncode == 0:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(stack.output())
+    assert stack.interrupt() == 0
