@@ -98,14 +98,14 @@ def test_legacy_aliases_are_accepted(tmp_path: Path) -> None:
     env.pop("DASHBOARD_PASSWORD")
     env.update(
         FLASK_SECRET_KEY="f" * 40,
-        TRIGGER_PAGE_PASSWORD="legacy-password-1",
+        TRIGGER_PAGE_PASSWORD="legacy-pass-1",
         TRIGGER_PAGE_USER="ops",
     )
     reader = EnvReader(env, {})
     settings = read_settings(reader)
     assert reader.problems == []
     assert settings.secret_key == "f" * 40
-    assert settings.dashboard_password == "legacy-password-1"
+    assert settings.dashboard_password == "legacy-pass-1"
     assert settings.dashboard_user == "ops"
 
 
