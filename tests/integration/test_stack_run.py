@@ -88,3 +88,31 @@ def test_supervisor_restarts_a_crashed_service(stack: Stack) -> None:
     else:
         raise AssertionError(stack.output())
     assert stack.interrupt() == 0
+
+
+def test_no_secret_from_the_environment_reaches_any_log_line(stack: Stack) -> None:
+    """Sentinel secrets through a whole run (start, one email, stop) at DEBUG level."""
+    sentinels = {
+        "SECRET_KEY": "SENTINEL-secret-key-0d3c9b8a7f6e5d4c3b2a",
+        "DASHBOARD_PASSWORD": "SENTINEL-dash-pw-71c2",
+        "PROCESS_API_TOKEN": "SENTINEL-api-token-5e8f1a2b3c4d",
+        "WEBHOOK_SIGNING_SECRET": "whsec_U0VOVElORUwtc2lnbmluZy1zZWNyZXQtMTIzNDU2Nzg=",
+        "MAKECOM_API_KEY": "SENTINEL-make-key-19af",
+        "R2_FETCH_TOKEN": "SENTINEL-r2-token-66b0",
+        "EMAIL_PASSWORD": "SENTINEL-imap-pw-3d3d",
+        "RENDER_API_KEY": "SENTINEL-render-key-abab",
+    }
+    lines = ["RENDER_SIGNAL_ENV=dev", "LOG_LEVEL=DEBUG", "HEARTBEAT_INTERVAL_SECONDS=1"]
+    lines += [f"{k}={v}" for k, v in sentinels.items()]
+    (stack.workdir / ".env").write_text("\n".join(lines) + "\n")
+    stack.up()
+    assert stack.cli("status", "--wait", "20", timeout=40).returncode == 0, stack.output()
+    sent = stack.cli("send", "--wait", "20", timeout=60)
+    output_before_stop = stack.output()
+    assert stack.interrupt() == 0
+    output = stack.output() + sent.stdout + sent.stderr
+    assert output_before_stop, "the stack logged nothing at all"
+    leaked = [name for name, value in sentinels.items() if value in output]
+    assert not leaked, f"secrets found in logs: {leaked}"
+    assert "SENTINEL-secret-key" not in output
+    assert sent.returncode == 0, sent.stdout + sent.stderr + output
