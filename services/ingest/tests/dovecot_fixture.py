@@ -171,10 +171,12 @@ class DovecotServer:
         raise RuntimeError(f"dovecot did not open port {self.port}:\n{self.log_tail()}")
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """Graceful: SIGTERM the master, wait for the group to exit (a few seconds)."""
+        """Graceful: SIGTERM the master and its sessions, wait for the port to close."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        # The whole group: a bare master SIGTERM can leave live IMAP sessions behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

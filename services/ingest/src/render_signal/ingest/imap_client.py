@@ -108,11 +108,18 @@ class ImapAdapter:
         )
         future = asyncio.wrap_future(self._executor.submit(fn))
         try:
-            return await asyncio.wait_for(future, timeout=limit)
-        except TimeoutError:
-            logger.warning("IMAP: %s exceeded its %.1fs deadline; closing the socket", op, limit)
-            self.close()
-            raise ImapUnavailable(f"{op}: no answer within {limit:.1f}s") from None
+            done, _ = await asyncio.wait({future}, timeout=limit)
+            if not done:
+                # The watchdog: the thread is stuck past the deadline. Shutting the socket
+                # down from here unblocks it; the connection is abandoned.
+                logger.warning(
+                    "IMAP: %s exceeded its %.1fs deadline; closing the socket", op, limit
+                )
+                self.close()
+                raise ImapUnavailable(f"{op}: no answer within {limit:.1f}s")
+            return future.result()
+        except ImapUnavailable:
+            raise
         except LoginError as exc:
             self.close()
             raise ImapAuthError(f"{op}: login refused: {exc}") from exc
