@@ -7,6 +7,8 @@ Modes (set ``server.mode``; may change between requests):
 * ``hang`` — holds the request until :meth:`WorkerStandIn.release` (or ``hang_max_s``),
   then answers like ``ok``
 * ``fail`` — 200 ``{success:false, error}``
+* ``source502`` — 502 ``{success:false, error:"Source fetch failed: 404"}`` (the real
+  Worker's answer when the provider fails)
 * ``badjson`` — 200 with a body that is not JSON
 * ``close`` — drops the connection without any response
 
@@ -71,6 +73,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if mode == "500":
             self._send(500, b"internal error", "text/plain")
+        elif mode == "source502":
+            payload = {"success": False, "error": "Source fetch failed: 404"}
+            self._send(502, json.dumps(payload).encode())
         elif mode == "fail":
             self._send(200, json.dumps({"success": False, "error": "nope"}).encode())
         elif mode == "badjson":

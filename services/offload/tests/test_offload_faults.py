@@ -46,6 +46,7 @@ def fault_env(redis_url: str, prefix: str, endpoint: str) -> dict[str, str]:
         ("hang", 3, 3, True, TIMEOUT_S),  # timeouts aren't retried; links run concurrently
         ("badjson", 3, 3, True, 0.0),
         ("fail", 3, 3, False, 0.0),  # a well-formed refusal is a healthy Worker
+        ("source502", 3, 3, False, 0.0),  # the source failed, not the Worker: no retry
     ],
 )
 async def test_worker_fault_falls_back_and_breaker_skips_next_email(

@@ -9,7 +9,9 @@ means "keep the source URL".
 Failure handling:
 
 * **Retried** (``retries`` extra attempts, exponential backoff with full
-  jitter): connection errors (refused, reset, closed mid-response) and 5xx.
+  jitter): connection errors (refused, reset, closed mid-response) and 5xx,
+  except the Worker's JSON ``502/504 {success:false}`` ("Source fetch failed"),
+  which is the source's fault: no retry, no breaker failure.
 * **Not retried**: read/write timeouts (the Worker may still be working; a
   second wait would double the cost of a dead Worker), 4xx, redirects (never
   followed), ``success:false``, invalid JSON.
@@ -66,6 +68,10 @@ class _Final(Exception):
         super().__init__(detail)
         self.reason = reason
         self.worker_fault = worker_fault
+
+
+def _is_refusal(payload: Any) -> bool:
+    return isinstance(payload, dict) and payload.get("success") is False
 
 
 def timeout_for(source_url: str, timeout_s: float, folder_timeout_s: float) -> float:
@@ -194,15 +200,25 @@ class WorkerClient:
             raise _Retryable("transport", type(exc).__name__) from exc
         finally:
             WORKER_SECONDS.observe(time.perf_counter() - started)
-        if response.status_code >= 500:
-            raise _Retryable("http_status", f"HTTP {response.status_code}")
         try:
             payload: Any = response.json()
-        except ValueError as exc:
+        except ValueError:
+            payload = None
+        if response.status_code >= 500:
+            if response.status_code in (502, 504) and _is_refusal(payload):
+                # The Worker's own JSON "Source fetch failed": the *source* is bad, not the
+                # Worker; retrying a dead link or tripping the breaker would punish others.
+                raise _Final(
+                    "http_status",
+                    f"HTTP {response.status_code} ({str(payload.get('error'))[:120]})",
+                    worker_fault=False,
+                )
+            raise _Retryable("http_status", f"HTTP {response.status_code}")
+        if payload is None:
             if response.status_code != 200:
-                raise _Final("http_status", f"HTTP {response.status_code}") from exc
-            raise _Final("invalid_response", "invalid JSON") from exc
-        if isinstance(payload, dict) and payload.get("success") is False:
+                raise _Final("http_status", f"HTTP {response.status_code}")
+            raise _Final("invalid_response", "invalid JSON")
+        if _is_refusal(payload):
             # A well-formed refusal (source 404, HTML preview, too large) proves the
             # Worker is alive: fall back for this link without tripping the breaker.
             raise _Final(
