@@ -1,0 +1,335 @@
+"""The dashboard in real Chromium (Playwright) against the real gateway and Redis.
+
+The gateway runs under uvicorn on a loopback port (in a thread, built from the
+same environment variables ``main()`` reads); the notify service runs as a
+real subprocess. Chromium is the system one (``/usr/bin/chromium``; never
+``playwright install``): without it the tests skip locally and fail under CI.
+
+Synchronisation is event based: uvicorn's startup event, Playwright's
+auto-waiting ``expect``, and blocking reads of the notify process's log lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+import zoneinfo
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import redis as redis_sync
+import uvicorn
+from render_signal.common.events import DeliveryLink, MailOffloaded, encode_entry
+from render_signal.common.pytest_plugin import require_component
+from render_signal.common.redisserver import free_port
+from render_signal.common.settings import EnvReader
+from render_signal.gateway.app import create_app
+from render_signal.gateway.settings import read_settings
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+README_SHOT = REPO_ROOT / "docs" / "screenshots" / "dashboard.png"
+CHROMIUM = Path("/usr/bin/chromium")
+USER = "operator"
+PASSWORD = "pw-browser-3b7f0e2a91"
+PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+
+
+# -- the gateway under uvicorn ----------------------------------------------------------
+def gateway_env(redis_url: str, key_prefix: str, port: int) -> dict[str, str]:
+    """The environment a deployed gateway gets (dev mode: loopback http allowed)."""
+    return {
+        "RENDER_SIGNAL_ENV": "dev",
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": key_prefix,
+        "SECRET_KEY": "browser-secret-key-6c1d9e8f2a7b4c3d",
+        "DASHBOARD_USER": USER,
+        "DASHBOARD_PASSWORD": PASSWORD,
+        "PROCESS_API_TOKEN": "browser-api-token-5e2a8c1f",
+        "PORT": str(port),
+        "HEARTBEAT_INTERVAL_SECONDS": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that sets an event once it listens (readiness without polling)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+class LiveGateway:
+    """The gateway app served by uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        reader = EnvReader(dict(env), {})
+        settings = read_settings(reader)
+        reader.check()
+        self.base_url = f"http://127.0.0.1:{settings.common.metrics_port}"
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=settings.common.metrics_port,
+            log_config=None,
+            access_log=False,
+            ws="none",
+            lifespan="on",
+        )
+        self.server = _Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
+
+    def __enter__(self) -> LiveGateway:
+        self.thread.start()
+        if not self.server.ready.wait(20):
+            raise RuntimeError("the gateway did not start listening")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+# -- a service in a subprocess ------------------------------------------------------------
+class ServiceProcess:
+    """``python -m <module>``; its output lines are queued so tests wait on them."""
+
+    def __init__(self, module: str, env: Mapping[str, str]) -> None:
+        full_env = {**os.environ, **env, "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO_ROOT,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout_s: float = 20.0) -> re.Match[str]:
+        """Block until an output line (past or future) matches ``pattern``."""
+        regex = re.compile(pattern)
+        for line in self.seen:
+            if match := regex.search(line):
+                return match
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if match := regex.search(line):
+                return match
+        tail = "\n".join(self.seen[-40:])
+        raise AssertionError(f"no output line matching {pattern!r}; last lines:\n{tail}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# -- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """System Chromium, headless (skips locally / fails in CI when unavailable)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_component(False, "playwright is not installed")
+    require_component(CHROMIUM.exists(), f"{CHROMIUM} not found")
+    with sync_playwright() as p:
+        try:
+            chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        except Exception as exc:  # playwright.Error: the binary would not start
+            require_component(False, f"chromium failed to launch: {exc}")
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def gateway(redis_url: str, key_prefix: str) -> Iterator[LiveGateway]:
+    with LiveGateway(gateway_env(redis_url, key_prefix, free_port())) as live:
+        yield live
+
+
+@pytest.fixture
+def rdb(redis_url: str, key_prefix: str) -> Iterator[redis_sync.Redis]:
+    """A synchronous client for seeding and checking; this test's keys deleted after."""
+    client = redis_sync.Redis.from_url(redis_url)
+    yield client
+    keys = list(client.scan_iter(match=f"{key_prefix}*", count=500))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+class Browsing:
+    """Opens contexts on the gateway and records what would break the page."""
+
+    def __init__(self, browser: Any, base_url: str) -> None:
+        self.browser = browser
+        self.base_url = base_url
+        self.contexts: list[Any] = []
+        self.problems: list[str] = []
+
+    def new_page(self, locale: str = "fr-FR") -> Any:
+        """A page in a fresh context (its own cookies), French unless told."""
+        context = self.browser.new_context(
+            base_url=self.base_url, locale=locale, viewport={"width": 1280, "height": 900}
+        )
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+
+        def console(message: Any) -> None:
+            text = message.text
+            if message.type == "error" and ("Content Security Policy" in text or "Refused" in text):
+                self.problems.append(f"CSP: {text}")
+
+        page.on("console", console)
+        return page
+
+    def login(self, page: Any) -> Any:
+        from playwright.sync_api import expect
+
+        page.goto("/login")
+        page.fill("#username", USER)
+        page.fill("#password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_url(f"{self.base_url}/")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        return page
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.fixture
+def browsing(browser: Any, gateway: LiveGateway) -> Iterator[Browsing]:
+    session = Browsing(browser, gateway.base_url)
+    try:
+        yield session
+    finally:
+        session.close()
+    assert session.problems == [], session.problems
+
+
+def _offloaded_event(email_id: str) -> MailOffloaded:
+    link = DeliveryLink(provider="dropbox", raw_url="https://www.dropbox.com/s/abc/report.zip?dl=0")
+    return MailOffloaded(
+        event_id=f"evt-{email_id}",
+        email_id=email_id,
+        source="imap",
+        subject="Média Solution - Lot 42",
+        sender_address="Studio <studio@render.test>",
+        sender_email="studio@render.test",
+        received_date="2026-01-05T10:00:00Z",
+        body_text="Vos fichiers: https://www.dropbox.com/s/abc/report.zip?dl=0",
+        body_html="",
+        links=(link,),
+        received_at=time.time(),
+    )
+
+
+# -- tests ------------------------------------------------------------------------------------
+def test_login_dashboard_languages_and_screenshots(browsing: Browsing) -> None:
+    """Anonymous → /login; log in; FR page by default, EN on ?lang=en (remembered)."""
+    from playwright.sync_api import expect
+
+    page = browsing.new_page()
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+    browsing.login(page)
+
+    expect(page.locator("html")).to_have_attribute("lang", "fr")
+    expect(page.get_by_role("tab", name="Vue d'ensemble")).to_have_attribute(
+        "aria-selected", "true"
+    )
+    expect(page.locator("#current-user")).to_have_text(USER)
+    expect(page.locator("#session-kind")).to_have_text("session mot de passe")
+    # The banner left its loading state: /api/status answered and was rendered.
+    expect(page.locator("#status-banner")).to_have_attribute(
+        "data-level", re.compile("^(ok|warning|critical)$")
+    )
+    expect(page.locator("#status-services")).to_contain_text("gateway")
+    ARTIFACTS.mkdir(exist_ok=True)
+    README_SHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-fr.png"), full_page=True)
+    page.screenshot(path=str(README_SHOT), full_page=True)
+
+    page.goto("/?lang=en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("tab", name="Overview")).to_be_visible()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-en.png"), full_page=True)
+    page.goto("/")
+    expect(page.locator("#status-title")).to_have_text("System status")
+    strings = page.request.get("/api/i18n?lang=fr").json()["strings"]
+    assert strings["status_title"] == "État du système"
+
+
+def test_tabs_keyboard_and_routing_lock(
+    browsing: Browsing, rdb: redis_sync.Redis, key_prefix: str
+) -> None:
+    """Arrow keys move between tabs; routing rules are locked until unlocked, then saved."""
+    from playwright.sync_api import expect
+
+    page = browsing.login(browsing.new_page())
+    page.get_by_role("tab", name="Vue d'ensemble").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Webhooks")).to_be_focused()
+    expect(page.locator("#panel-webhooks")).to_be_visible()
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#panel-routing")).to_be_visible()
+
+    expect(page.locator("#routing-state")).to_have_text("Verrouillé")
+    expect(page.locator("#routing-add")).to_be_disabled()
+    page.click("#routing-lock")
+    expect(page.locator("#routing-state")).to_have_text("Déverrouillé")
+    page.click("#routing-add")
+    rule = page.locator("#routing-rules > .rule").last
+    rule.get_by_label("Nom").fill("Média Solution")
+    rule.get_by_label("Champ").select_option("subject")
+    rule.get_by_label("Valeur").fill("Média Solution")
+    rule.get_by_label("URL du webhook").fill("http://127.0.0.1:9/media")
+    rule.get_by_label("Arrêter le traitement").check()
+    page.click("#routing-save")
+    expect(page.locator(".toast--success").last).to_be_visible()
+    expect(page.locator("#routing-add")).to_be_disabled()  # locked again after saving
+
+    raw = rdb.hget(f"{key_prefix}config:routing_rules", "data")
+    stored = json.loads(raw or b"{}")
+    assert [r["name"] for r in stored["rules"]] == ["Média Solution"]
+    assert stored["rules"][0]["conditions"][0]["field"] == "subject"
+    assert stored["rules"][0]["actions"]["stop_processing"] is True
