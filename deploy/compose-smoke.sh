@@ -4,7 +4,7 @@
 # Needs a container engine (Docker with compose, or podman + podman-compose /
 # docker-compose on the podman socket). Without one it prints why and exits 0.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "${BASH_SOURCE[0]%/*}/.."
 
 skip() { echo "compose-smoke: SKIPPED: $*"; exit 0; }
 
