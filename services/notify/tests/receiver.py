@@ -36,6 +36,10 @@ class Reply:
     body: bytes = b'{"success": true}'
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 resets bursts of new connections
+
+
 class Receiver:
     def __init__(self, default: Reply | None = None) -> None:
         self.default = default or Reply()
@@ -71,7 +75,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
