@@ -55,6 +55,11 @@ def _at_eof(sock: socket.socket) -> bool:
         return True
 
 
+def _swallow(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class ImapUnavailable(Exception):
     """The server is unreachable, silent, or broke the session: reconnect later."""
 
@@ -115,6 +120,7 @@ class ImapAdapter:
                 logger.warning(
                     "IMAP: %s exceeded its %.1fs deadline; closing the socket", op, limit
                 )
+                future.add_done_callback(_swallow)  # the abandoned call's late error is moot
                 self.close()
                 raise ImapUnavailable(f"{op}: no answer within {limit:.1f}s")
             return future.result()

@@ -172,6 +172,8 @@ class ImapWatcher:
             except _Leave:
                 pass
             except (ImapUnavailable, RedisError, OSError) as exc:
+                CONNECTED.set(0)
+                _set_mode(None)
                 RECONNECTS.inc()
                 self._failures += 1
                 delay = self._backoff()
