@@ -1,0 +1,153 @@
+"""Real ingest processes: lock takeover after SIGKILL; crash between XADD and checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from dovecot_fixture import DovecotServer, make_email, message_id_of, mid, raw_events, wait_for
+from redis.asyncio import Redis
+from render_signal.ingest.checkpoint import CheckpointStore
+
+LOCK_TTL_S = 3.0
+
+
+class IngestProcess:
+    """``python -m render_signal.ingest.main`` with its log in a file."""
+
+    def __init__(self, tmp: Path, name: str, env: dict[str, str]) -> None:
+        self.name = name
+        self.log = tmp / f"{name}.log"
+        full = {**os.environ, **env, "RENDER_SIGNAL_INSTANCE": name}
+        full["RENDER_SIGNAL_ENV_FILE"] = str(tmp / "no.env")
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "render_signal.ingest.main"],
+                env=full,
+                cwd=tmp,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def logged(self, needle: str) -> bool:
+        return needle in self.text()
+
+    def terminate(self, timeout_s: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+async def test_two_processes_one_watches_and_the_other_takes_over_after_sigkill(
+    dovecot: DovecotServer, redis: Redis, key_prefix: str, ingest_env, tmp_path: Path
+) -> None:
+    env = {
+        **ingest_env,
+        "POLLER_LOCK_TTL_SECONDS": str(LOCK_TTL_S),
+        "EMAIL_POLLING_INTERVAL_SECONDS": "60",
+    }
+    procs = {n: IngestProcess(tmp_path, n, env) for n in ("w1", "w2")}
+    try:
+        lock_key = f"{key_prefix}poller_lock"
+
+        async def holder() -> str:
+            value = await redis.get(lock_key)
+            return value.decode().split(":", 1)[0] if value else ""
+
+        first = await wait_for(holder, 20, "a lock holder")
+        other = "w2" if first == "w1" else "w1"
+        await wait_for(lambda: procs[first].logged("IMAP: connected"), 20, "holder connected")
+        await wait_for(lambda: procs[other].logged("singleton lock held by"), 20, "other waiting")
+        assert "singleton lock acquired" in procs[first].text()
+
+        e1 = make_email("seen by the first holder")
+        dovecot.append(e1)
+        await wait_for(lambda: _have(redis, key_prefix, [e1]), 15, "e1 published")
+
+        procs[first].kill()  # SIGKILL: no release, the lock must expire
+        killed_at = time.monotonic()
+        after = [make_email(f"while the holder is dead {i}") for i in range(2)]
+        for message in after:
+            dovecot.append(message)
+        await wait_for(lambda: procs[other].logged("singleton lock acquired"), 15, "takeover")
+        takeover_s = time.monotonic() - killed_at
+        retry_s = max(0.2, min(LOCK_TTL_S / 10, 10.0))
+        print(f"\nlock takeover {takeover_s:.2f}s after SIGKILL (TTL {LOCK_TTL_S}s)")
+        assert takeover_s <= LOCK_TTL_S + retry_s + 1.0
+        assert "IMAP: connected" not in procs[other].text().split("singleton lock acquired")[0]
+
+        everything = [e1, *after]
+        await wait_for(lambda: _have(redis, key_prefix, everything), 15, "all emails")
+        events = await raw_events(redis, key_prefix)
+        assert sorted(Counter(e.event_id for e in events).values()) == [1, 1, 1]
+        assert Counter(message_id_of(e) for e in events) == Counter(mid(m) for m in everything)
+
+        assert procs[other].terminate() == 0
+        assert "singleton lock released" in procs[other].text()
+        assert await redis.get(lock_key) is None
+    finally:
+        for proc in procs.values():
+            proc.kill()
+
+
+async def test_sigkill_between_xadd_and_checkpoint_loses_nothing(
+    dovecot: DovecotServer, redis: Redis, key_prefix: str, ingest_env, tmp_path: Path
+) -> None:
+    env = {**ingest_env, "POLLER_LOCK_TTL_SECONDS": str(LOCK_TTL_S)}
+    crashing = IngestProcess(
+        tmp_path, "crash", {**env, "RENDER_SIGNAL_FAULT": "ingest.after_publish"}
+    )
+    survivor: IngestProcess | None = None
+    try:
+        await wait_for(lambda: crashing.logged("IMAP: connected"), 20, "watcher connected")
+        message = make_email("crash right after XADD")
+        uid = dovecot.append(message)
+        assert crashing.proc.wait(timeout=20) == -signal.SIGKILL
+        assert "FAULT: ingest.after_publish reached" in crashing.text()
+
+        (published,) = await raw_events(redis, key_prefix)
+        assert published.uid == uid
+        checkpoints = CheckpointStore(redis, key_prefix)
+        before = await checkpoints.load("INBOX")
+        assert before is None or before.last_uid < uid  # the crash beat the checkpoint
+        assert b"\\Seen" not in dovecot.flags(uid)
+
+        survivor = IngestProcess(tmp_path, "restart", env)
+
+        async def settled() -> bool:
+            box = await checkpoints.load("INBOX")
+            return box is not None and box.last_uid >= uid
+
+        await wait_for(settled, 20, "checkpoint past the UID after restart")
+        await wait_for(lambda: _true(b"\\Seen" in dovecot.flags(uid)), 10, "\\Seen after restart")
+        events = await raw_events(redis, key_prefix)
+        # Nothing lost; the re-publication carries the same event_id for downstream dedup.
+        assert [e.event_id for e in events] == [published.event_id] * 2
+        assert {message_id_of(e) for e in events} == {mid(message)}
+        assert survivor.terminate() == 0
+    finally:
+        crashing.kill()
+        if survivor is not None:
+            survivor.kill()
+
+
+async def _have(redis: Redis, key_prefix: str, messages: list[bytes]) -> bool:
+    seen = {message_id_of(e) for e in await raw_events(redis, key_prefix)}
+    return all(mid(m) in seen for m in messages)
+
+
+async def _true(value: bool) -> bool:
+    return value
