@@ -1,0 +1,170 @@
+"""Offload throughput vs raw XREADGROUP+XADD, measured in the same run.
+
+* ``raw``: a bare consumer-group loop (XREADGROUP COUNT 16, XADD each entry to
+  another stream, XACK) over the same number of entries: the Redis ceiling.
+* ``service``: the offload service's real handler path behind the real
+  :class:`Consumer` (done-marker check, normalisation, allowlist, journal
+  lookup, one Worker POST per link through the breaker and the global
+  semaphore, journal write, atomic publish-once) with a loopback Worker
+  stand-in that answers success at once. One unique link per email.
+* ``disabled``: the same path with offload disabled (pass-through).
+
+Uses ``REDIS_URL`` if set, else a private ``redis-server``. ``run() -> dict``;
+``python bench/offload_bench.py [N]`` prints JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from render_signal.common.events import (
+    STREAM_MAIL_OFFLOADED,
+    STREAM_MAIL_RECEIVED,
+    DeliveryLink,
+    MailReceived,
+    encode_entry,
+)
+from render_signal.common.redisclient import create_redis
+from render_signal.common.redisserver import RedisServer
+from render_signal.common.settings import EnvReader
+from render_signal.common.streams import Consumer, ensure_group
+from render_signal.offload.main import GROUP, build_service
+from render_signal.offload.settings import read_settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "offload" / "tests"))
+from standin import WorkerStandIn
+
+
+def _event(i: int) -> MailReceived:
+    return MailReceived(
+        event_id=f"bench-{i}",
+        email_id=uuid.uuid4().hex,
+        source="gmail_push",
+        subject=f"Bench {i}",
+        sender_address="bench@client.test",
+        sender_email="bench@client.test",
+        received_date="2026-01-25T10:00:00Z",
+        body_text="x" * 500,
+        body_html="",
+        links=(DeliveryLink(provider="fromsmash", raw_url=f"https://fromsmash.com/B{i}x"),),
+    )
+
+
+async def _fill(redis: Redis, stream: str, n: int) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in range(n):
+            pipe.xadd(stream, encode_entry(_event(i)))  # type: ignore[arg-type]
+        await pipe.execute()
+
+
+async def _wait_len(redis: Redis, stream: str, n: int, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while await redis.xlen(stream) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{stream} never reached {n}")
+        await asyncio.sleep(0.005)
+
+
+async def _raw(redis: Redis, prefix: str, n: int) -> float:
+    src, dst = f"{prefix}raw.in", f"{prefix}raw.out"
+    await _fill(redis, src, n)
+    await ensure_group(redis, src, "g", start_id="0")
+    started = time.perf_counter()
+    done = 0
+    while done < n:
+        response: Any = await redis.xreadgroup("g", "c", {src: ">"}, count=16, block=100)
+        for _stream, items in response or []:
+            for entry_id, fields in items:
+                await redis.xadd(dst, fields)
+                await redis.xack(src, "g", entry_id)
+                done += 1
+    return time.perf_counter() - started
+
+
+async def _service(redis: Redis, redis_url: str, prefix: str, n: int, endpoint: str) -> float:
+    links_file = Path(tempfile.mkdtemp()) / "webhook_links.json"
+    env = {
+        "RENDER_SIGNAL_ENV": "dev",
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": prefix,
+        "R2_FETCH_ENABLED": "true" if endpoint else "false",
+        "R2_FETCH_ENDPOINT": endpoint,
+        "R2_FETCH_TOKEN": "bench-token-1234" if endpoint else "",
+        "WEBHOOK_LINKS_FILE": os.environ.get("BENCH_LINKS", str(links_file)),
+    }
+    settings = read_settings(EnvReader(env, {}))
+    service = build_service(settings, redis)
+    stream = f"{prefix}{STREAM_MAIL_RECEIVED}"
+    await _fill(redis, stream, n)
+    await ensure_group(redis, stream, GROUP, start_id="0")
+    consumer: Consumer[MailReceived] = Consumer(
+        redis,
+        stream_key=stream,
+        group=GROUP,
+        consumer="bench-0",
+        event_type=MailReceived,
+        handler=service.handle,
+        batch_size=16,
+        concurrency=max(4, settings.concurrency),
+        block_ms=100,
+    )
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(consumer.run(stop))
+    await _wait_len(redis, f"{prefix}{STREAM_MAIL_OFFLOADED}", n)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    if service.client is not None:
+        await service.client.aclose()
+    return elapsed
+
+
+async def _main(n: int) -> dict[str, Any]:
+    url = os.environ.get("REDIS_URL")
+    server = None
+    if not url:
+        server = RedisServer(Path(tempfile.mkdtemp()) / "redis", aof=False).start()
+        url = server.url
+    redis = create_redis(url)
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    try:
+        raw_s = await _raw(redis, prefix, n)
+        with WorkerStandIn("ok") as worker:
+            service_s = await _service(redis, url, prefix + "on:", n, worker.url)
+            calls = worker.count()
+        disabled_s = await _service(redis, url, prefix + "off:", n, "")
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+        if server is not None:
+            server.stop()
+    return {
+        "events": n,
+        "raw_xreadgroup_xadd_per_s": round(n / raw_s, 1),
+        "service_with_worker_per_s": round(n / service_s, 1),
+        "service_disabled_per_s": round(n / disabled_s, 1),
+        "worker_calls": calls,
+        "ratio_service_vs_raw": round(raw_s / service_s, 3),
+        "ratio_disabled_vs_raw": round(raw_s / disabled_s, 3),
+    }
+
+
+def run(n: int = 2000) -> dict[str, Any]:
+    """Run the benchmark over ``n`` events; returns the rates and ratios."""
+    return asyncio.run(_main(n))
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 2000), indent=2))
