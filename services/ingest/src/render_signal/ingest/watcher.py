@@ -53,6 +53,9 @@ RECONNECTS = Counter(
     "render_signal_imap_reconnects_total", "IMAP sessions that failed and will be retried"
 )
 LOCK_HELD = Gauge("render_signal_imap_lock_held", "1 while this replica holds the poller lock")
+SCHEDULE_ACTIVE = Gauge(
+    "render_signal_imap_schedule_active", "1 while polling_config allows watching, else 0"
+)
 
 #: Granularity of waits inside IDLE and between polls (stop/schedule/lock checks).
 TICK_S = 1.0
@@ -110,6 +113,7 @@ class ImapWatcher:
         self._failures = 0
         self._last_holder: str | None = None
         self._inactive_reason: str | None = None
+        self.schedule_checks = 0  # evaluations of polling_config (observable by tests)
 
     # -- lock ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -228,6 +232,8 @@ class ImapWatcher:
     async def _active(self) -> bool:
         doc = await self.config.get("polling_config")
         reason = PollingSchedule.from_document(doc.data).reason_inactive(self.clock())
+        self.schedule_checks += 1
+        SCHEDULE_ACTIVE.set(1 if reason is None else 0)
         if reason != self._inactive_reason:
             if reason is None:
                 logger.info("IMAP: polling schedule active")
