@@ -1,0 +1,138 @@
+"""Test emails with a unique marker, and the two ways in: IMAP APPEND and HTTP ingress."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+
+from imapclient import IMAPClient
+
+__all__ = ["HttpIngress", "ImapAppender", "Sent", "make_email"]
+
+
+@dataclass
+class Sent:
+    """One email handed to the system (the oracle's input history)."""
+
+    marker: str
+    channel: str  # "imap" | "http"
+    at: float  # wall clock when the hand-over started
+    done_at: float  # when the server confirmed it (APPEND OK / 202)
+    attempts: int
+
+
+def make_email(marker: str, *, size_pad: int = 0, recadrage: bool = True) -> bytes:
+    """A Média Solution recadrage email with a Dropbox and a SwissTransfer link.
+
+    The marker is in the subject and the Message-ID; links are unique per email
+    so every email really goes through the Worker.
+    """
+    token = uuid.uuid4()
+    dropbox = f"https://www.dropbox.com/scl/fi/{token.hex[:12]}/Rapport-{marker}.zip?rlkey=k{token.hex[12:20]}&dl=0"
+    swiss = f"https://www.swisstransfer.com/d/{token}"
+    subject = (
+        f"Média Solution - Missions Recadrage - Lot 42 [{marker}]"
+        if recadrage
+        else f"Fichiers du jour [{marker}]"
+    )
+    body = (
+        "Bonjour,\n\n"
+        "Veuillez trouver les fichiers de la mission, à faire pour 16h30.\n"
+        f"Dropbox : {dropbox}\n"
+        f"SwissTransfer : {swiss}\n\n"
+        "Merci,\nL'équipe Média Solution\n"
+    )
+    if size_pad:
+        body += "\n" + ("Lorem ipsum dolor sit amet. " * (size_pad // 28 + 1))[:size_pad] + "\n"
+    headers = [
+        "From: Agence Média <missions@mediasolution.example.org>",
+        "To: alice@localhost",
+        f"Subject: {subject}",
+        f"Message-ID: <{marker}.{token.hex[:8]}@e2e.render-signal>",
+        f"Date: {email.utils.formatdate(localtime=False)}",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Transfer-Encoding: 8bit",
+    ]
+    return ("\r\n".join(headers) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()
+
+
+class ImapAppender:
+    """APPENDs over one IMAP connection; reconnects (bounded) when the server drops."""
+
+    def __init__(self, host: str, port: int, user: str, password: str) -> None:
+        self.host, self.port, self.user, self.password = host, port, user, password
+        self.client: IMAPClient | None = None
+
+    def _connect(self) -> IMAPClient:
+        if self.client is None:
+            client = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+            client.login(self.user, self.password)
+            self.client = client
+        return self.client
+
+    def append(self, marker: str, message: bytes, deadline_s: float = 120.0) -> Sent:
+        started = time.time()
+        end = time.monotonic() + deadline_s
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                self._connect().append("INBOX", message)
+                return Sent(marker, "imap", started, time.time(), attempts)
+            except Exception:  # IMAP4.abort/error, OSError: server dropped, retry
+                self.close()
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.2)  # pacing between reconnect attempts while the server is down
+
+    def close(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.logout()
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+        self.client = None
+
+
+class HttpIngress:
+    """POST /api/ingress/raw with the bearer token; retries 503 / connection errors."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url
+        self.token = token
+
+    def post(self, marker: str, message: bytes, deadline_s: float = 120.0) -> Sent:
+        started = time.time()
+        end = time.monotonic() + deadline_s
+        attempts = 0
+        while True:
+            attempts += 1
+            request = urllib.request.Request(
+                f"{self.base_url}/api/ingress/raw",
+                data=message,
+                method="POST",
+                headers={
+                    "Authorization": f"Bearer {self.token}",
+                    "Content-Type": "message/rfc822",
+                },
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=15) as response:
+                    reply = json.loads(response.read() or b"{}")
+                    if response.status == 202 and reply.get("success"):
+                        return Sent(marker, "http", started, time.time(), attempts)
+                    raise AssertionError(f"ingress answered {response.status}: {reply}")
+            except urllib.error.HTTPError as exc:
+                if exc.code not in (502, 503, 504) or time.monotonic() > end:
+                    raise AssertionError(f"ingress refused {marker}: {exc.code}") from exc
+            except OSError:
+                if time.monotonic() > end:
+                    raise
+            time.sleep(0.2)  # the sender's retry pacing while the gateway/Redis is down

@@ -1,0 +1,187 @@
+"""Child processes the harness starts, stops and kills: services and the Worker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+__all__ = ["REPO", "ServiceProcess", "WorkerProcess", "http_ok", "service_command"]
+
+REPO = Path(__file__).resolve().parents[3]
+WORKER_DIR = REPO / "deploy" / "r2-worker"
+SERVE = WORKER_DIR / "scripts" / "serve.mjs"
+
+
+def service_command(name: str) -> list[str]:
+    """The service's console script (how production starts it), else ``python -m``."""
+    script = Path(sys.executable).parent / f"render-signal-{name}"
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-m", f"render_signal.{name}.main"]
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class ServiceProcess:
+    """One service as a separate process; output appended to ``<logdir>/<name>.log``."""
+
+    def __init__(self, name: str, env: dict[str, str], logdir: Path, ready_url: str) -> None:
+        self.name = name
+        self.env = env
+        self.log_path = logdir / f"{name}.log"
+        self.ready_url = ready_url
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.pids: list[int] = []
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        assert not self.alive(), f"{self.name} already running"
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start #{self.starts + 1} at {time.time():.3f}\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                service_command(self.name),
+                env=self.env,
+                cwd=self.log_path.parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.starts += 1
+        self.pids.append(self.process.pid)
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.tail()}"
+                )
+            if http_ok(self.ready_url):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} not ready after {timeout_s}s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would."""
+        if self.alive():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM (a normal restart/deploy), SIGKILL after ``timeout_s``."""
+        if not self.alive():
+            return None if self.process is None else self.process.returncode
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.process.returncode
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class WorkerProcess:
+    """The real R2 Worker in workerd (``deploy/r2-worker/scripts/serve.mjs``), fixed ports."""
+
+    def __init__(self, token: str, provider_origin: str, port: int, admin_port: int) -> None:
+        self.token = token
+        self.provider_origin = provider_origin
+        self.port = port
+        self.admin_port = admin_port
+        self.process: subprocess.Popen[str] | None = None
+        self.stops = 0
+
+    @staticmethod
+    def available() -> bool:
+        return (
+            shutil.which("node") is not None
+            and SERVE.is_file()
+            and (WORKER_DIR / "node_modules").is_dir()
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        node = shutil.which("node")
+        assert node is not None
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "ADMIN_PORT": str(self.admin_port),
+            "R2_FETCH_TOKEN": self.token,
+            "R2_PUBLIC_BASE_URL": "https://files.r2.test",
+            "PROVIDER_ORIGIN": self.provider_origin,
+        }
+        self.process = subprocess.Popen(
+            [node, str(SERVE)],
+            cwd=WORKER_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        ready = threading.Event()
+        stdout = self.process.stdout
+
+        def read() -> None:
+            for line in stdout:
+                if line.startswith("READY"):
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not ready.wait(timeout_s) or self.process.poll() is not None:
+            raise AssertionError(f"serve.mjs did not print READY (exit {self.process.poll()})")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.stops += 1
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
