@@ -330,7 +330,6 @@ def test_alert_rules_use_declared_or_planned_metrics() -> None:
         "render_signal_imap_connected",
         "render_signal_imap_reconnects_total",
         "render_signal_notify_dead_letters",
-        "render_signal_notify_deferred",
     }
     text = (DEPLOY / "prometheus" / "alerts.yml").read_text()
     groups = yaml.safe_load(text)["groups"]
