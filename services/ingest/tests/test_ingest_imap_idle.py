@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from dovecot_fixture import (
@@ -14,7 +15,12 @@ from dovecot_fixture import (
     wait_for,
 )
 from redis.asyncio import Redis
+from render_signal.common.configstore import ConfigStore, ConfigWatcher
+from render_signal.common.events import MailReceived, decode_entry
+from render_signal.common.settings import EnvReader
 from render_signal.ingest.checkpoint import CheckpointStore
+from render_signal.ingest.settings import read_settings
+from render_signal.ingest.watcher import ImapWatcher
 
 
 async def _idle(watcher: object) -> bool:
@@ -25,8 +31,12 @@ async def test_append_during_idle_is_published_without_waiting_for_a_poll(
     dovecot: DovecotServer, redis: Redis, key_prefix: str, settings_for, start_watcher
 ) -> None:
     poll_interval = 60.0
-    settings = settings_for(EMAIL_POLLING_INTERVAL_SECONDS=str(poll_interval))
+    settings = settings_for(
+        EMAIL_POLLING_INTERVAL_SECONDS=str(poll_interval),
+        SENDER_OF_INTEREST_FOR_POLLING="sender@fromsmash.com",
+    )
     running = await start_watcher(settings)
+    parser = _start_parser(settings, redis, running.stop)
     await wait_for(lambda: _idle(running), 10, "IDLE mode")
     assert metric("render_signal_imap_connected") == 1.0
 
@@ -62,6 +72,25 @@ async def test_append_during_idle_is_published_without_waiting_for_a_poll(
     await wait_for(lambda: _seen(dovecot, uid), 5, "\\Seen set after publishing")
     assert (await running.watcher.lock.holder() or "").startswith(settings.common.instance)
     assert await redis.exists("render_signal:poller_lock".replace("render_signal:", key_prefix))
+    if parser is not None:  # the parser consumer exists: the email also reaches mail.received
+
+        async def received() -> list:
+            entries = await redis.xrange(f"{key_prefix}mail.received")
+            return [decode_entry(fields, MailReceived) for _, fields in entries]
+
+        (parsed,) = await wait_for(received, 10, "the mail.received entry")
+        assert parsed.subject == "Idle push"
+        assert [link.provider for link in parsed.links] == ["dropbox"]
+        running.stop.set()
+        await asyncio.wait_for(parser, 20)
+
+
+def _start_parser(settings, redis: Redis, stop: asyncio.Event) -> asyncio.Task | None:
+    try:
+        from render_signal.ingest.parser_service import run_parser
+    except ImportError:
+        return None
+    return asyncio.create_task(run_parser(settings, redis, stop))
 
 
 async def _checkpoint_at(redis: Redis, key_prefix: str, uid: int) -> bool:
@@ -131,3 +160,17 @@ async def test_uidvalidity_change_rebaselines_without_replaying_the_mailbox(
     (event,) = await wait_for(one, 10, "the new mail")
     assert message_id_of(event) == mid(fresh)
     assert event.uid == uid == 4
+
+
+async def test_default_lock_key_is_exactly_the_originals(
+    ingest_env: dict[str, str], redis: Redis
+) -> None:
+    env = {k: v for k, v in ingest_env.items() if k != "REDIS_KEY_PREFIX"}
+    reader = EnvReader(env, {})
+    settings = read_settings(reader)
+    reader.check()
+    config = ConfigWatcher(ConfigStore(redis, settings.common.key_prefix))
+    watcher = ImapWatcher(settings, redis, config)
+    assert watcher.lock.key == "render_signal:poller_lock"
+    assert watcher.lock.ttl_ms == 300_000
+    assert watcher.sync.checkpoints.key("INBOX") == "render_signal:ingest:imap:checkpoint:INBOX"
