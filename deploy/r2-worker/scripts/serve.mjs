@@ -8,7 +8,8 @@ import { Miniflare } from "miniflare";
 import { makeOutboundService } from "./outbound.mjs";
 import { CRON, workerOptions } from "./miniflare-options.mjs";
 
-const HOST = "127.0.0.1";
+// HOST=0.0.0.0 lets a container publish it (compose dev profile); loopback otherwise.
+const HOST = process.env.HOST || "127.0.0.1";
 const env = process.env;
 
 function portFromEnv(name) {
