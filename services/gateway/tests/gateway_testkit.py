@@ -32,6 +32,7 @@ def build_settings(env: dict[str, str]) -> GatewaySettings:
     reader.check()
     return settings
 
+
 class Gateway:
     """An app running its lifespan, with an httpx client over ASGI."""
 
@@ -41,7 +42,8 @@ class Gateway:
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-        return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)
+        kwargs.setdefault("base_url", "http://testserver")
+        return httpx.AsyncClient(transport=transport, **kwargs)
 
 
 def form_csrf(html: str) -> str:
@@ -69,3 +71,32 @@ async def csrf_of(client: httpx.AsyncClient) -> str:
     assert response.status_code == 200, response.text
     token: str = response.json()["csrf_token"]
     return token
+
+
+async def magic_post(client: httpx.AsyncClient, path: str) -> httpx.Response:
+    """Open a magic link like a browser: the landing page, then its button."""
+    landing = await client.get(path)
+    assert landing.status_code == 200
+    assert landing.headers["referrer-policy"] == "no-referrer"
+    return await client.post(path, data={"csrf_token": form_csrf(landing.text)})
+
+
+async def dump_redis(redis: Any, prefix: str) -> str:
+    """Every key and value under ``prefix`` as one text blob (to search for secrets)."""
+    parts: list[str] = []
+    async for key in redis.scan_iter(match=f"{prefix}*", count=500):
+        parts.append(key.decode())
+        kind = (await redis.type(key)).decode()
+        if kind == "string":
+            parts.append(repr(await redis.get(key)))
+        elif kind == "hash":
+            parts.append(repr(await redis.hgetall(key)))
+        elif kind == "set":
+            parts.append(repr(await redis.smembers(key)))
+        elif kind == "list":
+            parts.append(repr(await redis.lrange(key, 0, -1)))
+        elif kind == "zset":
+            parts.append(repr(await redis.zrange(key, 0, -1, withscores=True)))
+        elif kind == "stream":
+            parts.append(repr(await redis.xrange(key)))
+    return "\n".join(parts)

@@ -46,7 +46,7 @@ def _optional_router(module: str) -> APIRouter | None:
     return router if isinstance(router, APIRouter) else None
 
 
-def _install_dashboard(app: FastAPI) -> None:
+def _install_dashboard(app: FastAPI) -> bool:
     """The UI engineer's dashboard module: ``install(app)`` if present, else its router."""
     name = "render_signal.gateway.dashboard"
     try:
@@ -58,13 +58,14 @@ def _install_dashboard(app: FastAPI) -> None:
     install = getattr(dashboard, "install", None)
     if callable(install):
         install(app)
-        return
+        return True
     router = getattr(dashboard, "router", None)
     if isinstance(router, APIRouter):
         app.include_router(router)
     static_dir = Path(__file__).parent / "static"
     if static_dir.is_dir():
         app.mount("/static", StaticFiles(directory=static_dir), name="static")
+    return isinstance(router, APIRouter)
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -114,10 +115,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.api_route("/api/ping", methods=["GET", "HEAD"], tags=["ops"])
+    @app.get("/api/ping", tags=["ops"])
     async def ping() -> dict[str, Any]:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return {"status": "pong", "timestamp_utc": stamp}
+
+    @app.head("/api/ping", tags=["ops"])
+    async def ping_head() -> Response:
+        return Response(status_code=200)
 
     @app.get("/ready", tags=["ops"])
     async def ready(request: Request) -> dict[str, Any]:
@@ -138,9 +143,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if router is not None:
             app.include_router(router)
 
-    _install_dashboard(app)
-
-    if not any(getattr(r, "path", None) == "/" for r in app.routes):
+    if not _install_dashboard(app):
 
         @app.get("/", response_class=HTMLResponse, tags=["dashboard"])
         async def home(session: PageSession) -> HTMLResponse:

@@ -1,0 +1,150 @@
+"""HTTP ingress: Gmail Apps Script push and raw RFC 822 upload, published to ``mail.raw``.
+
+"Accepted" means durably on the stream: 202 is sent only after XADD returned.
+Redis down means 503 so the sender retries; a 2xx never hides a dropped email
+and a non-2xx never hides an accepted one. Bodies are counted while streamed,
+so an oversized upload is refused with 413 without being buffered in full.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from render_signal.common.events import STREAM_MAIL_RAW, MailRaw
+from render_signal.common.streams import publish
+from render_signal.gateway.errors import ApiError
+from render_signal.gateway.settings import GatewaySettings
+
+__all__ = ["router"]
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["ingress"])
+
+
+class Accepted(BaseModel):
+    success: bool
+    status: str
+    event_id: str
+    stream_id: str
+
+
+def _authorize(request: Request, settings: GatewaySettings) -> None:
+    header = request.headers.get("authorization", "").strip()
+    token = header[7:].strip() if header[:7].lower() == "bearer " else header
+    expected = settings.process_api_token
+    if not token or not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise ApiError(401, "Unauthorized")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise ApiError(413, "Payload too large")
+        except ValueError as exc:
+            raise ApiError(400, "Invalid Content-Length") from exc
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "Payload too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _publish(request: Request, event: MailRaw) -> JSONResponse:
+    prefix = request.app.state.settings.common.key_prefix
+    stream_id = await publish(request.app.state.redis, f"{prefix}{STREAM_MAIL_RAW}", event)
+    logger.info(
+        "INGRESS: accepted %s email (event %s, %d bytes)",
+        event.source,
+        event.event_id,
+        event.original_size,
+    )
+    return JSONResponse(
+        {
+            "success": True,
+            "status": "accepted",
+            "event_id": event.event_id,
+            "stream_id": stream_id,
+        },
+        status_code=202,
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+@router.post(
+    "/api/ingress/gmail",
+    status_code=202,
+    response_model=Accepted,
+    responses={400: {}, 401: {}, 409: {}, 413: {}, 503: {}},
+)
+async def ingress_gmail(request: Request) -> JSONResponse:
+    """The Apps Script contract: JSON ``{subject?, sender, body, date?}``."""
+    settings: GatewaySettings = request.app.state.settings
+    _authorize(request, settings)
+    raw = await _read_body(request, settings.max_ingress_bytes)
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "Invalid JSON payload")
+    fields = {k: _text(payload.get(k)) for k in ("subject", "sender", "body", "date")}
+    for required in ("sender", "body"):
+        if not fields[required].strip():
+            raise ApiError(400, f"Missing field: {required}")
+    flags = await request.app.state.config_store.get("runtime_flags")
+    if flags.data.get("gmail_ingress_enabled", True) is False:
+        raise ApiError(409, "Gmail ingress disabled")
+    event = MailRaw(
+        event_id=uuid.uuid4().hex,
+        source="gmail_push",
+        received_at=time.time(),
+        gmail=fields,
+        original_size=len(raw),
+    )
+    return await _publish(request, event)
+
+
+@router.post(
+    "/api/ingress/raw",
+    status_code=202,
+    response_model=Accepted,
+    responses={400: {}, 401: {}, 413: {}, 503: {}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def ingress_raw(request: Request) -> JSONResponse:
+    """A whole RFC 822 message as the body (``message/rfc822``)."""
+    settings: GatewaySettings = request.app.state.settings
+    _authorize(request, settings)
+    raw = await _read_body(request, settings.max_ingress_bytes)
+    if not raw.strip():
+        raise ApiError(400, "Empty message")
+    event = MailRaw(
+        event_id=uuid.uuid4().hex,
+        source="http_raw",
+        received_at=time.time(),
+        raw=raw,
+        original_size=len(raw),
+    )
+    return await _publish(request, event)

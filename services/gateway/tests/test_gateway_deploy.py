@@ -1,0 +1,220 @@
+"""POST /api/deploy_application (acceptance item 5) against a loopback Render stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gateway_testkit import Gateway, csrf_of, login
+from render_signal.common.logs import RedactingFormatter
+
+HOOK_KEY = "hookkey-sentinel-31c9"
+API_KEY = "rnd_apikey-sentinel-88aa"
+
+
+class RenderStandIn:
+    """A real HTTP server on loopback that records what it receives."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.hook_status = 200
+        self.api_status = 201
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self, body: bytes) -> None:
+                stand_in.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                    }
+                )
+
+            def do_GET(self) -> None:
+                self._record(b"")
+                self.send_response(stand_in.hook_status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self._record(body)
+                reply = json.dumps({"id": "dep-123", "status": "created"}).encode()
+                self.send_response(stand_in.api_status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def render() -> Iterator[RenderStandIn]:
+    stand_in = RenderStandIn()
+    yield stand_in
+    stand_in.close()
+
+
+def _hook_env(render: RenderStandIn) -> dict[str, str]:
+    return {
+        "RENDER_DEPLOY_HOOK_URL": f"{render.base}/deploy/srv-abc?key={HOOK_KEY}",
+        "RENDER_DEPLOY_HOOK_PREFIX": f"{render.base}/deploy/",
+    }
+
+
+def _api_env(render: RenderStandIn) -> dict[str, str]:
+    return {
+        "RENDER_API_KEY": API_KEY,
+        "RENDER_SERVICE_ID": "srv-abc",
+        "RENDER_API_BASE_URL": render.base,
+        "RENDER_IMAGE_URL": "docker.io/acme/render-signal:1.2.3",
+    }
+
+
+def _command(marker: Path) -> str:
+    return f"{sys.executable} -c \"open('{marker}','w').write('x')\""
+
+
+async def _deploy(gw: Gateway) -> httpx.Response:
+    async with gw.client() as client:
+        await login(client)
+        return await client.post(
+            "/api/deploy_application", headers={"X-CSRF-Token": await csrf_of(client)}
+        )
+
+
+async def test_hook_path_and_key_never_logged(
+    render: RenderStandIn,
+    make_settings: Any,
+    gateway_factory: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    gw: Gateway = await gateway_factory(make_settings(**_hook_env(render)))
+    response = await _deploy(gw)
+    assert response.status_code == 200
+    assert response.json() == {
+        "success": True,
+        "message": "Render deploy triggered via Deploy Hook",
+    }
+    assert [(r["method"], r["path"]) for r in render.requests] == [
+        ("GET", f"/deploy/srv-abc?key={HOOK_KEY}")
+    ]
+    ours = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert any(
+        "DEPLOY: triggered via deploy hook" in r.getMessage() and "user operator" in r.getMessage()
+        for r in ours
+    )
+    assert all(HOOK_KEY not in r.getMessage() for r in ours)
+    formatter = RedactingFormatter("gateway", json_lines=True)
+    assert all(HOOK_KEY not in formatter.format(r) for r in caplog.records)
+    # The lock keeps a second deploy from overlapping.
+    assert (await _deploy(gw)).status_code == 409
+    assert len(render.requests) == 1
+
+
+async def test_api_path_after_a_failing_hook(
+    render: RenderStandIn,
+    make_settings: Any,
+    gateway_factory: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    render.hook_status = 500
+    gw: Gateway = await gateway_factory(make_settings(**_hook_env(render), **_api_env(render)))
+    response = await _deploy(gw)
+    assert response.status_code == 200
+    assert response.json()["deploy_id"] == "dep-123"
+    assert response.json()["status"] == "created"
+    hook, api = render.requests
+    assert hook["method"] == "GET"
+    assert (api["method"], api["path"]) == ("POST", "/v1/services/srv-abc/deploys")
+    assert api["headers"]["Authorization"] == f"Bearer {API_KEY}"
+    assert json.loads(api["body"]) == {
+        "clearCache": "do_not_clear",
+        "imageUrl": "docker.io/acme/render-signal:1.2.3",
+    }
+    ours = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert all(HOOK_KEY not in r.getMessage() and API_KEY not in r.getMessage() for r in ours)
+
+
+async def test_api_error_is_502(
+    render: RenderStandIn, make_settings: Any, gateway_factory: Any
+) -> None:
+    render.api_status = 500
+    gw: Gateway = await gateway_factory(make_settings(**_api_env(render)))
+    response = await _deploy(gw)
+    assert response.status_code == 502
+    assert response.json()["success"] is False
+
+
+async def test_command_path_runs_without_shell(
+    make_settings: Any, gateway_factory: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "deployed"
+    gw: Gateway = await gateway_factory(make_settings(DEPLOY_CMD=_command(marker)))
+    response = await _deploy(gw)
+    assert response.status_code == 200
+    assert response.json()["message"] == "Deploy scheduled (local fallback)"
+    await asyncio.gather(*gw.app.state.background)
+    assert marker.read_text() == "x"
+    # No shell: metacharacters are plain arguments, nothing else runs.
+    other = tmp_path / "pwned"
+    gw2: Gateway = await gateway_factory(
+        make_settings(
+            REDIS_KEY_PREFIX=f"{gw.settings.common.key_prefix}2:",
+            DEPLOY_CMD=f"{sys.executable} -c pass ; touch {other}",
+        )
+    )
+    assert (await _deploy(gw2)).status_code == 200
+    await asyncio.gather(*gw2.app.state.background)
+    assert not other.exists()
+
+
+async def test_invalid_hook_prefix_is_400_without_fallthrough(
+    render: RenderStandIn, make_settings: Any, gateway_factory: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "deployed"
+    gw: Gateway = await gateway_factory(
+        make_settings(
+            RENDER_DEPLOY_HOOK_URL=f"{render.base}/elsewhere?key={HOOK_KEY}",
+            DEPLOY_CMD=_command(marker),
+        )
+    )
+    response = await _deploy(gw)
+    assert response.status_code == 400
+    assert render.requests == []
+    assert gw.app.state.background == set()
+    assert not marker.exists()
+    # The lock is released after a refusal.
+    assert not await gw.app.state.redis.exists(
+        f"{gw.settings.common.key_prefix}gateway:deploy_lock"
+    )
+
+
+async def test_nothing_configured_is_400(gateway: Gateway) -> None:
+    response = await _deploy(gateway)
+    assert response.status_code == 400
+    assert "RENDER_DEPLOY_HOOK_URL" in response.json()["message"]
