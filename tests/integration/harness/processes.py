@@ -40,8 +40,16 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 class ServiceProcess:
     """One service as a separate process; output appended to ``<logdir>/<name>.log``."""
 
-    def __init__(self, name: str, env: dict[str, str], logdir: Path, ready_url: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        logdir: Path,
+        ready_url: str | None,
+        argv: list[str] | None = None,
+    ) -> None:
         self.name = name
+        self.argv = argv or service_command(name)
         self.env = env
         self.log_path = logdir / f"{name}.log"
         self.ready_url = ready_url
@@ -62,7 +70,7 @@ class ServiceProcess:
             log.write(f"--- start #{self.starts + 1} at {time.time():.3f}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                service_command(self.name),
+                self.argv,
                 env=self.env,
                 cwd=self.log_path.parent,
                 stdout=log,
@@ -79,7 +87,7 @@ class ServiceProcess:
                 raise AssertionError(
                     f"{self.name} exited with {self.process.returncode}:\n{self.tail()}"
                 )
-            if http_ok(self.ready_url):
+            if self.ready_url is None or http_ok(self.ready_url):
                 return
             time.sleep(0.05)
         raise AssertionError(f"{self.name} not ready after {timeout_s}s:\n{self.tail()}")
