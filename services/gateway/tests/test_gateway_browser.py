@@ -25,7 +25,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 import redis as redis_sync
 import uvicorn
@@ -123,7 +122,8 @@ class ServiceProcess:
             text=True,
             cwd=REPO_ROOT,
         )
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -156,6 +156,9 @@ class ServiceProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.pump.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 # -- fixtures ------------------------------------------------------------------------------
@@ -207,6 +210,7 @@ class Browsing:
         context = self.browser.new_context(
             base_url=self.base_url, locale=locale, viewport={"width": 1280, "height": 900}
         )
+        context.set_default_timeout(10_000)
         self.contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
@@ -333,3 +337,186 @@ def test_tabs_keyboard_and_routing_lock(
     assert [r["name"] for r in stored["rules"]] == ["Média Solution"]
     assert stored["rules"][0]["conditions"][0]["field"] == "subject"
     assert stored["rules"][0]["actions"]["stop_processing"] is True
+
+
+def _window_excluding_now() -> tuple[str, str]:
+    """A one-hour window starting 60-90 min from now (Paris time): now is outside it."""
+    now = dt.datetime.now(PARIS)
+    start = (now + dt.timedelta(minutes=60)).replace(second=0, microsecond=0)
+    start += dt.timedelta(minutes=(30 - start.minute % 30) % 30)
+    end = start + dt.timedelta(hours=1)
+    return start.strftime("%H:%M"), end.strftime("%H:%M")
+
+
+def test_time_window_saved_in_browser_is_applied_by_notify(
+    browsing: Browsing, rdb: redis_sync.Redis, redis_url: str, key_prefix: str
+) -> None:
+    """The window chosen in the dropdowns is the one the running notify service enforces."""
+    from playwright.sync_api import expect
+
+    notify = ServiceProcess(
+        "render_signal.notify.main",
+        {
+            "RENDER_SIGNAL_ENV": "dev",
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": key_prefix,
+            "HEARTBEAT_INTERVAL_SECONDS": "1",
+            "NOTIFY_METRICS_PORT": str(free_port()),
+            "WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hook",
+            "LOG_LEVEL": "INFO",
+        },
+    )
+    try:
+        notify.wait_for(r"HEARTBEAT: alive \(service=notify")
+        start, end = _window_excluding_now()
+
+        page = browsing.login(browsing.new_page())
+        page.get_by_role("tab", name="Webhooks").click()
+        form = page.locator("#window-form")
+        form.get_by_label("Début", exact=True).select_option(start)
+        form.get_by_label("Fin", exact=True).select_option(end)
+        expect(page.locator("#window-form [data-save-pill]")).to_have_text("Sauvegarde requise")
+        page.click("#window-save")
+        expect(page.locator("#window-form [data-save-pill]")).to_contain_text("Dernière sauvegarde")
+        version = int(rdb.hget(f"{key_prefix}config:webhook_config", "version") or 0)
+        assert version >= 1
+        page.reload()  # the dropdowns are filled from GET /api/webhooks/time-window
+        expect(page.locator("#window-start")).to_have_value(start)
+        expect(page.locator("#window-end")).to_have_value(end)
+
+        # An email reaches notify: it loads the new config version and parks the
+        # webhook until the window opens (the next opening is the chosen start).
+        email_id = f"window-{key_prefix.strip(':').split(':')[-1]}"
+        rdb.xadd(f"{key_prefix}mail.offloaded", encode_entry(_offloaded_event(email_id)))
+        notify.wait_for(rf"CONFIG: loaded webhook_config version {version}\b")
+        due = notify.wait_for(rf"email {email_id} to .* deferred \(outside_window\) until (\S+)")
+        due_local = dt.datetime.fromisoformat(due.group(1)).astimezone(PARIS)
+        assert due_local.strftime("%H:%M") == start
+
+        # ...and the dashboard's timeline shows that deferral.
+        page.get_by_role("tab", name="Vue d'ensemble").click()
+        page.click("#logs-refresh")
+        item = page.locator("#logs-timeline > li", has_text=email_id)
+        expect(item).to_have_attribute("data-status", "deferred")
+        expect(item).to_contain_text("outside_window")
+    finally:
+        notify.stop()
+
+
+# Chromium posts the magic-link landing form with "Origin: null" (the page is served
+# with Referrer-Policy: no-referrer, as it should be) and "Sec-Fetch-Site: same-origin";
+# sessions.same_origin() refuses any "null" origin, so every magic-link login fails in a
+# real browser. Fix belongs in sessions.py (accept "null" when Sec-Fetch-Site is
+# same-origin). strict: these turn red as soon as it is fixed, so the marker goes.
+ORIGIN_NULL_BUG = pytest.mark.xfail(
+    strict=True, reason="sessions.same_origin() refuses Origin: null from the no-referrer landing"
+)
+
+
+@ORIGIN_NULL_BUG
+def test_one_shot_magic_link_works_once(browsing: Browsing) -> None:
+    from playwright.sync_api import expect
+
+    page = browsing.login(browsing.new_page())
+    page.get_by_role("tab", name="Outils").click()
+    expect(page.locator("#magic-unlimited")).not_to_be_checked()
+    page.click("#magic-create")
+    expect(page.locator("#magic-result")).to_be_visible()
+    expect(page.locator("#magic-expiry")).to_contain_text("Expire le")
+    link = page.locator("#magic-link").input_value()
+    assert "/login/magic/" in link
+
+    first = browsing.new_page()  # a fresh context: no cookie from the operator's session
+    first.goto(link)
+    first.click("#magic-submit")
+    first.wait_for_url(f"{browsing.base_url}/")
+    expect(first.locator("#session-kind")).to_have_text("session lien magique")
+    expect(first.locator("#deploy-button")).to_be_disabled()
+
+    second = browsing.new_page()
+    second.goto(link)
+    with second.expect_response(lambda r: r.request.method == "POST") as answer:
+        second.click("#magic-submit")
+    assert answer.value.status == 401
+    expect(second.locator("#login-error")).to_have_text("Lien invalide ou expiré.")
+
+
+@ORIGIN_NULL_BUG
+def test_permanent_magic_link_refused_after_revoke(browsing: Browsing) -> None:
+    from playwright.sync_api import expect
+
+    page = browsing.login(browsing.new_page())
+    page.goto("/#tools")
+    page.check("#magic-unlimited")
+    page.click("#magic-create")
+    expect(page.locator("#magic-expiry")).to_have_text("Sans expiration")
+    link = page.locator("#magic-link").input_value()
+    link_id = page.locator("#magic-result").get_attribute("data-link-id")
+    row = page.locator(f'#magic-rows tr[data-link-id="{link_id}"]')
+    expect(row).to_be_visible()
+
+    for _ in range(2):  # permanent: reusable until revoked
+        visitor = browsing.new_page()
+        visitor.goto(link)
+        visitor.click("#magic-submit")
+        visitor.wait_for_url(f"{browsing.base_url}/")
+
+    row.get_by_role("button", name="Révoquer").click()
+    expect(row).to_have_count(0)
+    expect(page.locator("#magic-none")).to_be_visible()
+
+    refused = browsing.new_page()
+    refused.goto(link)
+    refused.click("#magic-submit")
+    expect(refused.locator("#login-error")).to_have_text("Lien invalide ou expiré.")
+
+
+def test_dead_letter_replayed_from_the_page(
+    browsing: Browsing, rdb: redis_sync.Redis, key_prefix: str
+) -> None:
+    from playwright.sync_api import expect
+
+    source = f"{key_prefix}mail.offloaded"
+    fields = encode_entry(_offloaded_event("dlq-1"))
+    entry = rdb.xadd(
+        f"{source}.dlq",
+        {
+            **fields,
+            "error": "handler failed: ReadTimeout",
+            "source_stream": source,
+            "source_id": "1700000000000-0",
+            "group": "notify",
+            "deliveries": 5,
+            "failed_at": time.time(),
+        },
+    )
+    dead_id = f"mail.offloaded:{entry.decode()}"
+
+    page = browsing.login(browsing.new_page())
+    page.get_by_role("tab", name="Opérations").click()
+    row = page.locator(f'#dead-rows tr[data-dead-id="{dead_id}"]')
+    expect(row).to_contain_text("ReadTimeout")
+    row.get_by_role("button", name="Rejouer").click()
+    expect(row).to_have_count(0)
+    expect(page.locator("#dead-empty")).to_be_visible()
+
+    assert rdb.xlen(f"{source}.dlq") == 0
+    replayed = rdb.xrange(source)
+    assert len(replayed) == 1
+    assert replayed[0][1][b"type"] == fields["type"]
+    assert replayed[0][1][b"data"] == fields["data"]
+
+
+def test_expired_session_sends_the_page_to_login(
+    browsing: Browsing, rdb: redis_sync.Redis, key_prefix: str
+) -> None:
+    """A 401 from the API (session gone server-side) leads back to /login."""
+    from playwright.sync_api import expect
+
+    page = browsing.login(browsing.new_page())
+    sessions = list(rdb.scan_iter(match=f"{key_prefix}gateway:session:*"))
+    assert sessions
+    rdb.delete(*sessions)
+    page.click("#status-refresh")
+    page.wait_for_url(re.compile(r"/login\?next=%2F"))
+    expect(page.locator("#login-form")).to_be_visible()

@@ -1,10 +1,18 @@
 // Webhook log timeline (GET /api/webhook_logs?days=N) and a per-day sparkline.
 import { $, api, el, formatTime, toDate, t } from "./core.js";
 
-const ICONS = { success: "✓", error: "✗", skipped: "↷" };
+const ICONS = { success: "✓", error: "✗", skipped: "↷", deferred: "⏸" };
+const ALIASES = { dead_letter: "error", rate_limited: "deferred", retry: "deferred" };
 
 function statusKey(status) {
-  return ["success", "error", "skipped"].includes(status) ? status : "error";
+  if (status in ICONS) return status;
+  return ALIASES[status] ?? "error";
+}
+
+function statusLabel(status) {
+  const key = `status_${status}`;
+  const text = t(key);
+  return text === key ? String(status ?? "?") : text;
 }
 
 function logItem(log) {
@@ -21,13 +29,14 @@ function logItem(log) {
       el("p", { class: "timeline__line" },
         el("time", { datetime: log.timestamp ?? "", text: formatTime(log.timestamp) }),
         " ",
-        el("strong", { text: t(`status_${status}`) }),
+        el("strong", { text: statusLabel(log.status) }),
         log.target ? el("code", { class: "timeline__target", text: log.target }) : null),
       log.subject ? el("p", { class: "timeline__subject", text: log.subject }) : null,
       el("p", { class: "timeline__meta muted" },
         facts.join(" · "),
         log.email_id ? ` · ${t("col_email")} ${log.email_id}` : "",
-        log.failure_reason ? ` · ${t("col_reason")}: ${log.failure_reason}` : "")));
+        log.failure_reason ? ` · ${t("col_reason")}: ${log.failure_reason}` : "",
+        log.next_attempt_at ? ` · ${t("next_attempt")} ${formatTime(log.next_attempt_at)}` : "")));
 }
 
 /** Bars of successes (up) and failures (down) per day, drawn on the canvas. */

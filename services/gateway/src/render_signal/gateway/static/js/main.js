@@ -31,8 +31,12 @@ function initTabs() {
       select(tabs[(moves[event.key] + tabs.length) % tabs.length], true);
     });
   });
-  const fromHash = tabs.find((tab) => `#${tab.dataset.tab}` === location.hash);
-  if (fromHash) select(fromHash);
+  const fromHash = () => {
+    const tab = tabs.find((candidate) => `#${candidate.dataset.tab}` === location.hash);
+    if (tab) select(tab);
+  };
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
 }
 
 async function start() {

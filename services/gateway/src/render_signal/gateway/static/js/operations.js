@@ -36,7 +36,7 @@ function deadRow(item) {
 
 export async function refreshDeadLetters() {
   const data = await api("/api/dead_letters");
-  const items = Array.isArray(data.items) ? data.items : [];
+  const items = data.dead_letters ?? data.items ?? [];
   $("#dead-rows").replaceChildren(...items.map(deadRow));
   $("#dead-empty").hidden = items.length > 0;
   $("#dead-replay-all").disabled = items.length === 0;

@@ -8,9 +8,12 @@ const PRIORITIES = ["normal", "high"];
 let counter = 0;
 const uid = (prefix) => `${prefix}-${(counter += 1)}`;
 
+/** A control with its own <label for>: wrapping a <select> would put its options in the name. */
 function labelled(text, control) {
-  return el("label", { class: control.type === "checkbox" ? "check" : "field" },
-    control.type === "checkbox" ? control : text, control.type === "checkbox" ? ` ${text}` : control);
+  control.id = control.id || uid("ctl");
+  const label = el("label", { for: control.id, text });
+  if (control.type === "checkbox") return el("span", { class: "check" }, control, label);
+  return el("span", { class: "field" }, label, control);
 }
 
 function select(name, values, current) {
@@ -115,7 +118,7 @@ export function initRouting() {
     event.preventDefault();
     busy($("#routing-save"), async () => {
       const data = await api("/api/routing_rules", { method: "POST", json: { rules: collectRules() } });
-      toast(data.message || t("saved"), "success");
+      toast(t("saved"), "success");
       const config = data.config ?? {};
       if (Array.isArray(config.rules)) render(config.rules);
       setLocked(true);

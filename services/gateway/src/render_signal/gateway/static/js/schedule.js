@@ -37,7 +37,7 @@ function initPolling() {
     };
     busy(form.querySelector("[type=submit]"), async () => {
       const data = await api("/api/polling_config", { method: "POST", json: body });
-      toast(data.message || t("saved"), "success");
+      toast(t("saved"), "success");
       saves.saved();
       await loadPolling();
     }).catch(() => {});
@@ -71,7 +71,7 @@ function initFlags() {
     const body = Object.fromEntries($$("[data-flag]", form).map((box) => [box.dataset.flag, box.checked]));
     busy(form.querySelector("[type=submit]"), async () => {
       const data = await api("/api/update_runtime_flags", { method: "POST", json: body });
-      toast(data.message || t("saved"), "success");
+      toast(t("saved"), "success");
       saves.saved();
       await loadFlags();
     }).catch(() => {});

@@ -53,9 +53,12 @@ function renderServices(data) {
 function renderStreams(data) {
   const streams = entries(data.streams).map(([name, info]) => {
     const s = info && typeof info === "object" ? info : { length: info };
+    // One line per consumer group: pending (delivered, not acked) and lag (not yet delivered).
+    const groups = Array.isArray(s.groups) ? s.groups : [{ name: "", pending: s.pending, lag: s.lag }];
     return el("li", { dataset: { stream: name } },
-      el("code", { text: name }),
-      ` ${t("stream_length")} ${s.length ?? "—"} · ${t("stream_pending")} ${s.pending ?? "—"} · ${t("stream_lag")} ${s.lag ?? "—"}`);
+      el("code", { text: name }), ` ${t("stream_length")} ${s.length ?? "—"}`,
+      groups.map((g) => el("span", { class: "group" },
+        `${g.name ? `${g.name}: ` : ""}${t("stream_pending")} ${g.pending ?? "—"} · ${t("stream_lag")} ${g.lag ?? "—"}`)));
   });
   fill($("#status-streams"), streams, t("none"));
   const dlq = entries(data.dlq ?? data.dead_letters).map(([name, size]) =>
@@ -81,8 +84,8 @@ export async function refreshStatus() {
     summary.textContent = t(`status_${level}`);
     $("#status-errors-1h").textContent = String(errors.hour);
     $("#status-errors-24h").textContent = String(errors.day);
-    $("#status-last-email").textContent = relativeTime(timestampOf(data.last_email));
-    $("#status-last-webhook").textContent = relativeTime(timestampOf(data.last_webhook));
+    $("#status-last-email").textContent = relativeTime(timestampOf(data.last_email_at ?? data.last_email));
+    $("#status-last-webhook").textContent = relativeTime(timestampOf(data.last_webhook_at ?? data.last_webhook));
     renderServices(data);
     renderStreams(data);
   } catch (error) {

@@ -75,10 +75,11 @@ function initConfigIO() {
   const legacyForm = $("#config-legacy-form");
   legacyForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    const file = chosenFile($("#config-legacy-file"));
-    if (!file) return;
+    const input = $("#config-legacy-file");
+    if (!chosenFile(input)) return;
+    // The server recognises each legacy file by its name (webhook_config.json, ...).
     const form = new FormData();
-    form.append("file", file, file.name);
+    for (const file of input.files) form.append("files", file, file.name);
     busy(legacyForm.querySelector("[type=submit]"), async () => {
       const data = await api("/api/config/import_legacy", { method: "POST", form });
       toast(data.message || t("imported"), "success");

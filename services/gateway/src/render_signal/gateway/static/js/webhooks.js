@@ -46,7 +46,7 @@ function initTargets() {
     if (url.value.trim() && url.value.trim() !== url.dataset.original) body.webhook_url = url.value.trim();
     busy(form.querySelector("[type=submit]"), async () => {
       const data = await api("/api/webhooks/config", { method: "POST", json: body });
-      toast(data.message || t("saved"), "success");
+      toast(t("saved"), "success");
       saves.saved();
       await loadTargets();
     }).catch(() => {});
@@ -69,7 +69,7 @@ function initWindow() {
     const body = { start: $("#window-start").value, end: $("#window-end").value };
     busy($("#window-save"), async () => {
       const data = await api("/api/webhooks/time-window", { method: "POST", json: body });
-      toast(data.message || t("saved"), "success");
+      toast(t("saved"), "success");
       saves.saved();
       await loadWindow();
     }).catch(() => {});
@@ -97,7 +97,7 @@ function initAbsence() {
     };
     busy(form.querySelector("[type=submit]"), async () => {
       const data = await api("/api/absence", { method: "POST", json: body });
-      toast(data.message || t("saved"), "success");
+      toast(t("saved"), "success");
       saves.saved();
       await loadAbsence();
     }).catch(() => {});
