@@ -20,6 +20,7 @@ import email.header
 import email.utils
 from email.message import EmailMessage
 from email.policy import EmailPolicy
+from typing import Any
 
 __all__ = [
     "MAX_HEADER_CHARS",
@@ -40,6 +41,8 @@ _MIME_HEADERS = frozenset(
     {"content-type", "content-disposition", "content-transfer-encoding", "mime-version"}
 )
 _NESTING_LIMIT = 32
+#: Parameters kept on a MIME header (charset, boundary, name, format, delsp...).
+_MAX_PARAMS = 8
 _LATIN1_NAMES = frozenset({"latin_1", "iso8859-1", "iso-8859-1", "ascii", "us-ascii"})
 
 
@@ -49,6 +52,19 @@ class BoundedPolicy(EmailPolicy):
     def __init__(self) -> None:
         super().__init__(message_factory=EmailMessage)
         object.__setattr__(self, "_headers_seen", 0)
+        object.__setattr__(self, "_parsed", {})
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        # The parser and our walk ask for Content-Type several times per part;
+        # parse each distinct value once (header objects are immutable).
+        cache: dict[tuple[str, str], Any] = getattr(self, "_parsed", {})
+        key = (name.lower(), value)
+        found = cache.get(key)
+        if found is None:
+            found = super().header_fetch_parse(name, value)
+            if len(cache) < MAX_HEADERS_PER_MESSAGE:
+                cache[key] = found
+        return found
 
     def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
         name, value = super().header_source_parse(sourcelines)
@@ -59,6 +75,8 @@ class BoundedPolicy(EmailPolicy):
         limit = MAX_MIME_HEADER_CHARS if name.lower() in _MIME_HEADERS else MAX_HEADER_CHARS
         if len(value) > limit:
             value = value[:limit]
+        if limit == MAX_MIME_HEADER_CHARS and value.count(";") > _MAX_PARAMS:
+            value = ";".join(value.split(";", _MAX_PARAMS + 1)[: _MAX_PARAMS + 1])
         if value.count("(") > _NESTING_LIMIT:
             value = value.replace("(", " ").replace(")", " ")
         return name, value

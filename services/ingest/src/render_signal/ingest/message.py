@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import re
 from email.message import Message
 from email.parser import BytesParser
 
@@ -42,6 +43,13 @@ logger = logging.getLogger(__name__)
 MAX_PARTS = 200
 #: message/rfc822 and multipart nesting followed (forwards of forwards).
 MAX_DEPTH = 12
+#: Lines starting with ``--`` (MIME delimiters) let through to the parser. Each
+#: part and each nesting level needs one, so this bounds both before parsing
+#: (CPython checks every line against every open boundary: depth x lines work).
+MAX_DELIMITER_LINES = 512
+#: ``multipart/`` containers let through (nesting costs depth x lines in CPython).
+MAX_MULTIPARTS = 64
+_MULTIPART = re.compile(rb"multipart/", re.IGNORECASE)
 
 
 class UnreadableEmail(Exception):
@@ -144,6 +152,30 @@ def _walk(root: Message) -> tuple[list[Message], bool]:
     return leaves, capped
 
 
+def _structure_cut(raw: bytes) -> int | None:
+    """Offset where the MIME structure exceeds its budget, or None.
+
+    Counted on the bytes before parsing, in linear time: delimiter lines bound
+    the number of parts, ``multipart/`` declarations bound the nesting depth.
+    """
+    cuts: list[int] = []
+    pos, count = 0, 0
+    while True:
+        pos = raw.find(b"\n--", pos)
+        if pos < 0:
+            break
+        count += 1
+        if count > MAX_DELIMITER_LINES:
+            cuts.append(pos + 1)
+            break
+        pos += 3
+    for index, match in enumerate(_MULTIPART.finditer(raw)):
+        if index >= MAX_MULTIPARTS:
+            cuts.append(raw.rfind(b"\n", 0, match.start()) + 1)
+            break
+    return min(cuts) if cuts else None
+
+
 def _part_text(part: Message) -> str:
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes):
@@ -162,6 +194,15 @@ def read_raw_email(raw: bytes, limits: ParseLimits) -> ParsedEmail:
         logger.warning(
             "PARSE: message cut to %d bytes before parsing (MAX_PARSE_BYTES)",
             limits.max_parse_bytes,
+        )
+    cut = _structure_cut(raw)
+    if cut is not None:
+        raw = raw[:cut]
+        truncated = True
+        logger.warning(
+            "PARSE: message cut at %d MIME delimiters / %d multiparts",
+            MAX_DELIMITER_LINES,
+            MAX_MULTIPARTS,
         )
     if b"\x00" in raw:
         raw = raw.replace(b"\x00", b"")
