@@ -194,7 +194,12 @@ async def run_parser(
     now: Callable[[], dt.datetime] | None = None,
     claim_idle_ms: int = 30_000,
 ) -> None:
-    """Consume ``mail.raw`` (group ``ingest``) until ``stop`` is set."""
+    """Consume ``mail.raw`` (group ``ingest``) until ``stop`` is set.
+
+    ``watcher``: a shared config watcher whose ``listen`` the caller runs; by
+    default the parser makes its own and runs its change listener.
+    """
+    own_watcher = watcher is None
     if watcher is None:
         watcher = ConfigWatcher(ConfigStore(redis, settings.common.key_prefix))
     service = ParserService(settings, redis, watcher, now=now)
@@ -208,10 +213,11 @@ async def run_parser(
         batch_size=16,
         claim_idle_ms=claim_idle_ms,
     )
-    listener = asyncio.create_task(watcher.listen(stop))
+    listener = asyncio.create_task(watcher.listen(stop)) if own_watcher else None
     try:
         await consumer.run(stop)
     finally:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener

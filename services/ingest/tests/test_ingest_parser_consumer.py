@@ -1,0 +1,281 @@
+"""The parser component against a real Redis: mail.raw in, mail.received / dlq out."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+from render_signal.common.configstore import ConfigStore
+from render_signal.common.events import (
+    STREAM_MAIL_RAW,
+    STREAM_MAIL_RECEIVED,
+    MailRaw,
+    MailReceived,
+    decode_entry,
+)
+from render_signal.common.settings import EnvReader
+from render_signal.common.streams import dlq_key, ensure_group, publish
+from render_signal.ingest.identity import legacy_email_id, message_id_email_id
+from render_signal.ingest.parser_service import run_parser
+from render_signal.ingest.settings import IngestSettings, read_settings
+
+FIXED_NOW = dt.datetime(2025, 6, 2, 10, 15, tzinfo=dt.UTC)
+SMASH = "https://fromsmash.com/Lot-12"
+
+
+def build_settings(redis_url: str, key_prefix: str, **extra: str) -> IngestSettings:
+    env = {
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": key_prefix,
+        "RENDER_SIGNAL_ENV": "dev",
+        "RENDER_SIGNAL_INSTANCE": "parser-test",
+        **extra,
+    }
+    reader = EnvReader(env, {})
+    settings = read_settings(reader)
+    reader.check()
+    return settings
+
+
+def eml(
+    subject: str = "Média Solution - Missions Recadrage - Lot 3",
+    sender: str = "Agence <Agence@Client.fr>",
+    body: str = f"à faire pour 14h30\n{SMASH}\n",
+    message_id: str | None = None,
+) -> bytes:
+    mid = f"Message-ID: <{message_id}>\r\n" if message_id else ""
+    return (
+        f"From: {sender}\r\nSubject: {subject}\r\n{mid}"
+        "Date: Mon, 02 Jun 2025 09:12:00 +0200\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{body}"
+    ).encode()
+
+
+def raw_event(raw: bytes, source: Any = "imap", **kw: Any) -> MailRaw:
+    return MailRaw(event_id=uuid.uuid4().hex, source=source, received_at=time.time(), raw=raw, **kw)
+
+
+class Parser:
+    def __init__(self, redis: Redis, settings: IngestSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        prefix = settings.common.key_prefix
+        self.raw_key = f"{prefix}{STREAM_MAIL_RAW}"
+        self.out_key = f"{prefix}{STREAM_MAIL_RECEIVED}"
+        self.store = ConfigStore(redis, prefix)
+
+    async def send(self, event: MailRaw) -> None:
+        await publish(self.redis, self.raw_key, event)
+
+    async def received(self) -> list[MailReceived]:
+        entries = await self.redis.xrange(self.out_key)
+        return [decode_entry(fields, MailReceived) for _id, fields in entries]
+
+    async def wait_for(
+        self, check: Callable[[list[MailReceived]], bool], timeout: float = 15.0
+    ) -> list[MailReceived]:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = await self.received()
+            if check(got) or time.monotonic() > deadline:
+                return got
+            await asyncio.sleep(0.05)
+
+    async def marker(self) -> None:
+        """Send an allowed email and wait for it: everything sent before is handled."""
+        mid = f"marker-{uuid.uuid4().hex}@test"
+        await self.send(raw_event(eml(subject="marker", message_id=mid)))
+        target = message_id_email_id(mid)
+        got = await self.wait_for(lambda r: any(m.email_id == target for m in r))
+        assert any(m.email_id == target for m in got), "parser did not handle the marker"
+
+
+def counter(outcome: str, reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "render_signal_ingest_emails_total", {"outcome": outcome, "reason": reason}
+    )
+    return value or 0.0
+
+
+@pytest.fixture
+async def start_parser(
+    redis: Redis, redis_url: str, key_prefix: str
+) -> AsyncIterator[Callable[..., Awaitable[Parser]]]:
+    stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def _start(**extra: str) -> Parser:
+        settings = build_settings(redis_url, key_prefix, **extra)
+        parser = Parser(redis, settings)
+        await ensure_group(redis, parser.raw_key, "ingest", "0")
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            run_parser(settings, redis, stop, now=lambda: FIXED_NOW, claim_idle_ms=500)
+        )
+        stops.append((stop, task))
+        return parser
+
+    yield _start
+    for stop, task in stops:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+
+
+async def test_ingest_parser_publishes_received_with_links(start_parser: Any) -> None:
+    parser: Parser = await start_parser()
+    arrived = time.time() - 1.5
+    await parser.send(
+        raw_event(
+            eml(message_id="Lot3@Client.fr"),
+            truncated=True,
+            imap_arrived_at=arrived,
+            trace={"imap": arrived},
+        )
+    )
+    got = await parser.wait_for(lambda r: len(r) >= 1)
+    assert len(got) == 1
+    mail = got[0]
+    assert mail.email_id == message_id_email_id("<lot3@client.fr>")
+    assert [(link.provider, link.raw_url) for link in mail.links] == [("fromsmash", SMASH)]
+    assert mail.detector == "recadrage"
+    assert mail.delivery_time == "14h30"
+    assert mail.sender_email == "agence@client.fr"
+    assert mail.subject == "Média Solution - Missions Recadrage - Lot 3"
+    assert mail.received_date == "2025-06-02T07:12:00Z"
+    assert mail.truncated is True
+    assert mail.trace["imap"] == arrived and mail.trace["parsed"] >= arrived
+    seen = await parser.redis.ttl(f"{parser.settings.common.key_prefix}ingest:seen:{mail.email_id}")
+    assert 0 < seen <= parser.settings.dedup_ttl_s
+
+
+async def test_ingest_parser_duplicate_message_id_published_once(start_parser: Any) -> None:
+    parser: Parser = await start_parser()
+    before = counter("skipped", "duplicate")
+    await parser.send(raw_event(eml(message_id="dup-1@client.fr")))
+    await parser.send(raw_event(eml(message_id=" DUP-1@Client.FR "), source="http_raw"))
+    await parser.marker()
+    got = await parser.received()
+    target = message_id_email_id("dup-1@client.fr")
+    assert [m.email_id for m in got].count(target) == 1
+    assert counter("skipped", "duplicate") == before + 1
+
+
+async def test_ingest_parser_dedup_flag_disables_dedup(start_parser: Any) -> None:
+    parser: Parser = await start_parser()
+    await parser.store.put("runtime_flags", {"disable_email_id_dedup": True})
+    await parser.send(raw_event(eml(message_id="again@client.fr")))
+    await parser.send(raw_event(eml(message_id="again@client.fr")))
+    target = message_id_email_id("again@client.fr")
+    got = await parser.wait_for(lambda r: [m.email_id for m in r].count(target) >= 2)
+    assert [m.email_id for m in got].count(target) == 2
+
+
+async def test_ingest_parser_allowlist_change_applies_without_restart(start_parser: Any) -> None:
+    parser: Parser = await start_parser(SENDER_OF_INTEREST_FOR_POLLING="agence@client.fr")
+    before = counter("skipped", "sender_not_allowed")
+    await parser.send(raw_event(eml(sender="Other <other@else.fr>", message_id="o-1@else.fr")))
+    await parser.marker()  # from agence@client.fr: allowed by the env list
+    assert not any(m.sender_email == "other@else.fr" for m in await parser.received())
+    assert counter("skipped", "sender_not_allowed") == before + 1
+
+    # The stored list overrides the env list, read live by the running parser.
+    await parser.store.put("polling_config", {"sender_of_interest_for_polling": ["OTHER@else.fr"]})
+    deadline = time.monotonic() + 15
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        await parser.send(raw_event(eml(sender="other@else.fr", message_id=f"o-{n}-x@else.fr")))
+        got = await parser.wait_for(lambda r: any(m.sender_email == "other@else.fr" for m in r), 1)
+        if any(m.sender_email == "other@else.fr" for m in got):
+            break
+    assert any(m.sender_email == "other@else.fr" for m in await parser.received())
+    # ... and the env-listed sender is now refused.
+    mid = "agence-late@client.fr"
+    await parser.send(raw_event(eml(message_id=mid)))
+    await parser.send(raw_event(eml(sender="other@else.fr", message_id="o-final@else.fr")))
+    final = message_id_email_id("o-final@else.fr")
+    got = await parser.wait_for(lambda r: any(m.email_id == final for m in r))
+    assert any(m.email_id == final for m in got)
+    assert not any(m.email_id == message_id_email_id(mid) for m in got)
+
+
+async def test_ingest_parser_malformed_entries_dead_lettered(start_parser: Any) -> None:
+    parser: Parser = await start_parser()
+    await parser.send(raw_event(b""))
+    await parser.redis.xadd(parser.raw_key, {"type": b"mail.raw/1", "data": b"{not json"})
+    await parser.send(MailRaw(event_id="g-bad", source="gmail_push", received_at=time.time()))
+    dlq = dlq_key(parser.raw_key)
+    deadline = time.monotonic() + 15
+    entries: list[Any] = []
+    while time.monotonic() < deadline:
+        entries = await parser.redis.xrange(dlq)
+        if len(entries) >= 3:
+            break
+        await asyncio.sleep(0.05)
+    errors = sorted(fields[b"error"].decode() for _id, fields in entries)
+    assert len(errors) == 3
+    assert errors[0].startswith("malformed: cannot decode event")
+    assert "unreadable email: empty raw message" in errors[1]
+    assert "unreadable email: gmail_push entry without gmail fields" in errors[2]
+    await parser.marker()  # the consumer survived
+
+
+async def test_ingest_parser_gmail_push_shape(start_parser: Any) -> None:
+    parser: Parser = await start_parser()
+    fields = {
+        "subject": "Disponibilité",
+        "sender": "Agence <Agence@Client.fr>",
+        "date": "2025-06-02T09:12:00Z",
+        "body": "<p>Une journée aux tarifs habituels ? "
+        "<a href='https://www.dropbox.com/request/AbCd'>déposer</a> URGENT</p>",
+        "snippet": "x",
+    }
+    await parser.send(
+        MailRaw(event_id="g-1", source="gmail_push", received_at=time.time(), gmail=fields)
+    )
+    got = await parser.wait_for(lambda r: len(r) >= 1)
+    assert len(got) == 1
+    mail = got[0]
+    assert mail.email_id == legacy_email_id(
+        "Disponibilité", "agence@client.fr", "2025-06-02T09:12:00Z"
+    )
+    assert mail.source == "gmail_push"
+    assert mail.detector == "desabonnement_journee_tarifs" and mail.is_urgent
+    assert [link.raw_url for link in mail.links] == ["https://www.dropbox.com/request/AbCd"]
+    assert mail.received_date == "2025-06-02T09:12:00Z"
+
+    # Runtime flag off: Gmail pushes are skipped with their reason.
+    before = counter("skipped", "gmail_ingress_disabled")
+    await parser.store.put("runtime_flags", {"gmail_ingress_enabled": False})
+    deadline = time.monotonic() + 15
+    while counter("skipped", "gmail_ingress_disabled") == before and time.monotonic() < deadline:
+        other = {**fields, "date": f"2025-06-03T{time.time()}"}
+        await parser.send(
+            MailRaw(event_id=uuid.uuid4().hex, source="gmail_push", received_at=0.0, gmail=other)
+        )
+        await parser.marker()
+    assert counter("skipped", "gmail_ingress_disabled") > before
+
+
+async def test_ingest_parser_reply_prefix_and_detector_prefs(start_parser: Any) -> None:
+    parser: Parser = await start_parser()
+    before = counter("skipped", "reply_prefix")
+    await parser.send(raw_event(eml(subject="RE: TR : Lot 3", message_id="re-1@client.fr")))
+    await parser.store.put("processing_prefs", {"detectors_enabled": []})
+    deadline = time.monotonic() + 15
+    plain: list[MailReceived] = []
+    n = 0
+    while not plain and time.monotonic() < deadline:
+        n += 1
+        await parser.send(raw_event(eml(message_id=f"nodet-{n}@client.fr")))
+        got = await parser.wait_for(lambda r: any(m.detector is None for m in r), 1)
+        plain = [m for m in got if m.detector is None and m.subject != "marker"]
+    assert plain and plain[0].links  # links still extracted, no detector ran
+    assert counter("skipped", "reply_prefix") == before + 1
+    assert not any(m.subject.startswith("RE:") for m in await parser.received())
