@@ -9,6 +9,7 @@ from render_signal.common.logs import setup_logging
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import Component, WorkerRuntime
 from render_signal.common.settings import load_or_exit
+from render_signal.ingest.parser_service import run_parser
 from render_signal.ingest.settings import IngestSettings, read_settings
 from render_signal.ingest.watcher import ImapWatcher
 
@@ -23,6 +24,7 @@ async def run(settings: IngestSettings) -> int:
     components: list[Component] = []
     if settings.imap_enabled:
         components.append(ImapWatcher(settings, redis, config).run)
+    components.append(lambda stop: run_parser(settings, redis, stop, watcher=config))
     components.append(config.listen)
     return await runtime.run(components)
 
