@@ -267,10 +267,55 @@ def _offloaded_event(email_id: str) -> MailOffloaded:
 
 
 # -- tests ------------------------------------------------------------------------------------
-def test_login_dashboard_languages_and_screenshots(browsing: Browsing) -> None:
+def _seed_webhook_logs(rdb: redis_sync.Redis, key_prefix: str) -> None:
+    """Three log entries as notify writes them (LPUSH, newest first)."""
+    now = time.time()
+    entries = [
+        {
+            "status": "success",
+            "status_code": 200,
+            "attempt": 1,
+            "duration_ms": 184,
+            "delivery_mode": "json",
+            "subject": "Média Solution - Lot 41",
+            "age": 7200,
+        },
+        {
+            "status": "error",
+            "status_code": 503,
+            "attempt": 2,
+            "duration_ms": 2210,
+            "delivery_mode": "json",
+            "failure_reason": "http_5xx",
+            "subject": "Média Solution - Lot 42",
+            "age": 1500,
+        },
+        {
+            "status": "deferred",
+            "attempt": 0,
+            "failure_reason": "outside_window",
+            "subject": "Désabonnement <b>pas du HTML</b>",
+            "age": 300,
+        },
+    ]
+    for number, entry in enumerate(entries):
+        stamp = dt.datetime.fromtimestamp(now - entry.pop("age"), dt.UTC).isoformat()
+        record = {
+            "timestamp": stamp,
+            "email_id": f"seed-{number}",
+            "target": "https://hook.render-signal.fr/***",
+            **entry,
+        }
+        rdb.lpush(f"{key_prefix}webhook_logs", json.dumps(record, ensure_ascii=False))
+
+
+def test_login_dashboard_languages_and_screenshots(
+    browsing: Browsing, rdb: redis_sync.Redis, key_prefix: str
+) -> None:
     """Anonymous → /login; log in; FR page by default, EN on ?lang=en (remembered)."""
     from playwright.sync_api import expect
 
+    _seed_webhook_logs(rdb, key_prefix)
     page = browsing.new_page()
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
@@ -282,11 +327,16 @@ def test_login_dashboard_languages_and_screenshots(browsing: Browsing) -> None:
     )
     expect(page.locator("#current-user")).to_have_text(USER)
     expect(page.locator("#session-kind")).to_have_text("session mot de passe")
-    # The banner left its loading state: /api/status answered and was rendered.
-    expect(page.locator("#status-banner")).to_have_attribute(
-        "data-level", re.compile("^(ok|warning|critical)$")
-    )
+    # An error in the last hour turns the banner red (the original's rule).
+    expect(page.locator("#status-banner")).to_have_attribute("data-level", "critical")
+    expect(page.locator("#status-errors-1h")).to_have_text("1")
     expect(page.locator("#status-services")).to_contain_text("gateway")
+    timeline = page.locator("#logs-timeline > li")
+    expect(timeline).to_have_count(3)
+    expect(timeline.nth(0)).to_have_attribute("data-status", "deferred")
+    expect(timeline.nth(1)).to_contain_text("HTTP 503")
+    # Email text is shown as text, never parsed as HTML.
+    expect(timeline.nth(0)).to_contain_text("<b>pas du HTML</b>")
     ARTIFACTS.mkdir(exist_ok=True)
     README_SHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-fr.png"), full_page=True)

@@ -1,7 +1,7 @@
 // Webhook log timeline (GET /api/webhook_logs?days=N) and a per-day sparkline.
 import { $, api, el, formatTime, toDate, t } from "./core.js";
 
-const ICONS = { success: "✓", error: "✗", skipped: "↷", deferred: "⏸" };
+const ICONS = { success: "✓", error: "✗", skipped: "↷", deferred: "↻" };
 const ALIASES = { dead_letter: "error", rate_limited: "deferred", retry: "deferred" };
 
 function statusKey(status) {
@@ -22,6 +22,9 @@ function logItem(log) {
     log.attempt ? `${t("col_attempt")} ${log.attempt}` : null,
     log.delivery_mode ? `${t("col_mode")} ${log.delivery_mode}` : null,
     log.duration_ms !== undefined && log.duration_ms !== null ? `${Math.round(log.duration_ms)} ms` : null,
+    log.email_id ? `${t("col_email")} ${log.email_id}` : null,
+    log.failure_reason ? `${t("col_reason")}: ${log.failure_reason}` : null,
+    log.next_attempt_at ? `${t("next_attempt")} ${formatTime(log.next_attempt_at)}` : null,
   ].filter(Boolean);
   return el("li", { class: `timeline__item timeline__item--${status}`, dataset: { status } },
     el("span", { class: "timeline__icon", "aria-hidden": "true", text: ICONS[status] }),
@@ -32,11 +35,7 @@ function logItem(log) {
         el("strong", { text: statusLabel(log.status) }),
         log.target ? el("code", { class: "timeline__target", text: log.target }) : null),
       log.subject ? el("p", { class: "timeline__subject", text: log.subject }) : null,
-      el("p", { class: "timeline__meta muted" },
-        facts.join(" · "),
-        log.email_id ? ` · ${t("col_email")} ${log.email_id}` : "",
-        log.failure_reason ? ` · ${t("col_reason")}: ${log.failure_reason}` : "",
-        log.next_attempt_at ? ` · ${t("next_attempt")} ${formatTime(log.next_attempt_at)}` : "")));
+      el("p", { class: "timeline__meta muted", text: facts.join(" · ") })));
 }
 
 /** Bars of successes (up) and failures (down) per day, drawn on the canvas. */
@@ -55,7 +54,7 @@ function drawSparkline(canvas, logs, days) {
     const index = days - 1 - Math.floor((today - date) / 86400000);
     if (index < 0 || index >= days) continue;
     if (log.status === "success") ok[index] += 1;
-    else bad[index] += 1;
+    else if (statusKey(log.status) === "error") bad[index] += 1;
   }
   const peak = Math.max(1, ...ok, ...bad);
   const step = width / days;
