@@ -361,3 +361,25 @@ async def test_no_secret_reaches_the_logs(
     text = "\n".join(r.getMessage() + "\n" + str(r.exc_text or "") for r in ours)
     for secret in secrets:
         assert secret not in text, f"secret leaked into logs: {secret[:6]}..."
+
+
+async def test_magic_landing_post_with_null_origin(gateway: Gateway) -> None:
+    """no-referrer landing pages make browsers send ``Origin: null``; cross-site stays refused."""
+    async with gateway.client() as admin:
+        await login(admin)
+        token = await csrf_of(admin)
+        admin.headers["X-CSRF-Token"] = token
+        links = [await _new_link(admin) for _ in range(2)]
+        # The session-CSRF check still refuses a null Origin.
+        refused = await admin.post("/api/auth/magic-link", json={}, headers={"Origin": "null"})
+        assert refused.status_code == 403
+    for link, site, expected in ((links[0], "cross-site", 401), (links[1], "same-origin", 303)):
+        path = _path(link["magic_link"])
+        async with gateway.client() as visitor:
+            csrf = form_csrf((await visitor.get(path)).text)
+            response = await visitor.post(
+                path,
+                data={"csrf_token": csrf},
+                headers={"Origin": "null", "Sec-Fetch-Site": site},
+            )
+            assert response.status_code == expected

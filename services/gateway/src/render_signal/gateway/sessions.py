@@ -172,8 +172,14 @@ def clear_session_cookie(request: Request, response: Response) -> None:
 
 
 # -- origin and tokens ---------------------------------------------------------------
-def same_origin(request: Request) -> bool:
-    """False for requests a browser marks cross-site or whose Origin is another host."""
+def same_origin(request: Request, *, allow_null_origin: bool = False) -> bool:
+    """False for requests a browser marks cross-site or whose Origin is another host.
+
+    ``allow_null_origin``: pages served with ``Referrer-Policy: no-referrer`` (the
+    magic-link landing) make browsers send ``Origin: null`` on their own form
+    POSTs; those forms are protected by the signed double-submit token and
+    Sec-Fetch-Site, so ``null`` is accepted there only.
+    """
     if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
         return False
     origin = request.headers.get("origin")
@@ -183,7 +189,7 @@ def same_origin(request: Request) -> bool:
             return True  # non-browser client: the token check still applies
         origin = referer
     if origin == "null":
-        return False
+        return allow_null_origin
     allowed = {request.headers.get("host", "").lower()}
     settings = getattr(request.app.state, "settings", None)
     base = getattr(settings, "public_base_url", "") or ""
@@ -233,7 +239,7 @@ def issue_login_csrf(request: Request, response: Response) -> str:
 def verify_login_csrf(request: Request, submitted: str) -> bool:
     """Signed double-submit check for the login and magic-link forms."""
     nonce = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not nonce or not submitted or not same_origin(request):
+    if not nonce or not submitted or not same_origin(request, allow_null_origin=True):
         return False
     return hmac.compare_digest(_sign_nonce(request, nonce), submitted)
 
