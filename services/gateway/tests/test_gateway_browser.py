@@ -458,12 +458,8 @@ def test_time_window_saved_in_browser_is_applied_by_notify(
 # sessions.same_origin() refuses any "null" origin, so every magic-link login fails in a
 # real browser. Fix belongs in sessions.py (accept "null" when Sec-Fetch-Site is
 # same-origin). strict: these turn red as soon as it is fixed, so the marker goes.
-ORIGIN_NULL_BUG = pytest.mark.xfail(
-    strict=True, reason="sessions.same_origin() refuses Origin: null from the no-referrer landing"
-)
 
 
-@ORIGIN_NULL_BUG
 def test_one_shot_magic_link_works_once(browsing: Browsing) -> None:
     from playwright.sync_api import expect
 
@@ -491,7 +487,6 @@ def test_one_shot_magic_link_works_once(browsing: Browsing) -> None:
     expect(second.locator("#login-error")).to_have_text("Lien invalide ou expiré.")
 
 
-@ORIGIN_NULL_BUG
 def test_permanent_magic_link_refused_after_revoke(browsing: Browsing) -> None:
     from playwright.sync_api import expect
 
