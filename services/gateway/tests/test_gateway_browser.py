@@ -454,10 +454,8 @@ def test_time_window_saved_in_browser_is_applied_by_notify(
 
 
 # Chromium posts the magic-link landing form with "Origin: null" (the page is served
-# with Referrer-Policy: no-referrer, as it should be) and "Sec-Fetch-Site: same-origin";
-# sessions.same_origin() refuses any "null" origin, so every magic-link login fails in a
-# real browser. Fix belongs in sessions.py (accept "null" when Sec-Fetch-Site is
-# same-origin). strict: these turn red as soon as it is fixed, so the marker goes.
+# with Referrer-Policy: no-referrer, as it should be): these two tests prove the
+# pre-login forms accept that while still refusing cross-site posts.
 
 
 def test_one_shot_magic_link_works_once(browsing: Browsing) -> None:
