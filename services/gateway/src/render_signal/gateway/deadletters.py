@@ -4,13 +4,9 @@ Ids are ``<short-name>:<entry-id>``: ``mail.raw``, ``mail.received``,
 ``mail.offloaded`` (the ``<stream>.dlq`` streams written by the streams runtime)
 and ``notify`` (``<prefix>notify:deadletters``).
 
-Replay of a stream dead letter re-adds ``{type, data}`` to its source stream
-and deletes the dead letter in one MULTI. Replay of a notify dead letter
-follows notify's documented protocol (keys are the contract; services don't
-import each other): the job goes back to ``notify:jobs`` under its
-``webhook_id``, due now in ``notify:scheduled``, its ``notify:final:<id>``
-marker and the target's ``disabled_targets`` entry are cleared, and the dead
-letter is deleted, so notify re-sends with the SAME webhook-id.
+Replay uses the shared protocol in ``render_signal.common.deadletters``: a
+stream dead letter goes back to its source stream; a notify dead letter goes
+back into notify's schedule and is re-sent with the SAME webhook-id.
 """
 
 from __future__ import annotations
@@ -19,11 +15,15 @@ import contextlib
 import json
 import logging
 import re
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from redis.asyncio import Redis
+from render_signal.common.deadletters import (
+    notify_dead_letter_key,
+    replay_notify_dead_letter,
+    replay_stream_dead_letter,
+)
 from render_signal.common.events import ALL_STREAMS
 from render_signal.common.logs import mask_url
 from render_signal.common.streams import dlq_key
@@ -47,7 +47,7 @@ def _t(value: Any) -> str:
 
 
 def _key(prefix: str, short: str) -> str:
-    return f"{prefix}notify:deadletters" if short == NOTIFY else dlq_key(f"{prefix}{short}")
+    return notify_dead_letter_key(prefix) if short == NOTIFY else dlq_key(f"{prefix}{short}")
 
 
 def _stream_item(short: str, entry_id: str, fields: dict[bytes, bytes]) -> dict[str, Any]:
@@ -120,31 +120,16 @@ async def _replay(redis: Redis, prefix: str, dead_letter_id: str) -> bool:
     short, _, entry_id = dead_letter_id.rpartition(":")
     if short not in (*ALL_STREAMS, NOTIFY) or not _ENTRY_ID.match(entry_id):
         raise ApiError(400, "Invalid dead letter id")
-    key = _key(prefix, short)
-    rows: Any = await redis.xrange(key, min=entry_id, max=entry_id)
-    if not rows:
+    if short == NOTIFY:
+        try:
+            replayed = await replay_notify_dead_letter(redis, prefix, entry_id) is not None
+        except ValueError as exc:
+            raise ApiError(400, "Dead letter has no job to replay") from exc
+    else:
+        # Always back to this deployment's stream, whatever the record claims.
+        replayed = await replay_stream_dead_letter(redis, f"{prefix}{short}", entry_id)
+    if not replayed:
         return False
-    fields: dict[bytes, bytes] = rows[0][1]
-    async with redis.pipeline(transaction=True) as pipe:
-        if short == NOTIFY:
-            webhook_id = _t(fields.get(b"webhook_id"))
-            job = fields.get(b"job")
-            if not webhook_id or not job:
-                raise ApiError(400, "Dead letter has no job to replay")
-            pipe.hset(f"{prefix}notify:jobs", webhook_id, job)
-            pipe.zadd(f"{prefix}notify:scheduled", {webhook_id: time.time()})
-            pipe.delete(f"{prefix}notify:final:{webhook_id}")
-            target = _t(fields.get(b"target"))
-            if target:
-                pipe.hdel(f"{prefix}notify:disabled_targets", target)
-        else:
-            # Always back to this deployment's stream, whatever the record claims.
-            pipe.xadd(
-                f"{prefix}{short}",
-                {"type": fields.get(b"type", b""), "data": fields.get(b"data", b"")},
-            )
-        pipe.xdel(key, entry_id)
-        await pipe.execute()
     logger.info("DLQ: replayed %s", dead_letter_id)
     return True
 

@@ -15,11 +15,12 @@ Record fields (all strings in the stream)::
     payload         the JSON body last sent (or that would have been sent)
     job             the job JSON, reset (attempt 0), ready to be re-enqueued
 
-Replay (:func:`replay_dead_letter`): write ``job`` back to the
-``<prefix>notify:jobs`` hash under ``webhook_id``, ZADD it to
-``<prefix>notify:scheduled`` due now, delete ``<prefix>notify:final:<id>``,
-remove the target from ``<prefix>notify:disabled_targets``, then XDEL the
-record. The scheduler delivers it with the SAME webhook-id.
+Replay (:func:`render_signal.common.deadletters.replay_notify_dead_letter`,
+also used by the gateway): write ``job`` back to the ``<prefix>notify:jobs``
+hash under ``webhook_id``, ZADD it to ``<prefix>notify:scheduled`` due now,
+delete ``<prefix>notify:final:<id>``, remove the target from
+``<prefix>notify:disabled_targets``, then XDEL the record. The scheduler
+delivers it with the SAME webhook-id.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from render_signal.common.deadletters import (
+    notify_dead_letter_key,
+    notify_disabled_targets_key,
+    replay_notify_dead_letter,
+)
 from render_signal.common.logs import mask_url
 
 __all__ = [
@@ -42,13 +48,10 @@ __all__ = [
 DEAD_LETTER_MAXLEN = 10_000
 
 
-def dead_letter_key(prefix: str) -> str:
-    return f"{prefix}notify:deadletters"
-
-
-def disabled_targets_key(prefix: str) -> str:
-    """Hash: target URL -> JSON {disabled_at, status, email_id} (410 Gone)."""
-    return f"{prefix}notify:disabled_targets"
+# The keys and the replay protocol are shared with the gateway (common.deadletters).
+dead_letter_key = notify_dead_letter_key
+disabled_targets_key = notify_disabled_targets_key
+replay_dead_letter = replay_notify_dead_letter
 
 
 async def add_dead_letter(redis: Redis, prefix: str, record: dict[str, Any]) -> str:
@@ -79,25 +82,3 @@ async def list_dead_letters(
     """Newest first; target URLs masked unless ``masked`` is False."""
     rows: Any = await redis.xrevrange(dead_letter_key(prefix), count=count)
     return [_decode(entry_id, fields, masked) for entry_id, fields in rows]
-
-
-async def replay_dead_letter(
-    redis: Redis, prefix: str, entry_id: str, *, now: float | None = None
-) -> str | None:
-    """Re-enqueue one dead letter (same webhook-id); returns the id or None if unknown."""
-    rows: Any = await redis.xrange(dead_letter_key(prefix), min=entry_id, max=entry_id)
-    if not rows:
-        return None
-    fields: dict[bytes, bytes] = rows[0][1]
-    webhook_id = fields[b"webhook_id"].decode()
-    target = fields.get(b"target", b"").decode()
-    due = time.time() if now is None else now
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(f"{prefix}notify:jobs", webhook_id, fields[b"job"])
-        pipe.zadd(f"{prefix}notify:scheduled", {webhook_id: due})
-        pipe.delete(f"{prefix}notify:final:{webhook_id}")
-        if target:
-            pipe.hdel(disabled_targets_key(prefix), target)
-        pipe.xdel(dead_letter_key(prefix), entry_id)
-        await pipe.execute()
-    return webhook_id
