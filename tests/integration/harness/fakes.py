@@ -110,6 +110,7 @@ class Receiver:
         self.retry_after_s = retry_after_s
         self.phase = "ok"
         self.deliveries: list[Delivery] = []
+        self.first_at: dict[str, float] = {}  # marker -> first accepted delivery time
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         receiver = self
@@ -174,7 +175,15 @@ class Receiver:
     def _record(self, delivery: Delivery) -> None:
         with self.changed:
             self.deliveries.append(delivery)
+            if delivery.marker and 200 <= delivery.status < 300:
+                self.first_at.setdefault(delivery.marker, delivery.at)
             self.changed.notify_all()
+
+    def delivered_count(self, markers: set[str] | None = None) -> int:
+        with self.lock:
+            if markers is None:
+                return len(self.first_at)
+            return sum(1 for m in markers if m in self.first_at)
 
     def snapshot(self) -> list[Delivery]:
         with self.lock:

@@ -56,6 +56,7 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.pids: list[int] = []
+        self.lock = threading.RLock()  # fault lanes and the reviver act concurrently
 
     @property
     def pid(self) -> int | None:
@@ -65,7 +66,19 @@ class ServiceProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        assert not self.alive(), f"{self.name} already running"
+        with self.lock:
+            if not self.alive():
+                self._spawn()
+
+    def revive(self) -> bool:
+        """Start again if the process exited on its own (a supervisor's job). True if so."""
+        with self.lock:
+            if self.process is None or self.alive():
+                return False
+            self._spawn()
+            return True
+
+    def _spawn(self) -> None:
         with self.log_path.open("ab") as log:
             log.write(f"--- start #{self.starts + 1} at {time.time():.3f}\n".encode())
             log.flush()
@@ -94,6 +107,10 @@ class ServiceProcess:
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM kill would."""
+        with self.lock:
+            self._kill()
+
+    def _kill(self) -> None:
         if self.alive():
             assert self.process is not None
             self.process.send_signal(signal.SIGKILL)
@@ -101,6 +118,10 @@ class ServiceProcess:
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         """SIGTERM (a normal restart/deploy), SIGKILL after ``timeout_s``."""
+        with self.lock:
+            return self._stop(timeout_s)
+
+    def _stop(self, timeout_s: float) -> int | None:
         if not self.alive():
             return None if self.process is None else self.process.returncode
         assert self.process is not None
@@ -108,7 +129,7 @@ class ServiceProcess:
         try:
             return self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            self.kill()
+            self._kill()
             return self.process.returncode
 
     def tail(self, lines: int = 40) -> str:
