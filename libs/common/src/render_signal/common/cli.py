@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from render_signal.common.devenv import ensure_dev_env
+from render_signal.common.devenv import ensure_dev_env, is_generated_dev_env
 from render_signal.common.redisclient import create_redis
 from render_signal.common.redisserver import RedisServer, free_port
 from render_signal.common.settings import DEV_MODE_WORDS, load_env_file
@@ -67,6 +67,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     env_path = Path(args.env_file)
     if ensure_dev_env(env_path):
         _say(f"render-signal: wrote {env_path} with random dev secrets (dev mode)")
+    generated = is_generated_dev_env(env_path)
     env = _stack_env(env_path)
     env["RENDER_SIGNAL_ENV_FILE"] = str(env_path.resolve())
     dev = env.get("RENDER_SIGNAL_ENV", "production").strip().lower() in DEV_MODE_WORDS
@@ -111,9 +112,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         _say("")
         _say(f"  Dashboard:  {gateway_url}/")
         if dev:
+            # Only a password `up` generated itself is shown; one a person chose stays private.
+            password = env.get("DASHBOARD_PASSWORD", "") if generated else ""
             _say(
                 f"  Dev login:  {env.get('DASHBOARD_USER', 'admin')} /"
-                f" {env.get('DASHBOARD_PASSWORD', '(see .env)')}"
+                f" {password or '(DASHBOARD_PASSWORD in ' + str(env_path) + ')'}"
             )
         _say("  Status:     render-signal status      Send a sample: render-signal send")
         _say("  Stop:       Ctrl-C")

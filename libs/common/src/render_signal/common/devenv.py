@@ -11,10 +11,12 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["DEV_TEMPLATE", "ensure_dev_env"]
+__all__ = ["DEV_TEMPLATE", "ensure_dev_env", "is_generated_dev_env"]
+
+MARKER = "# Written by `render-signal up`"
 
 DEV_TEMPLATE = """\
-# Written by `render-signal up` on {date} for local development.
+{marker} on {date} for local development.
 # Secrets below are random and local to this checkout; never commit this file.
 RENDER_SIGNAL_ENV=dev
 SECRET_KEY={secret_key}
@@ -36,6 +38,7 @@ def ensure_dev_env(path: Path) -> bool:
     import datetime as dt
 
     text = DEV_TEMPLATE.format(
+        marker=MARKER,
         date=dt.date.today().isoformat(),
         secret_key=secrets.token_urlsafe(48),
         password=secrets.token_urlsafe(12),
@@ -45,3 +48,11 @@ def ensure_dev_env(path: Path) -> bool:
     path.write_text(text, encoding="utf-8")
     os.chmod(path, 0o600)
     return True
+
+
+def is_generated_dev_env(path: Path) -> bool:
+    """True when ``path`` is the dev file ``ensure_dev_env`` wrote (its secrets are throwaway)."""
+    try:
+        return path.read_text(encoding="utf-8").startswith(MARKER)
+    except OSError:
+        return False
