@@ -129,6 +129,8 @@ def test_fault_run(pipeline_factory: Callable[..., Pipeline], request: pytest.Fi
         print(f"fault run: {line}")
     print(f"fault run: pending/dlq after drain: {counts}")
     print(f"fault run: services that exited on their own and were restarted: {lanes.revived}")
+    for reason in sorted(set(lanes.exit_reasons))[:12]:
+        print(f"fault run:   {reason}")
     if report.lost:
         for service in pipeline.services.values():
             print(f"--- {service.name}\n{service.tail(15)}")

@@ -43,6 +43,7 @@ class FaultLanes:
         self._threads: list[threading.Thread] = []
         self._end = 0.0
         self.revived: dict[str, int] = {}
+        self.exit_reasons: list[str] = []
         self._stop = threading.Event()
 
     # -- plumbing -------------------------------------------------------------------
@@ -94,8 +95,10 @@ class FaultLanes:
         """Restart services that exited by themselves (e.g. started while Redis was down)."""
         while not self._stop.wait(0.5):
             for name, service in self.pipeline.services.items():
-                if service.revive():
+                reason = service.revive()
+                if reason is not None:
                     self.revived[name] = self.revived.get(name, 0) + 1
+                    self.exit_reasons.append(f"{name}: {reason}")
 
     def join(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

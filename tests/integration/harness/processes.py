@@ -70,13 +70,22 @@ class ServiceProcess:
             if not self.alive():
                 self._spawn()
 
-    def revive(self) -> bool:
-        """Start again if the process exited on its own (a supervisor's job). True if so."""
+    def revive(self) -> str | None:
+        """Start again if the process exited on its own (a supervisor's job).
+
+        Returns why it had exited (exit code and its last error log line), or None.
+        """
         with self.lock:
             if self.process is None or self.alive():
-                return False
+                return None
+            code = self.process.returncode
+            errors = [
+                line
+                for line in self.tail(60).splitlines()
+                if '"ERROR"' in line or '"CRITICAL"' in line or "Error" in line
+            ]
             self._spawn()
-            return True
+            return f"exit {code}: {errors[-1][:300] if errors else '(no error line)'}"
 
     def _spawn(self) -> None:
         with self.log_path.open("ab") as log:

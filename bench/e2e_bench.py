@@ -1,0 +1,406 @@
+"""End-to-end benchmark: the four services as processes, with same-run baselines.
+
+Pipeline: ``tests/integration/harness`` (real Redis with AOF, Dovecot, the
+Worker in workerd behind a local provider file server, recording receiver,
+``render-signal-{ingest,offload,notify,gateway}`` as separate processes).
+
+Figures (reliability-security-performance.md §3.5, scaled to a 10-minute budget):
+
+* saturation, closed loop (a bounded number of emails in flight), through HTTP
+  ingress and through IMAP APPEND -- emails/s delivered at the receiver over
+  the steady part of the phase;
+* latency from hand-over (APPEND / POST start) to the receiver at 10 % and 50 %
+  of saturation, open loop (constant arrival rate): p50 / p95 / p99 / max;
+* per service: CPU seconds per 1000 emails and peak RSS (psutil on the PIDs).
+
+Baselines measured in the same run, on the same corpus:
+
+* parse-only ceiling: one process looping ingest's own parse + analyse;
+* broker ceiling: raw XADD of the same raw emails, sequential and pipelined;
+* naive floor: one synchronous process doing parse -> Worker (the same workerd
+  instance) per link -> receiver, no Redis.
+
+Corpus: seeded; 60 % ~50 KB, 30 % ~5 KB, 10 % ~500 KB text emails, each with a
+Dropbox and a SwissTransfer link and a unique Message-ID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis as redis_sync
+from render_signal.common.events import MailRaw
+from render_signal.ingest.analysis import analyse, read_event
+from render_signal.ingest.identity import email_id
+from render_signal.ingest.message import ParseLimits
+from render_signal.offload.normalise import normalise
+from render_signal.offload.objectkey import object_key
+
+from tests.integration.harness.mail import make_email
+from tests.integration.harness.pipeline import Pipeline, missing_components
+from tests.integration.harness.window import open_window
+
+__all__ = ["run"]
+
+PHASE_S = 25.0
+WARMUP_S = 5.0
+IN_FLIGHT = 40
+SEED = 20261128
+
+
+def _sizes(n: int, rng: random.Random) -> list[int]:
+    out = []
+    for _ in range(n):
+        x = rng.random()
+        out.append(50_000 if x < 0.6 else 5_000 if x < 0.9 else 500_000)
+    return out
+
+
+class Corpus:
+    """Seeded email sizes; each call makes a fresh email (unique marker and links)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.rng = random.Random(SEED)
+        self.run_id = run_id
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def next(self) -> tuple[str, bytes]:
+        with self.lock:
+            index = self.count
+            self.count += 1
+            size = _sizes(1, self.rng)[0]
+        marker = f"E2E-{self.run_id}-{index}"
+        return marker, make_email(marker, size_pad=size)
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def q(p: float) -> float:
+        return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+    return {
+        "n": len(values),
+        "p50_ms": round(statistics.median(ordered) * 1000, 1),
+        "p95_ms": round(q(0.95) * 1000, 1),
+        "p99_ms": round(q(0.99) * 1000, 1),
+        "max_ms": round(ordered[-1] * 1000, 1),
+    }
+
+
+# -- baselines ------------------------------------------------------------------------
+def parse_only(corpus: list[bytes], duration_s: float = 10.0) -> float:
+    """Emails/s of ingest's parse + analyse + identity in one loop (the ceiling)."""
+    limits = ParseLimits()
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < duration_s:
+        raw = corpus[done % len(corpus)]
+        event = MailRaw(event_id=str(done), source="http_raw", received_at=time.time(), raw=raw)
+        parsed = read_event(event, limits)
+        analyse(parsed)
+        email_id(parsed, "http_raw")
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
+def raw_xadd(url: str, corpus: list[bytes], n: int = 3000) -> dict[str, float]:
+    """XADD of the same raw emails: sequential and pipelined (batches of 100)."""
+    client = redis_sync.Redis.from_url(url)
+    key = "bench:xadd"
+    try:
+        started = time.perf_counter()
+        for i in range(n):
+            client.xadd(key, {"raw": corpus[i % len(corpus)]}, maxlen=10_000, approximate=True)
+        sequential = n / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for batch in range(0, n * 3, 100):
+            pipe = client.pipeline(transaction=False)
+            for i in range(batch, batch + 100):
+                pipe.xadd(key, {"raw": corpus[i % len(corpus)]}, maxlen=10_000, approximate=True)
+            pipe.execute()
+        pipelined = n * 3 / (time.perf_counter() - started)
+        client.delete(key)
+    finally:
+        client.close()
+    result = {"xadd_seq_per_s": round(sequential, 1), "xadd_pipelined_per_s": round(pipelined, 1)}
+    benchmark = shutil.which("redis-benchmark")
+    if benchmark:
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        out = subprocess.run(
+            [
+                benchmark,
+                "-p",
+                port,
+                "-c",
+                "1",
+                "-n",
+                "20000",
+                "--csv",
+                "XADD",
+                "rb:xadd",
+                "*",
+                "f",
+                "v",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        rows = [line.split(",") for line in out.splitlines() if line.startswith('"XADD')]
+        if rows:
+            result["redis_benchmark_xadd_c1_per_s"] = float(rows[0][1].strip('"'))
+    return result
+
+
+def naive_floor(pipeline: Pipeline, corpus: list[bytes], duration_s: float = 15.0) -> float:
+    """One synchronous process: parse -> Worker per link -> receiver. Emails/s."""
+    assert pipeline.worker is not None
+    limits = ParseLimits()
+    done = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < duration_s:
+        raw = corpus[done % len(corpus)]
+        event = MailRaw(event_id=str(done), source="http_raw", received_at=time.time(), raw=raw)
+        result = analyse(read_event(event, limits))
+        links = []
+        for link in result.links:
+            source = normalise(link.provider, link.raw_url)
+            body = json.dumps(
+                {
+                    "source_url": source,
+                    "object_key": object_key(link.provider, source),
+                    "bucket": "render-signal-e2e",
+                    "provider": link.provider,
+                    "email_id": str(done),
+                }
+            ).encode()
+            request = urllib.request.Request(
+                pipeline.worker.url,
+                data=body,
+                headers={"Content-Type": "application/json", "X-R2-FETCH-TOKEN": pipeline.r2_token},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                links.append(json.loads(response.read()).get("r2_url"))
+        payload = json.dumps({"subject": "naive", "links": links}).encode()
+        request = urllib.request.Request(
+            pipeline.receiver.url.replace("/hook", "/naive"),
+            data=payload,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
+# -- resources ------------------------------------------------------------------------
+class Resources:
+    """psutil on the service processes: CPU seconds between marks, peak RSS."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.procs = {
+            name: psutil.Process(service.pid)
+            for name, service in pipeline.services.items()
+            if service.pid is not None
+        }
+        # Context, not our code: Redis and the Worker (node + its workerd children).
+        if pipeline.redis.process is not None:
+            self.procs["redis-server"] = psutil.Process(pipeline.redis.process.pid)
+        if pipeline.worker is not None and pipeline.worker.process is not None:
+            self.procs["worker (node+workerd)"] = psutil.Process(pipeline.worker.process.pid)
+        self.peak_rss: dict[str, int] = dict.fromkeys(self.procs, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def cpu(self) -> dict[str, float]:
+        out = {}
+        for name, proc in self.procs.items():
+            total = 0.0
+            for member in [proc, *proc.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = member.cpu_times()
+                    total += times.user + times.system
+            out[name] = total
+        return out
+
+    def _sample(self) -> None:
+        while not self._stop.wait(1.0):
+            for name, proc in self.procs.items():
+                rss = 0
+                for member in [proc, *proc.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        rss += member.memory_info().rss
+                self.peak_rss[name] = max(self.peak_rss[name], rss)
+
+    def start(self) -> Resources:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+# -- load -----------------------------------------------------------------------------
+def _sender(pipeline: Pipeline, channel: str) -> Callable[[str, bytes], float]:
+    if channel == "imap":
+        from tests.integration.harness.mail import ImapAppender
+
+        assert pipeline.dovecot is not None
+        appender = ImapAppender(
+            "127.0.0.1", pipeline.dovecot.port, pipeline.dovecot.user, pipeline.dovecot.password
+        )
+        return lambda marker, raw: appender.append(marker, raw).at
+    return lambda marker, raw: pipeline.ingress.post(marker, raw).at
+
+
+def saturation(pipeline: Pipeline, corpus: Corpus, channel: str, threads: int) -> dict[str, Any]:
+    """Closed loop, at most IN_FLIGHT undelivered; rate over the steady part."""
+    receiver = pipeline.receiver
+    sent_markers: set[str] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+    started = time.time()
+
+    def loop() -> None:
+        send = _sender(pipeline, channel)
+        while not stop.is_set():
+            with lock:
+                in_flight = len(sent_markers) - receiver.delivered_count(sent_markers)
+            if in_flight >= IN_FLIGHT:
+                time.sleep(0.005)  # closed loop: wait for the system to catch up
+                continue
+            marker, raw = corpus.next()
+            with lock:
+                sent_markers.add(marker)
+            send(marker, raw)
+
+    workers = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    time.sleep(WARMUP_S + PHASE_S)  # the measured phase length
+    stop.set()
+    for worker in workers:
+        worker.join(60)
+    with lock:
+        markers = set(sent_markers)
+    receiver.wait_for_markers(markers, 120)
+    with receiver.lock:
+        times = [receiver.first_at[m] for m in markers]
+    steady = [t for t in times if started + WARMUP_S <= t < started + WARMUP_S + PHASE_S]
+    return {"emails": len(markers), "per_s": round(len(steady) / PHASE_S, 2)}
+
+
+def open_loop(pipeline: Pipeline, corpus: Corpus, channel: str, rate: float) -> dict[str, Any]:
+    """Constant arrival rate for PHASE_S; latency from hand-over start to the receiver."""
+    send = _sender(pipeline, channel)
+    pending: list[tuple[str, float]] = []
+    interval = 1.0 / rate
+    started = time.monotonic()
+    count = max(5, int(rate * PHASE_S))
+    late = 0
+    for index in range(count):
+        pause = started + index * interval - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)  # constant arrival pacing
+        else:
+            late += 1
+        marker, raw = corpus.next()
+        pending.append((marker, send(marker, raw)))
+    pipeline.receiver.wait_for_markers({m for m, _ in pending}, 120)
+    with pipeline.receiver.lock:
+        latencies = [pipeline.receiver.first_at[m] - at for m, at in pending]
+    return {"rate_per_s": round(rate, 2), "late_sends": late, **_percentiles(latencies)}
+
+
+def run(say: Callable[[str], None] = print) -> dict[str, Any]:
+    reason = missing_components()
+    if reason:
+        return {"available": False, "reason": reason}
+    workdir = Path(tempfile.mkdtemp(prefix="rs-e2e-bench-"))
+    pipeline = Pipeline(workdir, files_bytes=4096)
+    pipeline.start()
+    results: dict[str, Any] = {"available": True}
+    try:
+        start, end = open_window(pipeline.timezone)
+        pipeline.put_config(
+            "webhook_config", {"webhook_time_start": start, "webhook_time_end": end}
+        )
+        sample = Corpus("base")
+        corpus = [sample.next()[1] for _ in range(50)]
+
+        say("e2e bench: baselines (parse-only, raw XADD, naive floor)")
+        results["parse_only_per_s"] = round(parse_only(corpus), 1)
+        results.update(raw_xadd(pipeline.redis.url, corpus))
+        results["naive_floor_per_s"] = round(naive_floor(pipeline, corpus), 1)
+        say(f"  parse-only {results['parse_only_per_s']}/s, naive {results['naive_floor_per_s']}/s")
+
+        resources = Resources(pipeline).start()
+        load = Corpus(f"{random.Random().randrange(16**6):x}")
+        cpu0 = resources.cpu()
+        delivered0 = pipeline.receiver.delivered_count()
+        say("e2e bench: saturation through HTTP ingress (closed loop)")
+        results["sat_http"] = saturation(pipeline, load, "http", threads=4)
+        say(f"  {results['sat_http']}")
+        say("e2e bench: saturation through IMAP APPEND (closed loop)")
+        results["sat_imap"] = saturation(pipeline, load, "imap", threads=2)
+        say(f"  {results['sat_imap']}")
+        cpu1 = resources.cpu()
+        delivered = pipeline.receiver.delivered_count() - delivered0
+        results["cpu_s_per_1000"] = {
+            name: round((cpu1[name] - cpu0[name]) / delivered * 1000, 2) for name in cpu1
+        }
+        for channel in ("imap", "http"):
+            sat = results[f"sat_{channel}"]["per_s"]
+            for share in (0.1, 0.5):
+                key = f"lat_{channel}_{int(share * 100)}"
+                say(
+                    f"e2e bench: open loop {channel} at {share:.0%} of saturation"
+                    f" ({sat * share:.1f}/s)"
+                )
+                results[key] = open_loop(pipeline, load, channel, max(0.5, sat * share))
+                say(f"  {results[key]}")
+        resources.stop()
+        results["peak_rss_mb"] = {k: round(v / 2**20, 1) for k, v in resources.peak_rss.items()}
+        results["emails_total"] = load.count
+    finally:
+        pipeline.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    # Variant: the same pipeline with R2 offload disabled (no Worker calls), to
+    # separate our overhead from the Worker's per-link cost.
+    workdir = Path(tempfile.mkdtemp(prefix="rs-e2e-bench-noworker-"))
+    pipeline = Pipeline(workdir, imap=False, worker=False)
+    pipeline.start()
+    try:
+        start, end = open_window(pipeline.timezone)
+        window = {"webhook_time_start": start, "webhook_time_end": end}
+        pipeline.put_config("webhook_config", window)
+        say("e2e bench: saturation through HTTP ingress, R2 offload disabled (closed loop)")
+        results["sat_http_no_worker"] = saturation(pipeline, Corpus("noworker"), "http", threads=4)
+        say(f"  {results['sat_http_no_worker']}")
+    finally:
+        pipeline.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))

@@ -1,0 +1,215 @@
+"""``make bench``: every benchmark with its same-run baselines -> bench/results/latest.{json,md}.
+
+Runs the service benchmarks (``bench/<service>_bench.py``, each ``run() -> dict``;
+a missing one is reported as "not available") and the end-to-end benchmark
+(``bench/e2e_bench.py``). Prints each figure with its baseline and ratio.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from render_signal.common.redisserver import find_redis_server
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SERVICE_BENCHES = ("ingest", "offload", "notify", "gateway")
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    redis_version = "unknown"
+    binary = find_redis_server()
+    if binary:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+        redis_version = next((w[2:] for w in out.split() if w.startswith("v=")), out.strip())
+    return {
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "redis": redis_version,
+        "platform": platform.platform(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def service_bench(name: str) -> dict[str, Any]:
+    try:
+        module = importlib.import_module(f"bench.{name}_bench")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("bench."):
+            return {"available": False, "reason": "not available (no bench module)"}
+        raise
+    started = time.monotonic()
+    try:
+        result = dict(module.run())
+    except Exception as exc:
+        traceback.print_exc()
+        return {"available": False, "reason": f"failed: {exc!r}"}
+    result["available"] = True
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def _ratio(value: float | None, baseline: float | None) -> float | None:
+    if value is None or not baseline:
+        return None
+    return round(value / baseline, 3)
+
+
+def e2e_rows(e2e: dict[str, Any]) -> list[tuple[str, Any, str, Any]]:
+    """(figure, value, baseline, ratio) rows for the end-to-end results."""
+    if not e2e.get("available"):
+        return [("end-to-end", "not available", str(e2e.get("reason", "")), None)]
+    parse = e2e["parse_only_per_s"]
+    naive = e2e["naive_floor_per_s"]
+    xadd = e2e["xadd_seq_per_s"]
+    http, imap = e2e["sat_http"]["per_s"], e2e["sat_imap"]["per_s"]
+    ceiling, floor, broker = f"parse-only {parse}/s", f"naive sync {naive}/s", f"XADD seq {xadd}/s"
+    piped = e2e["xadd_pipelined_per_s"]
+    rows: list[tuple[str, Any, str, Any]] = [
+        ("e2e saturation, HTTP ingress (emails/s)", http, ceiling, _ratio(http, parse)),
+        ("e2e saturation, IMAP APPEND (emails/s)", imap, ceiling, _ratio(imap, parse)),
+        ("e2e saturation HTTP vs naive floor", http, floor, _ratio(http, naive)),
+        ("e2e saturation IMAP vs naive floor", imap, floor, _ratio(imap, naive)),
+        ("e2e saturation HTTP vs broker (XADD, 1 client)", http, broker, _ratio(http, xadd)),
+        ("raw XADD pipelined (x100)", piped, broker, _ratio(piped, xadd)),
+    ]
+    if "sat_http_no_worker" in e2e:
+        bare = e2e["sat_http_no_worker"]["per_s"]
+        rows.insert(
+            2,
+            ("e2e saturation, HTTP, R2 offload off (emails/s)", bare, ceiling, _ratio(bare, parse)),
+        )
+    if "redis_benchmark_xadd_c1_per_s" in e2e:
+        rows.append(("redis-benchmark XADD -c 1", e2e["redis_benchmark_xadd_c1_per_s"], "", None))
+    for channel, label in (("imap", "IMAP APPEND"), ("http", "HTTP ingress")):
+        for share in (10, 50):
+            lat = e2e.get(f"lat_{channel}_{share}", {})
+            for q in ("p50", "p95", "p99"):
+                value = lat.get(f"{q}_ms")
+                target = "target < 1000 ms" if (channel, share, q) == ("imap", 10, "p99") else ""
+                ratio = _ratio(value, 1000.0) if target else None
+                rows.append(
+                    (f"latency {label} -> receiver, {share}% load ({lat.get('rate_per_s')}/s,"
+                     f" n={lat.get('n')}), {q} ms", value, target, ratio)
+                )  # fmt: skip
+    for name, value in e2e.get("cpu_s_per_1000", {}).items():
+        rows.append((f"CPU s per 1000 emails: {name}", value, "", None))
+    for name, value in e2e.get("peak_rss_mb", {}).items():
+        rows.append((f"peak RSS MB: {name}", value, "", None))
+    return rows
+
+
+def service_rows(name: str, result: dict[str, Any]) -> list[tuple[str, Any, str, Any]]:
+    if not result.get("available"):
+        return [(f"{name} bench", "not available", str(result.get("reason", "")), None)]
+    ratios = {k: v for k, v in result.items() if k.startswith("ratio") or "_ratio" in k}
+    rows = []
+    for key, value in result.items():
+        if key in ratios or key == "available":
+            continue
+        rows.append((f"{name}: {key}", value, "", None))
+    for key, value in ratios.items():
+        rows.append((f"{name}: {key}", "", "(same-run baseline)", value))
+    return rows
+
+
+def markdown(
+    info: dict[str, Any], rows: list[tuple[str, Any, str, Any]], summary: list[str]
+) -> str:
+    lines = [
+        "# render-signal benchmarks (latest run)",
+        "",
+        f"Machine: {info['cpu_model']}, {info['cores']} cores; Python {info['python']};"
+        f" Redis {info['redis']}; {info['platform']}; {info['date']}.",
+        "",
+        "Produced by `make bench` (`uv run python -m bench.run`); baselines are measured in the"
+        " same run. Method: `bench/e2e_bench.py` docstring.",
+        "",
+        *summary,
+        "",
+        "| figure | value | baseline | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    for figure, value, baseline, ratio in rows:
+        lines.append(f"| {figure} | {value} | {baseline} | {'' if ratio is None else ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    started = time.monotonic()
+    info = machine()
+    say(f"machine: {json.dumps(info)}")
+    results: dict[str, Any] = {"machine": info}
+    rows: list[tuple[str, Any, str, Any]] = []
+    for name in SERVICE_BENCHES:
+        say(f"== {name} bench")
+        results[name] = service_bench(name)
+        rows += service_rows(name, results[name])
+        say(json.dumps(results[name]))
+    say("== end-to-end bench")
+    from bench import e2e_bench
+
+    try:
+        results["e2e"] = e2e_bench.run(say)
+    except Exception as exc:
+        traceback.print_exc()
+        results["e2e"] = {"available": False, "reason": f"failed: {exc!r}"}
+    rows += e2e_rows(results["e2e"])
+    summary: list[str] = []
+    e2e = results["e2e"]
+    if e2e.get("available"):
+        p99 = e2e["lat_imap_10"]["p99_ms"]
+        fraction = e2e["sat_http"]["per_s"] / e2e["parse_only_per_s"]
+        fraction_imap = e2e["sat_imap"]["per_s"] / e2e["parse_only_per_s"]
+        summary = [
+            f"- e2e p99 at 10 % load, IMAP APPEND -> receiver: **{p99:.0f} ms** (target < 1000 ms:"
+            f" {'met' if p99 < 1000 else 'NOT met'})",
+            f"- e2e saturation / parse-only ceiling: HTTP **{fraction:.2f}**, IMAP"
+            f" **{fraction_imap:.2f}** (target > 0.5: {'met' if fraction > 0.5 else 'NOT met'}"
+            " for HTTP); each email makes two Worker calls (workerd, same machine)",
+        ]
+        if "sat_http_no_worker" in e2e:
+            bare = e2e["sat_http_no_worker"]["per_s"] / e2e["parse_only_per_s"]
+            summary.append(
+                f"- without the Worker (R2 offload off), HTTP saturation / parse-only:"
+                f" **{bare:.2f}**"
+            )
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    summary.append(f"- whole `make bench` run: {results['elapsed_s']:.0f} s")
+    say("")
+    for figure, value, baseline, ratio in rows:
+        say(f"{figure}: {value}" + (f"  | baseline {baseline}" if baseline else "")
+            + (f"  | ratio {ratio}" if ratio is not None else ""))  # fmt: skip
+    for line in summary:
+        say(line)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(info, rows, summary))
+    say(f"wrote {RESULTS / 'latest.json'} and {RESULTS / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
