@@ -24,7 +24,7 @@ def main() -> int:
     port = int(os.environ.get(port_var) or DEFAULT_PORTS[service])
     url = f"http://127.0.0.1:{port}/health"
     try:
-        with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310 (fixed loopback URL)
+        with urllib.request.urlopen(url, timeout=4) as response:
             return 0 if response.status == 200 else 1
     except OSError as exc:
         print(f"healthcheck: {url}: {exc}", file=sys.stderr)
