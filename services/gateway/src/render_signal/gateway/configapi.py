@@ -48,10 +48,11 @@ WEBHOOK_DEFAULTS: dict[str, Any] = {
     "absence_pause_enabled": False,
     "absence_pause_days": [],
 }
+# What ingest applies when a key is absent (render_signal.ingest.schedule): shown as is.
 POLLING_DEFAULTS: dict[str, Any] = {
-    "active_days": [0, 1, 2, 3, 4],
+    "active_days": [0, 1, 2, 3, 4, 5, 6],
     "active_start_hour": 0,
-    "active_end_hour": 23,
+    "active_end_hour": 24,
     "enable_subject_group_dedup": False,
     "sender_of_interest_for_polling": [],
     "vacation_start": None,
@@ -131,11 +132,19 @@ def _window(request: Request, doc: ConfigDocument) -> dict[str, Any]:
     }
 
 
-async def _read_window(request: Request) -> dict[str, Any]:
+@router.get("/api/webhooks/time-window")
+@router.get("/api/get_webhook_time_window")
+async def get_time_window(request: Request, session: Session) -> dict[str, Any]:
+    """The delivery time window (``HH:MM``; null when not set). Both paths, one window."""
     return _window(request, await _store(request).get("webhook_config"))
 
 
-async def _write_window(request: Request, payload: dict[str, Any]) -> dict[str, Any]:
+@router.post("/api/webhooks/time-window")
+@router.post("/api/set_webhook_time_window")
+async def set_time_window(
+    request: Request, session: CsrfSession, payload: JsonBody
+) -> dict[str, Any]:
+    """``{start, end}``: HH:MM or HHhMM, both or neither (both empty clears)."""
     start, end = (
         (payload.get("start"), payload.get("end"))
         if "start" in payload or "end" in payload
@@ -151,34 +160,6 @@ async def _write_window(request: Request, payload: dict[str, Any]) -> dict[str, 
     cleared = result["webhooks_time_start"] is None
     result["message"] = "Time window cleared." if cleared else "Time window updated."
     return result
-
-
-@router.get("/api/webhooks/time-window")
-async def get_time_window(request: Request, session: Session) -> dict[str, Any]:
-    """The delivery time window (``HH:MM``; null when not set)."""
-    return await _read_window(request)
-
-
-@router.post("/api/webhooks/time-window")
-async def set_time_window(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """``{start, end}``: HH:MM or HHhMM, both or neither (both empty clears)."""
-    return await _write_window(request, payload)
-
-
-@router.get("/api/get_webhook_time_window")
-async def legacy_get_time_window(request: Request, session: Session) -> dict[str, Any]:
-    """Legacy alias: the same single window."""
-    return await _read_window(request)
-
-
-@router.post("/api/set_webhook_time_window")
-async def legacy_set_time_window(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """Legacy alias: writes the same single window."""
-    return await _write_window(request, payload)
 
 
 # -- absence ---------------------------------------------------------------------------
@@ -240,126 +221,71 @@ async def set_routing_rules(
 
 
 # -- polling ---------------------------------------------------------------------------
-async def _polling(request: Request) -> dict[str, Any]:
+@router.get("/api/polling_config")
+@router.get("/api/get_polling_config")
+async def get_polling_config(request: Request, session: Session) -> dict[str, Any]:
+    """The IMAP polling schedule (``get_polling_config`` is the original's name)."""
     doc = await _store(request).get("polling_config")
     config = {**POLLING_DEFAULTS, **doc.as_api()}
     config["timezone"] = request.app.state.settings.common.timezone
     return {"success": True, "config": config}
 
 
-async def _set_polling(request: Request, payload: dict[str, Any]) -> dict[str, Any]:
-    await save_document(
-        _store(request), "polling_config", lambda current: validate_polling(payload, current)
-    )
-    return {**await _polling(request), "message": "Polling configuration updated."}
-
-
-@router.get("/api/polling_config")
-async def get_polling_config(request: Request, session: Session) -> dict[str, Any]:
-    """The IMAP polling schedule."""
-    return await _polling(request)
-
-
 @router.post("/api/polling_config")
+@router.post("/api/update_polling_config")
 async def set_polling_config(
     request: Request, session: CsrfSession, payload: JsonBody
 ) -> dict[str, Any]:
     """Partial update of the polling schedule."""
-    return await _set_polling(request, payload)
-
-
-@router.get("/api/get_polling_config")
-async def legacy_get_polling_config(request: Request, session: Session) -> dict[str, Any]:
-    """Legacy alias of GET /api/polling_config."""
-    return await _polling(request)
-
-
-@router.post("/api/update_polling_config")
-async def legacy_set_polling_config(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """Legacy alias of POST /api/polling_config."""
-    return await _set_polling(request, payload)
+    await save_document(
+        _store(request), "polling_config", lambda current: validate_polling(payload, current)
+    )
+    return {
+        **await get_polling_config(request, session),
+        "message": "Polling configuration updated.",
+    }
 
 
 # -- runtime flags ---------------------------------------------------------------------
-async def _flags(request: Request) -> dict[str, Any]:
+@router.get("/api/runtime_flags")
+@router.get("/api/get_runtime_flags")
+async def get_runtime_flags(request: Request, session: Session) -> dict[str, Any]:
+    """Runtime flags (booleans); ``get_runtime_flags`` is the original's name."""
     doc = await _store(request).get("runtime_flags")
     flags = {k: bool(doc.data.get(k, v)) for k, v in DEFAULT_RUNTIME_FLAGS.items()}
     return {"success": True, "flags": flags}
 
 
-async def _set_flags(request: Request, payload: dict[str, Any]) -> dict[str, Any]:
-    await save_document(
-        _store(request), "runtime_flags", lambda current: validate_runtime_flags(payload, current)
-    )
-    return {**await _flags(request), "message": "Runtime flags updated (applied live)."}
-
-
-@router.get("/api/runtime_flags")
-async def get_runtime_flags(request: Request, session: Session) -> dict[str, Any]:
-    """Runtime flags (booleans)."""
-    return await _flags(request)
-
-
 @router.post("/api/runtime_flags")
+@router.post("/api/update_runtime_flags")
 async def set_runtime_flags(
     request: Request, session: CsrfSession, payload: JsonBody
 ) -> dict[str, Any]:
-    """Partial update of the runtime flags."""
-    return await _set_flags(request, payload)
-
-
-@router.get("/api/get_runtime_flags")
-async def legacy_get_runtime_flags(request: Request, session: Session) -> dict[str, Any]:
-    """Original name of GET /api/runtime_flags."""
-    return await _flags(request)
-
-
-@router.post("/api/update_runtime_flags")
-async def legacy_set_runtime_flags(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """Original name of POST /api/runtime_flags."""
-    return await _set_flags(request, payload)
+    """Partial update of the runtime flags (applied live, no restart)."""
+    await save_document(
+        _store(request), "runtime_flags", lambda current: validate_runtime_flags(payload, current)
+    )
+    flags = await get_runtime_flags(request, session)
+    return {**flags, "message": "Runtime flags updated (applied live)."}
 
 
 # -- processing prefs ------------------------------------------------------------------
-async def _prefs(request: Request) -> dict[str, Any]:
+@router.get("/api/processing_prefs")
+@router.get("/api/get_processing_prefs")
+async def get_processing_prefs(request: Request, session: Session) -> dict[str, Any]:
+    """Processing preferences, defaults merged (both the new and the original path)."""
     doc = await _store(request).get("processing_prefs")
     return {"success": True, "prefs": {**DEFAULT_PREFS, **doc.as_api()}}
 
 
-async def _set_prefs(request: Request, payload: dict[str, Any]) -> dict[str, Any]:
-    await save_document(
-        _store(request), "processing_prefs", lambda current: validate_prefs(payload, current)
-    )
-    return {**await _prefs(request), "message": "Processing preferences updated."}
-
-
-@router.get("/api/processing_prefs")
-async def get_processing_prefs(request: Request, session: Session) -> dict[str, Any]:
-    """Processing preferences (defaults merged)."""
-    return await _prefs(request)
-
-
 @router.post("/api/processing_prefs")
+@router.post("/api/update_processing_prefs")
 async def set_processing_prefs(
     request: Request, session: CsrfSession, payload: JsonBody
 ) -> dict[str, Any]:
     """Partial update with the original's bounds."""
-    return await _set_prefs(request, payload)
-
-
-@router.get("/api/get_processing_prefs")
-async def legacy_get_processing_prefs(request: Request, session: Session) -> dict[str, Any]:
-    """Original alias."""
-    return await _prefs(request)
-
-
-@router.post("/api/update_processing_prefs")
-async def legacy_set_processing_prefs(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """Original alias."""
-    return await _set_prefs(request, payload)
+    await save_document(
+        _store(request), "processing_prefs", lambda current: validate_prefs(payload, current)
+    )
+    prefs = await get_processing_prefs(request, session)
+    return {**prefs, "message": "Processing preferences updated."}

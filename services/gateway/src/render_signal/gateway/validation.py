@@ -49,7 +49,8 @@ DEFAULT_PREFS: dict[str, Any] = {
     "retry_count": 0,
     "retry_delay_sec": 2,
     "webhook_timeout_sec": 30,
-    "rate_limit_per_hour": 5,
+    # 0 = no limit: what notify applies when nothing is stored (the original's 5 never applied).
+    "rate_limit_per_hour": 0,
     "notify_on_failure": False,
     "mirror_media_to_custom": True,
 }
@@ -318,9 +319,11 @@ def validate_polling(payload: Any, current: dict[str, Any]) -> dict[str, Any]:
         if not days:
             raise ConfigInvalid("active_days needs at least one day (0=Monday ... 6=Sunday)")
         doc["active_days"] = days
-    for key in ("active_start_hour", "active_end_hour"):
-        if key in changes:
-            doc[key] = _int(changes[key], key, 0, 23)
+    if "active_start_hour" in changes:
+        doc["active_start_hour"] = _int(changes["active_start_hour"], "active_start_hour", 0, 23)
+    if "active_end_hour" in changes:
+        # End is exclusive, so 24 is how "until midnight" is said.
+        doc["active_end_hour"] = _int(changes["active_end_hour"], "active_end_hour", 0, 24)
     for key in ("enable_polling", "enable_subject_group_dedup"):
         if key in changes:
             doc[key] = _bool(changes[key], key)

@@ -14,7 +14,7 @@ async function loadPolling() {
   const days = new Set(asList(config.active_days).map(Number));
   for (const box of $$("input[name=active_day]")) box.checked = days.has(Number(box.value));
   $("#polling-active_start_hour").value = String(config.active_start_hour ?? 0);
-  $("#polling-active_end_hour").value = String(config.active_end_hour ?? 0);
+  $("#polling-active_end_hour").value = String(config.active_end_hour ?? 24);
   $("#polling-vacation-start").value = config.vacation_start ?? "";
   $("#polling-vacation-end").value = config.vacation_end ?? "";
   $("#polling-enabled").checked = Boolean(config.enable_polling);
