@@ -25,6 +25,7 @@ __all__ = [
     "MailRaw",
     "MailReceived",
     "MalformedEvent",
+    "ParsedMail",
     "decode_entry",
     "encode_entry",
 ]
@@ -71,10 +72,8 @@ class DeliveryLink(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     original_filename: str | None = None
 
 
-class MailReceived(
-    msgspec.Struct, frozen=True, kw_only=True, tag="mail.received/1", tag_field="type"
-):
-    """A parsed, classified email."""
+class ParsedMail(msgspec.Struct, frozen=True, kw_only=True):
+    """Fields shared by every event after parsing (not itself a stream event)."""
 
     event_id: str
     email_id: str
@@ -92,30 +91,18 @@ class MailReceived(
     truncated: bool = False
     received_at: float = 0.0
     trace: dict[str, float] = {}
+
+
+class MailReceived(ParsedMail, frozen=True, kw_only=True, tag="mail.received/1", tag_field="type"):
+    """A parsed, classified email."""
 
 
 class MailOffloaded(
-    msgspec.Struct, frozen=True, kw_only=True, tag="mail.offloaded/1", tag_field="type"
+    ParsedMail, frozen=True, kw_only=True, tag="mail.offloaded/1", tag_field="type"
 ):
     """A parsed email whose links were offered to R2 (``r2_url`` where it worked)."""
 
-    event_id: str
-    email_id: str
-    source: str
-    subject: str
-    sender_address: str
-    sender_email: str
-    received_date: str
-    body_text: str
-    body_html: str
-    links: tuple[DeliveryLink, ...] = ()
-    detector: str | None = None
-    delivery_time: str | None = None
-    is_urgent: bool = False
-    truncated: bool = False
-    received_at: float = 0.0
     offload_enabled: bool = False
-    trace: dict[str, float] = {}
 
 
 Event = MailRaw | MailReceived | MailOffloaded
