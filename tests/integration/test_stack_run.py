@@ -116,3 +116,58 @@ def test_no_secret_from_the_environment_reaches_any_log_line(stack: Stack) -> No
     assert not leaked, f"secrets found in logs: {leaked}"
     assert "SENTINEL-secret-key" not in output
     assert sent.returncode == 0, sent.stdout + sent.stderr + output
+
+
+def test_ingress_reply_carries_the_email_id_the_webhook_will_carry(stack: Stack) -> None:
+    """202 names the email; the receiver later sees that id as microsoft_graph_email_id."""
+    import json
+    import urllib.request
+
+    stack.up()
+    assert stack.cli("status", "--wait", "20", timeout=40).returncode == 0, stack.output()
+    env = dict(
+        line.split("=", 1)
+        for line in (stack.workdir / ".env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    base = f"http://127.0.0.1:{stack.env['PORT']}"
+    headers = {"Authorization": f"Bearer {env['PROCESS_API_TOKEN']}"}
+    link = "https://www.dropbox.com/scl/fi/idcheck/photos.zip?rlkey=abc&dl=0"
+    gmail = json.dumps(
+        {
+            "subject": "Lot 7 (id check)",
+            "sender": "Média Solution <Missions@Agency.example.net>",
+            "body": f"<p>Fichiers : <a href='{link}'>ici</a></p>",
+            "date": "2026-11-28T09:00:00Z",
+        }
+    ).encode()
+    raw = (
+        b"From: a@agency.example.net\r\nTo: b@studio.example.net\r\n"
+        b"Subject: raw id check\r\nMessage-ID: <ID-Check-42@agency.example.net>\r\n\r\n"
+        + link.encode()
+        + b"\r\n"
+    )
+    replies = []
+    for path, body, ctype in (
+        ("/api/ingress/gmail", gmail, "application/json"),
+        ("/api/ingress/raw", raw, "message/rfc822"),
+    ):
+        request = urllib.request.Request(
+            base + path, data=body, method="POST", headers={**headers, "Content-Type": ctype}
+        )
+        with urllib.request.urlopen(request, timeout=15) as response:
+            assert response.status == 202
+            replies.append(json.loads(response.read()))
+    ids = [r["email_id"] for r in replies]
+    assert all(len(i) == 32 for i in ids), replies
+
+    sink = stack.workdir / ".run" / "sink.jsonl"
+    deadline = time.monotonic() + 20
+    seen: set[str] = set()
+    while time.monotonic() < deadline and not set(ids) <= seen:
+        if sink.exists():
+            for line in sink.read_text().splitlines():
+                seen.add(json.loads(json.loads(line)["body"])["microsoft_graph_email_id"])
+        time.sleep(0.1)
+    assert set(ids) <= seen, (ids, seen, stack.output()[-3000:])
+    assert stack.interrupt() == 0

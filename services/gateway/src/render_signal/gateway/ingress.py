@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from render_signal.common.events import STREAM_MAIL_RAW, MailRaw
+from render_signal.common.identity import gmail_email_id, message_id_email_id, raw_message_id
 from render_signal.common.streams import publish
 from render_signal.gateway.errors import ApiError
 from render_signal.gateway.settings import GatewaySettings
@@ -35,6 +36,7 @@ class Accepted(BaseModel):
     status: str
     event_id: str
     stream_id: str
+    email_id: str
 
 
 def _authorize(request: Request, settings: GatewaySettings) -> None:
@@ -63,7 +65,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _publish(request: Request, event: MailRaw) -> JSONResponse:
+async def _publish(request: Request, event: MailRaw, email_id: str) -> JSONResponse:
     prefix = request.app.state.settings.common.key_prefix
     stream_id = await publish(request.app.state.redis, f"{prefix}{STREAM_MAIL_RAW}", event)
     logger.info(
@@ -78,6 +80,9 @@ async def _publish(request: Request, event: MailRaw) -> JSONResponse:
             "status": "accepted",
             "event_id": event.event_id,
             "stream_id": stream_id,
+            # The id the webhook will carry as microsoft_graph_email_id ("" when the
+            # raw email has no Message-ID: ingest then derives it from its parsed headers).
+            "email_id": email_id,
         },
         status_code=202,
     )
@@ -118,7 +123,7 @@ async def ingress_gmail(request: Request) -> JSONResponse:
         gmail=fields,
         original_size=len(raw),
     )
-    return await _publish(request, event)
+    return await _publish(request, event, gmail_email_id(fields))
 
 
 @router.post(
@@ -147,4 +152,5 @@ async def ingress_raw(request: Request) -> JSONResponse:
         raw=raw,
         original_size=len(raw),
     )
-    return await _publish(request, event)
+    message_id = raw_message_id(raw)
+    return await _publish(request, event, message_id_email_id(message_id) if message_id else "")

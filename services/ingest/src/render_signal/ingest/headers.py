@@ -22,6 +22,8 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy
 from typing import Any
 
+from render_signal.common.identity import clean_header_value, sender_email_of
+
 __all__ = [
     "MAX_HEADER_CHARS",
     "BoundedPolicy",
@@ -82,12 +84,8 @@ class BoundedPolicy(EmailPolicy):
         return name, value
 
 
-def clean_header(value: str) -> str:
-    """One line, no NUL, no CR/LF (they could forge lines or headers downstream)."""
-    if not value:
-        return ""
-    value = value.replace("\x00", "").replace("\r", " ").replace("\n", " ").replace("\t", " ")
-    return " ".join(value.split()) if "  " in value else value.strip()
+# One line, no NUL, no CR/LF: shared with the id rules so ids match across services.
+clean_header = clean_header_value
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
@@ -164,12 +162,4 @@ def decode_header_value(raw: str | None) -> str:
 
 def parse_sender(value: str) -> tuple[str, str]:
     """``(display form, lowercased address)`` from a decoded From value."""
-    display = clean_header(value)
-    try:
-        _name, address = email.utils.parseaddr(display)
-    except (ValueError, IndexError, TypeError):
-        address = ""
-    address = address.strip().lower()
-    if "@" not in address or " " in address:
-        address = ""
-    return display, address
+    return clean_header(value), sender_email_of(value)
