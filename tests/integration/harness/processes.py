@@ -79,6 +79,8 @@ class ServiceProcess:
             if self.process is None or self.alive():
                 return None
             code = self.process.returncode
+            if code == -signal.SIGKILL:
+                return None  # our own SIGKILL: the fault lane restarts it after the outage
             errors = [
                 line
                 for line in self.tail(60).splitlines()
