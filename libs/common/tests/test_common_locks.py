@@ -90,3 +90,29 @@ async def test_holder_killed_is_replaced_within_one_ttl(
         return await redis.get(f"{key_prefix}poller_lock") is None
 
     await eventually(released, what="release on shutdown")
+
+
+async def test_a_restarted_replica_reclaims_its_own_lock_but_not_anothers(
+    redis: Redis, redis_url: str, key_prefix: str, launch: Any
+) -> None:
+    key = f"{key_prefix}poller_lock"
+    env = {"REDIS_URL": redis_url, "PREFIX": key_prefix, "TTL": "300"}
+    holder = launch("lock", NAME="a", **env)
+
+    async def held() -> bool:
+        return int(await redis.llen(f"{key_prefix}holders")) == 1
+
+    await eventually(held, what="the first holder")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    dead_token = (await redis.get(key) or b"").decode()
+    assert dead_token, "a SIGKILLed holder leaves its lock behind (TTL 300 s)"
+
+    stranger = RedisLock(redis, key, ttl_s=300, owner="replica-b")
+    assert not await stranger.acquire(reclaim_own=True), "another replica must wait"
+    # The procs.py holder's owner is host:pid; a restart of the same replica has the same
+    # stable owner name, so rebuild that name from the dead token.
+    owner = dead_token.rsplit(":", 1)[0]
+    restarted = RedisLock(redis, key, ttl_s=300, owner=owner)
+    assert await restarted.acquire(reclaim_own=True)
+    assert await restarted.holder() == restarted.token != dead_token

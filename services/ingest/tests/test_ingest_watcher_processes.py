@@ -20,9 +20,9 @@ LOCK_TTL_S = 3.0
 class IngestProcess:
     """``python -m render_signal.ingest.main`` with its log in a file."""
 
-    def __init__(self, tmp: Path, name: str, env: dict[str, str]) -> None:
+    def __init__(self, tmp: Path, name: str, env: dict[str, str], run: str = "") -> None:
         self.name = name
-        self.log = tmp / f"{name}.log"
+        self.log = tmp / f"{name}{run}.log"
         full = {**os.environ, **env, "RENDER_SIGNAL_INSTANCE": name}
         full["RENDER_SIGNAL_ENV_FILE"] = str(tmp / "no.env")
         with self.log.open("wb") as out:
@@ -142,6 +142,35 @@ async def test_sigkill_between_xadd_and_checkpoint_loses_nothing(
         crashing.kill()
         if survivor is not None:
             survivor.kill()
+
+
+async def test_restarted_replica_takes_back_its_own_lock_without_waiting_the_ttl(
+    dovecot: DovecotServer, redis: Redis, key_prefix: str, ingest_env, tmp_path: Path
+) -> None:
+    """Same instance name after a SIGKILL: IMAP resumes at once, not after 300 s."""
+    env = {**ingest_env, "POLLER_LOCK_TTL_SECONDS": "300"}
+    first = IngestProcess(tmp_path, "ingest-0", env)
+    second: IngestProcess | None = None
+    try:
+        await wait_for(lambda: first.logged("IMAP: connected"), 20, "watcher connected")
+        first.kill()
+        lock_key = f"{key_prefix}poller_lock"
+        ttl_ms = await redis.pttl(lock_key)
+        assert ttl_ms > 250_000, "the dead process's lock is still there for minutes"
+        killed_at = time.monotonic()
+        second = IngestProcess(tmp_path, "ingest-0", env, run="-restart")
+        message = make_email("after a restart of the same replica")
+        dovecot.append(message)
+        await wait_for(lambda: _have(redis, key_prefix, [message]), 30, "publish after restart")
+        elapsed = time.monotonic() - killed_at
+        assert elapsed < ttl_ms / 1000, "IMAP resumed only after the old lease expired"
+        assert "took over" in second.text()
+        print(f"restarted replica published {elapsed:.1f}s after the kill (lease {ttl_ms} ms)")
+        assert second.terminate() == 0
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
 
 
 async def _have(redis: Redis, key_prefix: str, messages: list[bytes]) -> bool:

@@ -28,6 +28,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# Take the lock when free, or when the holder is a previous life of this same replica
+# (same stable owner name): a restarted process must not wait out its own dead lease.
+_ACQUIRE_OWN = """
+local current = redis.call('GET', KEYS[1])
+if (not current) or (ARGV[3] ~= '' and string.sub(current, 1, string.len(ARGV[3])) == ARGV[3]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  if current then return 2 end
+  return 1
+end
+return 0
+"""
 # Delete only our own lock: a plain DEL could free someone else's.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -52,15 +63,31 @@ class RedisLock:
         self.key = key
         self.ttl_ms = int(ttl_s * 1000)
         who = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = who
         self.token = f"{who}:{secrets.token_hex(10)}"
+        self._acquire_own = redis.register_script(_ACQUIRE_OWN)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self.held = False
 
-    async def acquire(self) -> bool:
-        """Try once; True when this instance now holds the lock."""
-        ok = await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms)
-        self.held = bool(ok)
+    async def acquire(self, *, reclaim_own: bool = False) -> bool:
+        """Try once; True when this instance now holds the lock.
+
+        With ``reclaim_own``, a lock whose token carries this same owner name
+        (a previous run of this replica, killed before it could release) is taken
+        over at once. Owner names must then be unique per replica, as the stable
+        consumer names already are.
+        """
+        if not reclaim_own:
+            ok = await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms)
+            self.held = bool(ok)
+            return self.held
+        result = await self._acquire_own(
+            keys=[self.key], args=[self.token, self.ttl_ms, f"{self.owner}:"]
+        )
+        if int(result) == 2:
+            logger.warning("LOCK: took over %s from a previous run of %s", self.key, self.owner)
+        self.held = bool(result)
         return self.held
 
     async def holder(self) -> str | None:

@@ -122,7 +122,8 @@ class ImapWatcher:
         CONNECTED.set(0)
         while not stop.is_set():
             try:
-                acquired = await self.lock.acquire()
+                # A restart of this replica takes its own dead lock back at once.
+                acquired = await self.lock.acquire(reclaim_own=True)
             except RedisError as exc:
                 logger.warning("IMAP: cannot reach Redis for the poller lock: %s", exc)
                 acquired = False
