@@ -244,3 +244,56 @@ async def test_sigterm_drains_in_flight_batch_and_exits_zero(
     assert sorted(await handled_ids(redis, key_prefix)) == [f"e{i}" for i in range(5)]
     pending: Any = await redis.xpending(stream, "g")
     assert pending["pending"] == 0, "the drained batch was acked before exit"
+
+
+async def test_acknowledged_history_is_trimmed_but_pending_work_is_kept(
+    redis: Redis, key_prefix: str
+) -> None:
+    from render_signal.common.streams import trim_acknowledged
+
+    stream = f"{key_prefix}mail.raw"
+    assert await trim_acknowledged(redis, stream) == 0, "no stream yet: nothing to do"
+    for i in range(30):
+        await publish(redis, stream, raw(f"e{i}"))
+    assert await trim_acknowledged(redis, stream) == 0, "no group yet: history is all work"
+    await redis.xgroup_create(stream, "fast", id="0")
+    await redis.xgroup_create(stream, "slow", id="0")
+    fast: Any = await redis.xreadgroup("fast", "c", {stream: ">"}, count=30)
+    await redis.xack(stream, "fast", *[eid for eid, _ in fast[0][1]])
+    slow: Any = await redis.xreadgroup("slow", "c", {stream: ">"}, count=20)
+    slow_ids = [eid for eid, _ in slow[0][1]]
+    await redis.xack(stream, "slow", *slow_ids[:10])  # 10 acked, 10 pending, 10 unread
+    removed = await trim_acknowledged(redis, stream)
+    assert removed == 10, "only what every group has acknowledged goes"
+    remaining = [eid for eid, _ in await redis.xrange(stream)]
+    assert remaining[0] == slow_ids[10], "the slow group's oldest pending entry is kept"
+    assert len(remaining) == 20
+    await redis.xack(stream, "slow", *slow_ids[10:])
+    rest: Any = await redis.xreadgroup("slow", "c", {stream: ">"}, count=30)
+    await redis.xack(stream, "slow", *[eid for eid, _ in rest[0][1]])
+    assert await trim_acknowledged(redis, stream) == 20
+    assert await redis.xlen(stream) == 0
+
+
+async def test_consumer_trims_its_stream_as_it_goes(redis: Redis, key_prefix: str) -> None:
+    stream = f"{key_prefix}mail.raw"
+    seen: list[str] = []
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        seen.append(event.event_id)
+
+    consumer = Consumer(
+        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
+        handler=handler, block_ms=100, trim_interval_s=0.0,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    for i in range(25):
+        await publish(redis, stream, raw(f"e{i}"))
+
+    async def all_handled_and_trimmed() -> bool:
+        return len(seen) == 25 and int(await redis.xlen(stream)) == 0
+
+    await eventually(all_handled_and_trimmed, what="handled entries trimmed away")
+    stop.set()
+    await task

@@ -15,6 +15,10 @@ Delivery semantics (see docs/architecture.md):
   :class:`PermanentError` go there at once.
 * If the group disappears (NOGROUP), it is recreated at the last entry this
   consumer saw, so history is not replayed and nothing newer is skipped.
+* Entries every group has acknowledged are trimmed (XTRIM MINID) about once a
+  minute, so a stream holds its backlog, not its history (entries carry whole
+  emails). The approximate MAXLEN on publish is only a hard cap for a group
+  that stopped consuming.
 * SIGTERM sets the stop event: the in-flight batch finishes (bounded by the
   drain deadline) and the loop returns.
 """
@@ -52,6 +56,7 @@ __all__ = [
     "dlq_key",
     "ensure_group",
     "publish",
+    "trim_acknowledged",
 ]
 
 logger = logging.getLogger(__name__)
@@ -143,6 +148,44 @@ async def ensure_group(redis: Redis, stream_key: str, group: str, start_id: str 
     return True
 
 
+def _next_id(entry_id: str) -> str:
+    ms, _, seq = entry_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
+async def trim_acknowledged(redis: Redis, stream_key: str) -> int:
+    """Drop entries that every consumer group has acknowledged; returns how many.
+
+    The floor is, over all groups, the oldest pending entry, or the entry after
+    the last one delivered when nothing is pending. Nothing a group may still
+    need is removed. A stream without groups is left alone.
+    """
+    try:
+        groups: Any = await redis.xinfo_groups(stream_key)
+    except ResponseError:
+        return 0  # no such stream yet
+    if not groups:
+        return 0
+    floor: tuple[int, int] | None = None
+    for group in groups:
+        info = {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in group.items()
+        }
+        summary: Any = await redis.xpending(stream_key, info["name"])
+        if summary["pending"]:
+            oldest = summary["min"]
+            need = oldest.decode() if isinstance(oldest, bytes) else str(oldest)
+        else:
+            need = _next_id(str(info["last-delivered-id"]))
+        ms, _, seq = need.partition("-")
+        candidate = (int(ms), int(seq or 0))
+        floor = candidate if floor is None else min(floor, candidate)
+    assert floor is not None
+    removed = await redis.xtrim(stream_key, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+    return int(removed)
+
+
 Handler = Callable[[E, Delivery], Awaitable[None]]
 
 
@@ -180,6 +223,7 @@ class Consumer(Generic[E]):
         claim_idle_ms: int = 30_000,
         claim_interval_s: float | None = None,
         max_deliveries: int = 5,
+        trim_interval_s: float = 60.0,
     ) -> None:
         self.redis = redis
         self.stream_key = stream_key
@@ -194,6 +238,8 @@ class Consumer(Generic[E]):
             claim_interval_s if claim_interval_s is not None else max(claim_idle_ms / 2000, 0.05)
         )
         self.max_deliveries = max_deliveries
+        self.trim_interval_s = trim_interval_s
+        self._last_trim = time.monotonic()
         self._semaphore = asyncio.Semaphore(max(1, concurrency))
         self._last_seen_id = "0-0"
         self._last_claim = 0.0
@@ -217,6 +263,9 @@ class Consumer(Generic[E]):
                 LAST_LOOP.labels(self._label).set(time.time())
                 if entries:
                     await self._handle_batch(entries, stop, drain_timeout_s)
+                if time.monotonic() - self._last_trim >= self.trim_interval_s:
+                    self._last_trim = time.monotonic()
+                    await trim_acknowledged(self.redis, self.stream_key)
                 backoff = 0.1
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):

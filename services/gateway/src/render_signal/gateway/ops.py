@@ -134,10 +134,14 @@ async def _stream_status(redis: Redis, key: str) -> dict[str, Any]:
 
 
 async def _last_entry_time(redis: Redis, key: str) -> float | None:
-    rows: Any = await redis.xrevrange(key, count=1)
-    if not rows:
+    # last-generated-id survives trimming (handled entries are trimmed away).
+    try:
+        info: Any = await redis.xinfo_stream(key)
+    except ResponseError:
         return None
-    return int(_text(rows[0][0]).split("-")[0]) / 1000
+    last = _text(info.get("last-generated-id") or info.get(b"last-generated-id") or "0-0")
+    millis = int(last.split("-")[0])
+    return millis / 1000 if millis else None
 
 
 @router.get("/api/status")
