@@ -55,12 +55,6 @@ def dovecot_module() -> ModuleType:
     return module
 
 
-def ingest_lacks_parser() -> bool:
-    """True while ``render-signal-ingest`` does not run its parser (then the shim does)."""
-    main = REPO / "services" / "ingest" / "src" / "render_signal" / "ingest" / "main.py"
-    return "run_parser" not in main.read_text() and "ParserService" not in main.read_text()
-
-
 def missing_components(*, imap: bool = True, worker: bool = True) -> str | None:
     """Why the pipeline cannot start here, or None."""
     if find_redis_server() is None:
@@ -147,14 +141,6 @@ class Pipeline:
                     {**env, PORT_VAR[name]: str(port), "RENDER_SIGNAL_INSTANCE": f"e2e-{name}-0"},
                     self.logdir,
                     f"http://127.0.0.1:{port}{path}",
-                )
-            if ingest_lacks_parser():
-                self.services["ingest-parser"] = ServiceProcess(
-                    "ingest-parser",
-                    {**env, "INGEST_METRICS_PORT": "0", "RENDER_SIGNAL_INSTANCE": "e2e-ingest-0"},
-                    self.logdir,
-                    None,
-                    [sys.executable, str(Path(__file__).with_name("parser_shim.py"))],
                 )
             for service in self.services.values():
                 service.start()
