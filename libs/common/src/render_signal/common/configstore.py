@@ -149,6 +149,10 @@ class ConfigWatcher:
         self._cache[name] = (doc, now)
         return doc
 
+    def versions(self) -> dict[str, int]:
+        """Version of each cached document (no Redis call; invalidated ones are absent)."""
+        return {name: doc.version for name, (doc, _) in self._cache.items()}
+
     def invalidate(self, name: str | None = None) -> None:
         if name is None:
             self._cache.clear()

