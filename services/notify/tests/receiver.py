@@ -8,6 +8,9 @@ Usage::
         ...  # then the default (200, {"success": true})
         rx.wait_for(4)
         rx.requests[0].headers["webhook-id"]
+
+        rx.hold()                          # the next request gets no reply ...
+        rx.release()                       # ... until this (then the default)
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b'{"success": true}'
+    gate: threading.Event | None = None  # set -> reply (held until then)
 
 
 class _Server(ThreadingHTTPServer):
@@ -46,6 +50,7 @@ class Receiver:
         self.replies: collections.deque[Reply] = collections.deque()
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
+        self._gate = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,6 +67,11 @@ class Receiver:
                         body,
                     )
                 )
+                if reply.gate is not None:
+                    reply.gate.wait()
+                    if reply.status == 0:
+                        self.close_connection = True  # released: drop it unanswered
+                        return
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
@@ -94,6 +104,15 @@ class Receiver:
             for _ in range(times):
                 self.replies.append(Reply(status, headers or {}, body))
 
+    def hold(self) -> None:
+        """The next request is recorded but not answered until :meth:`release`."""
+        with self._lock:
+            self.replies.append(Reply(status=0, gate=self._gate))
+
+    def release(self) -> None:
+        """Let held requests go (their connection is closed without a reply)."""
+        self._gate.set()
+
     def _record(self, request: Recorded) -> Reply:
         with self._lock:
             self.requests.append(request)
@@ -117,5 +136,6 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()

@@ -1,63 +1,39 @@
-"""(4) SIGKILL between the receiver's reply and the ack; SIGTERM restart never resends."""
+"""(4) SIGKILL between the receiver's reply and the ack; SIGTERM restart never resends.
+
+Also: a restart takes back its own in-flight scheduled jobs at once (not after
+the lease) while other replicas' leases stand, and the heartbeat shows the
+config versions notify has loaded.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from notify_harness import make_event
+from notify_harness import Harness, make_event, make_settings, paris
+from notify_proc import INSTANCE, heartbeat_info, pause, start_notify, until, wait_exit
 from receiver import Receiver
 from redis.asyncio import Redis
-from render_signal.common.events import STREAM_MAIL_OFFLOADED
+from render_signal.common.configstore import ConfigStore
+from render_signal.common.events import STREAM_MAIL_OFFLOADED, MailOffloaded
 from render_signal.common.streams import ensure_group, publish
+from render_signal.notify.clock import ManualClock
+from render_signal.notify.jobs import Job, JobQueue
+from render_signal.notify.routing import Target
+from render_signal.notify.signing import webhook_id
 from render_signal.notify.weblog import read_webhook_logs
+
+OTHER = "notify-other-replica"
 
 
 @pytest.fixture
 def rx() -> Iterator[Receiver]:
     with Receiver() as receiver:
         yield receiver
-
-
-def start_notify(redis_url: str, prefix: str, rx: Receiver, tmp: Path, fault: str = "") -> Any:
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": prefix,
-        "RENDER_SIGNAL_ENV": "dev",
-        "RENDER_SIGNAL_ENV_FILE": str(tmp / "absent.env"),
-        "RENDER_SIGNAL_INSTANCE": "notify-crash-test",
-        "WEBHOOK_URL": rx.url(),
-        "NOTIFY_METRICS_PORT": "0",
-        "NOTIFY_SCHEDULER_INTERVAL_SECONDS": "0.05",
-        "HEARTBEAT_INTERVAL_SECONDS": "0.5",
-        "ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS": "true",
-        "LOG_FORMAT": "json",
-        "RENDER_SIGNAL_FAULT": fault,
-    }
-    log = (tmp / f"notify-{time.monotonic_ns()}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "render_signal.notify.main"], env=env, stdout=log, stderr=log
-    )
-
-
-def wait_exit(proc: Any, timeout: float = 20.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        code = proc.poll()
-        if code is not None:
-            return int(code)
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError("notify did not exit")
 
 
 async def wait_settled(redis: Redis, stream: str, entry_id: str, wid: str, prefix: str) -> None:
@@ -70,14 +46,8 @@ async def wait_settled(redis: Redis, stream: str, entry_id: str, wid: str, prefi
         sent = await redis.exists(f"{prefix}notify:sent:{wid}")
         if group["pending"] == 0 and last >= entry_id and sent:
             return
-        await _pause()
+        await pause()
     raise AssertionError("notify did not settle")
-
-
-async def _pause() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.05)
 
 
 async def successes(redis: Redis, prefix: str, email_id: str) -> int:
@@ -134,14 +104,152 @@ async def test_sigterm_restart_never_sends_twice(
         # The same event published again (an upstream redelivery) is not re-sent.
         again = await publish(redis, stream, event)
         await wait_settled(redis, stream, again, wid, key_prefix)
-        heartbeat = f"{key_prefix}heartbeat:notify:notify-crash-test"
+        heartbeat = f"{key_prefix}heartbeat:notify:{INSTANCE}"
         deadline = time.monotonic() + 10
         while not await redis.exists(heartbeat) and time.monotonic() < deadline:
-            await _pause()
+            await pause()
         info = json.loads(await redis.get(heartbeat))
         assert info["deferred"] == 0
         assert rx.ids() == [wid]
         assert await successes(redis, key_prefix, event.email_id) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert wait_exit(proc) == 0
+
+
+def job_for(event: MailOffloaded, url: str, now: float) -> Job:
+    target = Target(url=url, target_class="custom")
+    wid = webhook_id(event.email_id, url)
+    return Job(webhook_id=wid, event=event, target=target, created_at=now)
+
+
+async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
+    redis: Redis, redis_url: str, key_prefix: str, rx: Receiver, tmp_path: Path
+) -> None:
+    queue = JobQueue(redis, key_prefix, INSTANCE)
+    # Another live replica holds a lease on some other job: it must stand.
+    other = job_for(make_event(), rx.url(), time.time())
+    assert await JobQueue(redis, key_prefix, OTHER).create(other, time.time() + 180)
+    other_lease_end = await redis.zscore(queue.schedule_key, other.webhook_id)
+    stream = f"{key_prefix}{STREAM_MAIL_OFFLOADED}"
+    await ensure_group(redis, stream, "notify", "0")
+    event = make_event()
+    await publish(redis, stream, event)
+    rx.respond(500)  # first attempt (stream path) -> a scheduled retry ...
+    rx.hold()  # ... which the scheduler leases and sends; the receiver sits on it
+    proc = start_notify(redis_url, key_prefix, rx, tmp_path, WEBHOOK_RETRY_BASE_SECONDS="0.2")
+    try:
+        rx.wait_for(2, timeout=30)
+        wid = rx.ids()[0]
+        assert rx.ids() == [wid, wid]
+        assert await queue.holder(wid) == INSTANCE
+        # The stream entry is long acked: only the schedule knows about the job.
+        await until(lambda: _no_pending(redis, stream), "the entry to be acked")
+    finally:
+        proc.kill()
+    assert wait_exit(proc) == -signal.SIGKILL
+    rx.release()
+    lease_end = await redis.zscore(queue.schedule_key, wid)
+    assert lease_end is not None
+    assert lease_end > time.time() + 150  # default timeout 30 s -> a 180 s lease
+    assert await queue.holder(wid) == INSTANCE
+
+    restarted = time.time()
+    proc = start_notify(redis_url, key_prefix, rx, tmp_path)
+    try:
+        rx.wait_for(3, timeout=60)
+        await until(lambda: redis.exists(queue.sent_key(wid)), "the send to be recorded")
+        delivered = rx.requests[2].at
+        print(f"recovered and delivered {delivered - restarted:.2f} s after the restart")
+        assert rx.ids()[2] == wid
+        assert delivered < lease_end  # the lease was not waited out
+        assert time.time() < lease_end
+        assert await successes(redis, key_prefix, event.email_id) == 1
+        assert await queue.holder(wid) is None
+        assert await redis.zscore(queue.schedule_key, wid) is None
+        log = proc.log_path.read_text()
+        assert "recovered 1 in-flight job(s) from a previous run" in log
+        # The other replica's lease is untouched, and its job was not sent.
+        assert await redis.zscore(queue.schedule_key, other.webhook_id) == other_lease_end
+        assert await queue.holder(other.webhook_id) == OTHER
+        assert other.webhook_id not in rx.ids()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert wait_exit(proc) == 0
+
+
+async def _no_pending(redis: Redis, stream: str) -> bool:
+    return (await redis.xpending(stream, "notify"))["pending"] == 0
+
+
+async def test_recover_takes_back_only_own_leases_and_never_resends(
+    redis: Redis, redis_url: str, key_prefix: str, rx: Receiver
+) -> None:
+    start = paris(2026, 3, 30, 10, 0)
+    settings = make_settings(
+        redis_url, key_prefix, WEBHOOK_URL=rx.url(), RENDER_SIGNAL_INSTANCE=INSTANCE
+    )
+    h = Harness(redis, settings, ManualClock(start))
+    try:
+        lease_end = start + h.service.lease_s
+        # Leftovers of this replica's previous life: one whose send never
+        # completed, one whose 2xx was recorded just before the crash.
+        pending, sent = make_event(), make_event()
+        mine = job_for(pending, rx.url(), start)
+        done = job_for(sent, rx.url(), start)
+        theirs_event = make_event()
+        theirs = job_for(theirs_event, rx.url(), start)
+        assert await h.service.queue.create(mine, lease_end)
+        assert await h.service.queue.create(done, lease_end)
+        assert await h.service.queue.mark_sent(done.webhook_id)
+        assert await JobQueue(redis, key_prefix, OTHER).create(theirs, lease_end)
+
+        assert await h.scheduler.recover() == 2
+        assert await h.redis.zscore(h.service.queue.schedule_key, mine.webhook_id) == start
+        assert await h.service.queue.holder(mine.webhook_id) is None
+        assert await h.scheduler.recover() == 0  # idempotent
+        assert await h.tick() == 2
+        assert rx.ids() == [mine.webhook_id]  # the already-sent one is not sent again
+        assert await h.service.queue.get(done.webhook_id) is None
+        # The other replica's lease stands, even against a redelivered entry.
+        await h.emit(theirs_event, deliveries=2)
+        assert await h.tick() == 0
+        assert rx.ids() == [mine.webhook_id]
+        assert await h.redis.zscore(h.service.queue.schedule_key, theirs.webhook_id) == lease_end
+        assert await h.service.queue.holder(theirs.webhook_id) == OTHER
+        # ... until it is over.
+        h.clock.set(lease_end)
+        assert await h.tick() == 1
+        assert rx.ids() == [mine.webhook_id, theirs.webhook_id]
+        assert await h.service.queue.count() == 0
+        assert await redis.hlen(h.service.queue.leases_key) == 0
+    finally:
+        await h.aclose()
+
+
+async def test_heartbeat_reports_loaded_config_versions(
+    redis: Redis, redis_url: str, key_prefix: str, rx: Receiver, tmp_path: Path
+) -> None:
+    store = ConfigStore(redis, key_prefix)
+    await store.put("routing_rules", {"rules": []})
+    proc = start_notify(redis_url, key_prefix, rx, tmp_path)
+
+    async def versions() -> dict[str, int]:
+        return dict((await heartbeat_info(redis, key_prefix)).get("config_versions") or {})
+
+    try:
+        seen = await until(versions, "config_versions in the heartbeat")
+        assert seen["routing_rules"] == 1
+        assert seen["webhook_config"] == 0  # never written
+        # A change made while notify is idle shows up without any email.
+        await store.put("routing_rules", {"rules": []})
+        await store.put("webhook_config", {"webhook_time_start": "09:00"})
+
+        async def changed() -> bool:
+            now = await versions()
+            return now.get("routing_rules") == 2 and now.get("webhook_config") == 1
+
+        assert await until(changed, "the new versions in the heartbeat")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc) == 0

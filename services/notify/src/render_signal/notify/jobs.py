@@ -4,6 +4,11 @@
 * ``<prefix>notify:scheduled`` (ZSET): webhook-id scored by the Unix time it
   is due (deferral, retry, rate limit) or, while a worker holds it, by the
   end of its lease -- so a crash mid-send only delays the item.
+* ``<prefix>notify:leases`` (hash): webhook-id -> instance name holding the
+  lease, written in the same script / transaction as the lease score and
+  cleared when the job is re-parked or finished. A restarted replica (same
+  stable instance name) takes back its own leftovers at once
+  (:meth:`JobQueue.recover`); other replicas' leases are left to expire.
 * ``<prefix>notify:sent:<webhook-id>``: SET NX EX 30 d after a 2xx; nothing
   is sent again for that id.
 * ``<prefix>notify:final:<webhook-id>``: dead-lettered or dropped (30 d),
@@ -23,12 +28,56 @@ __all__ = ["SENT_TTL_S", "Job", "JobQueue"]
 
 SENT_TTL_S = 30 * 86400
 
+# KEYS: schedule, leases. ARGV: now, lease end, limit, instance.
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
   redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
+  redis.call('HSET', KEYS[2], id, ARGV[4])
 end
 return ids
+"""
+
+# KEYS: jobs, schedule, leases. ARGV: webhook-id, job JSON, lease end, instance.
+_CREATE_LEASED = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+return 1
+"""
+
+# KEYS: schedule, leases. ARGV: webhook-id, lease end, instance. Leases a
+# scheduled job unless some worker's lease on it is recorded.
+_TAKE_OVER = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+  return 0
+end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+"""
+
+# KEYS: schedule, leases. ARGV: instance, due. Every job leased by this
+# instance is due now; stale lease entries (job gone) are dropped.
+_RECOVER = """
+local entries = redis.call('HGETALL', KEYS[2])
+local n = 0
+for i = 1, #entries, 2 do
+  local id, holder = entries[i], entries[i + 1]
+  if holder == ARGV[1] then
+    if redis.call('ZSCORE', KEYS[1], id) then
+      redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
+      n = n + 1
+    end
+    redis.call('HDEL', KEYS[2], id)
+  end
+end
+return n
 """
 
 
@@ -49,12 +98,17 @@ _decoder = msgspec.json.Decoder(Job)
 
 
 class JobQueue:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, instance: str) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.instance = instance
         self.jobs_key = f"{prefix}notify:jobs"
         self.schedule_key = f"{prefix}notify:scheduled"
+        self.leases_key = f"{prefix}notify:leases"
         self._claim = redis.register_script(_CLAIM)
+        self._create_leased = redis.register_script(_CREATE_LEASED)
+        self._recover = redis.register_script(_RECOVER)
+        self._take_over = redis.register_script(_TAKE_OVER)
 
     def sent_key(self, webhook_id: str) -> str:
         return f"{self.prefix}notify:sent:{webhook_id}"
@@ -70,22 +124,52 @@ class JobQueue:
     def decode(raw: bytes) -> Job:
         return _decoder.decode(raw)
 
-    async def create(self, job: Job, score: float) -> bool:
-        """Store a new job due at ``score``; False if one exists for this id."""
-        created = await self.redis.hsetnx(self.jobs_key, job.webhook_id, self.encode(job))
-        if not created:
-            return False
-        await self.redis.zadd(self.schedule_key, {job.webhook_id: score})
-        return True
+    async def create(self, job: Job, lease_until: float) -> bool:
+        """Store a new job leased by this instance until ``lease_until``.
+
+        False (nothing written) if a job exists for this id.
+        """
+        created = await self._create_leased(
+            keys=[self.jobs_key, self.schedule_key, self.leases_key],
+            args=[job.webhook_id, self.encode(job), repr(lease_until), self.instance],
+        )
+        return bool(created)
 
     async def put(self, job: Job, due: float) -> None:
+        """Park the job until ``due``, releasing any lease on it."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.jobs_key, job.webhook_id, self.encode(job))
             pipe.zadd(self.schedule_key, {job.webhook_id: due})
+            pipe.hdel(self.leases_key, job.webhook_id)
             await pipe.execute()
 
-    async def lease(self, webhook_id: str, until: float) -> None:
-        await self.redis.zadd(self.schedule_key, {webhook_id: until})
+    async def take_over(self, webhook_id: str, until: float) -> bool:
+        """Lease a scheduled job to this instance unless a lease holder is recorded.
+
+        A recorded holder is either a live worker (this process or another
+        replica) or a previous life of this one, which :meth:`recover` handles.
+        """
+        taken = await self._take_over(
+            keys=[self.schedule_key, self.leases_key],
+            args=[webhook_id, repr(until), self.instance],
+        )
+        return bool(taken)
+
+    async def recover(self, now: float) -> int:
+        """Make every job leased by this instance due at ``now``; returns how many.
+
+        Only a previous life of this replica can hold such a lease, so call it
+        before this process claims anything.
+        """
+        return int(
+            await self._recover(
+                keys=[self.schedule_key, self.leases_key], args=[self.instance, repr(now)]
+            )
+        )
+
+    async def holder(self, webhook_id: str) -> str | None:
+        raw: Any = await self.redis.hget(self.leases_key, webhook_id)
+        return raw.decode() if isinstance(raw, bytes) else raw
 
     async def get(self, webhook_id: str) -> Job | None:
         raw: Any = await self.redis.hget(self.jobs_key, webhook_id)
@@ -100,11 +184,14 @@ class JobQueue:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self.schedule_key, webhook_id)
             pipe.hdel(self.jobs_key, webhook_id)
+            pipe.hdel(self.leases_key, webhook_id)
             await pipe.execute()
 
     async def claim_due(self, now: float, lease_until: float, limit: int) -> list[str]:
+        """Lease up to ``limit`` due ids to this instance until ``lease_until``."""
         ids = await self._claim(
-            keys=[self.schedule_key], args=[repr(now), repr(lease_until), limit]
+            keys=[self.schedule_key, self.leases_key],
+            args=[repr(now), repr(lease_until), limit, self.instance],
         )
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 

@@ -53,12 +53,22 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
         )
 
     def info() -> dict[str, Any]:
-        return {"deferred": scheduler.deferred, "handled": consumer.handled}
+        return {
+            "deferred": scheduler.deferred,
+            "handled": consumer.handled,
+            "config_versions": scheduler.config_versions(),
+        }
+
+    async def consume(stop: asyncio.Event) -> None:
+        # Not before the scheduler has taken back this instance's leftover leases.
+        await scheduler.wait_recovered(stop)
+        if not stop.is_set():
+            await consumer.run(stop)
 
     runtime = WorkerRuntime(settings.common, redis, info=info)
     make = MakeWatcher(settings, watcher, clock)
     try:
-        return await runtime.run([consumer.run, scheduler.run, watcher.listen, make.run])
+        return await runtime.run([consume, scheduler.run, watcher.listen, make.run])
     finally:
         await sender.aclose()
 

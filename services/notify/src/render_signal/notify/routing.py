@@ -18,6 +18,7 @@ from render_signal.notify.settings import NotifySettings
 from render_signal.notify.window import GateConfig, weekday_numbers
 
 __all__ = [
+    "LIVE_DOCUMENTS",
     "MAKE_CONFIG",
     "PROCESSING_PREFS",
     "ROUTING_RULES",
@@ -35,6 +36,7 @@ ROUTING_RULES = "routing_rules"
 PROCESSING_PREFS = "processing_prefs"
 RUNTIME_FLAGS = "runtime_flags"
 MAKE_CONFIG = "make_config"
+LIVE_DOCUMENTS = (WEBHOOK_CONFIG, ROUTING_RULES, PROCESSING_PREFS, RUNTIME_FLAGS, MAKE_CONFIG)
 
 TargetClass = Literal["make", "custom", "rule"]
 

@@ -5,6 +5,11 @@ Each due id is claimed atomically by pushing its score to the end of a lease
 is over), then processed by :meth:`NotifyService.process_id`, which either
 finishes it or re-parks it at a new due time. Time comes from the injected
 clock; only the polling cadence uses real time.
+
+Before its first tick, :meth:`Scheduler.run` makes every job still leased by
+this instance name due now (a previous life of this replica died holding it)
+and only then sets :attr:`Scheduler.recovered`; the stream consumer waits for
+it so a job it leases in this life is never mistaken for a leftover.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 from redis.exceptions import RedisError
 from render_signal.notify import metrics
 from render_signal.notify.deadletters import dead_letter_key
+from render_signal.notify.routing import LIVE_DOCUMENTS, load_live_config
 from render_signal.notify.service import NotifyService
 
 __all__ = ["Scheduler"]
@@ -29,6 +35,29 @@ class Scheduler:
         self.interval_s = interval_s
         self.concurrency = max(1, concurrency)
         self.deferred = 0
+        self.recovered = asyncio.Event()
+        self._versions: dict[str, int] = {}
+
+    async def recover(self) -> int:
+        """Make this instance's leftover leases due now; returns how many."""
+        count = await self.service.queue.recover(self.service.clock.now())
+        if count:
+            logger.warning("NOTIFY: recovered %d in-flight job(s) from a previous run", count)
+        return count
+
+    def config_versions(self) -> dict[str, int]:
+        """Config document versions last loaded (cached; no Redis call)."""
+        self._versions.update(self.service.watcher.versions())
+        return dict(self._versions)
+
+    async def wait_recovered(self, stop: asyncio.Event) -> None:
+        """Until the start-up recovery is done or ``stop`` is set."""
+        waiters = [asyncio.create_task(self.recovered.wait()), asyncio.create_task(stop.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     async def tick(self) -> int:
         """Process every item due now; returns how many were claimed."""
@@ -49,9 +78,23 @@ class Scheduler:
         self.deferred = await service.queue.count()
         metrics.DEFERRED.set(self.deferred)
         metrics.DEAD_LETTERS.set(await service.redis.xlen(dead_letter_key(service.prefix)))
+        if not service.watcher.versions().keys() >= set(LIVE_DOCUMENTS):
+            # A change notification dropped a document: load it now (not at the
+            # next email) so the heartbeat's config_versions shows it arrived.
+            await load_live_config(service.watcher, service.settings)
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
+        backoff = self.interval_s
+        while not stop.is_set() and not self.recovered.is_set():
+            try:
+                await self.recover()
+                self.recovered.set()
+            except (RedisError, OSError) as exc:
+                logger.warning("SCHEDULER: recovery waits for redis (%s)", type(exc).__name__)
+                backoff = min(backoff * 2, 5.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
         backoff = self.interval_s
         while not stop.is_set():
             try:

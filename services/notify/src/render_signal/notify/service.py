@@ -27,6 +27,7 @@ from render_signal.notify.delivery import AttemptResult, WebhookSender
 from render_signal.notify.jobs import Job, JobQueue
 from render_signal.notify.payload import build_payload, encode_payload
 from render_signal.notify.ratelimit import RateLimiter
+from render_signal.notify.records import build_dead_letter, build_log_entry
 from render_signal.notify.routing import LiveConfig, Target, load_live_config, resolve_targets
 from render_signal.notify.settings import NotifySettings
 from render_signal.notify.signing import webhook_id
@@ -55,7 +56,7 @@ class NotifyService:
         self.watcher = watcher
         self.clock = clock
         self.sender = sender
-        self.queue = JobQueue(redis, self.prefix)
+        self.queue = JobQueue(redis, self.prefix, settings.common.instance)
         self.limiter = RateLimiter(redis, self.prefix)
         self.lease_s = settings.timeout_s * 4 + 60.0
 
@@ -84,10 +85,12 @@ class NotifyService:
             if await self.queue.create(job, now + self.lease_s):
                 claimed.append(job)
             elif delivery.deliveries > 1:
-                # Our previous run died holding it: take it over now.
+                # A redelivery: take the job over unless a worker's lease on it is
+                # recorded (ours from a previous life was already made due at start).
                 existing = await self.queue.get(job.webhook_id)
-                if existing is not None:
-                    await self.queue.lease(job.webhook_id, now + self.lease_s)
+                if existing is not None and await self.queue.take_over(
+                    job.webhook_id, now + self.lease_s
+                ):
                     claimed.append(existing)
         # The jobs are durable from here on: a failure below only delays them.
         results = await asyncio.gather(
@@ -101,7 +104,7 @@ class NotifyService:
     async def process_id(self, job_id: str) -> None:
         job = await self.queue.get(job_id)
         if job is None:
-            await self.redis.zrem(self.queue.schedule_key, job_id)
+            await self.queue.done(job_id)
             return
         await self.process(job, await load_live_config(self.watcher, self.settings))
 
@@ -254,29 +257,10 @@ class NotifyService:
         if result is not None:
             metrics.ATTEMPTS.labels(cls, "dead_letter").inc()
         metrics.DELIVERIES.labels(cls, "dead_letter").inc()
-        reset = Job(
-            webhook_id=job.webhook_id,
-            event=job.event,
-            target=job.target,
-            created_at=job.created_at,
-        )
         await add_dead_letter(
             self.redis,
             self.prefix,
-            {
-                "webhook_id": job.webhook_id,
-                "email_id": job.event.email_id,
-                "target": job.target.url,
-                "target_class": cls,
-                "last_status": result.status_code if result else None,
-                "last_response": result.snippet[:200] if result else "",
-                "failure_reason": (result.failure_reason if result else None) or reason,
-                "attempts": job.attempt,
-                "subject": job.event.subject[:100],
-                "failed_at": repr(self.clock.now()),
-                "payload": body,
-                "job": JobQueue.encode(reset),
-            },
+            build_dead_letter(job, result, reason, body, self.clock.now()),
         )
         await self.queue.mark_final(job.webhook_id, "dead_letter")
         await self._log(job, "dead_letter", result=result, reason=reason)
@@ -299,24 +283,15 @@ class NotifyService:
         due: float | None = None,
         status_code: int | None = None,
     ) -> None:
-        entry: dict[str, Any] = {
-            "timestamp": iso(self.clock.now()),
-            "email_id": job.event.email_id,
-            "webhook_id": job.webhook_id,
-            "target": mask_url(job.target.url) if job.target.url else "",
-            "target_class": job.target.target_class,
-            "status": status,
-            "status_code": result.status_code if result else status_code,
-            "attempt": job.attempt,
-            "delivery_mode": result.delivery_mode if result else None,
-            "duration_ms": result.duration_ms if result else None,
-            "failure_reason": (result.failure_reason if result else None) or reason,
-            "next_attempt_at": iso(due) if due is not None else None,
-            "response_snippet": result.snippet if result else None,
-            "subject": job.event.subject[:100],
-        }
-        if result is not None and status == "success":
-            entry["failure_reason"] = None
+        entry = build_log_entry(
+            job,
+            status,
+            self.clock.now(),
+            result=result,
+            reason=reason,
+            due=due,
+            status_code=status_code,
+        )
         await write_webhook_log(self.redis, self.prefix, entry)
 
 

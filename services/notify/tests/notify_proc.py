@@ -1,0 +1,76 @@
+"""Runs notify as a real subprocess against the test Redis (crash / restart tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from receiver import Receiver
+from redis.asyncio import Redis
+
+INSTANCE = "notify-crash-test"
+
+
+def start_notify(
+    redis_url: str, prefix: str, rx: Receiver, tmp: Path, fault: str = "", **extra: str
+) -> Any:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": prefix,
+        "RENDER_SIGNAL_ENV": "dev",
+        "RENDER_SIGNAL_ENV_FILE": str(tmp / "absent.env"),
+        "RENDER_SIGNAL_INSTANCE": INSTANCE,
+        "WEBHOOK_URL": rx.url(),
+        "NOTIFY_METRICS_PORT": "0",
+        "NOTIFY_SCHEDULER_INTERVAL_SECONDS": "0.05",
+        "HEARTBEAT_INTERVAL_SECONDS": "0.5",
+        "ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS": "true",
+        "LOG_FORMAT": "json",
+        "RENDER_SIGNAL_FAULT": fault,
+        **extra,
+    }
+    path = tmp / f"notify-{time.monotonic_ns()}.log"
+    with path.open("wb") as log:
+        proc: Any = subprocess.Popen(
+            [sys.executable, "-m", "render_signal.notify.main"], env=env, stdout=log, stderr=log
+        )
+    proc.log_path = path
+    return proc
+
+
+def wait_exit(proc: Any, timeout: float = 20.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            return int(code)
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("notify did not exit")
+
+
+async def pause() -> None:
+    await asyncio.sleep(0.05)
+
+
+async def until(check: Any, what: str, timeout: float = 30.0) -> Any:
+    """Poll the async ``check`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await pause()
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def heartbeat_info(redis: Redis, prefix: str) -> dict[str, Any]:
+    raw = await redis.get(f"{prefix}heartbeat:notify:{INSTANCE}")
+    return json.loads(raw) if raw else {}
