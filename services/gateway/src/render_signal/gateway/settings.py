@@ -64,8 +64,21 @@ def read_settings(env: EnvReader) -> GatewaySettings:
         session_absolute_s=env.integer("SESSION_ABSOLUTE_SECONDS", 28800, minimum=60),
         login_max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),
         login_lockout_s=env.integer("LOGIN_LOCKOUT_SECONDS", 30, minimum=1),
-        # Test/staging override only: the Render stand-in listens on loopback.
-        render_deploy_hook_prefix=env.string(
-            "RENDER_DEPLOY_HOOK_PREFIX", "https://api.render.com/deploy/"
-        ),
+        render_deploy_hook_prefix=_hook_prefix(env),
     )
+
+
+RENDER_HOOK_PREFIX = "https://api.render.com/deploy/"
+
+
+def _hook_prefix(env: EnvReader) -> str:
+    """The accepted deploy-hook prefix: Render's, overridable in dev mode only.
+
+    Tests point it at a loopback stand-in; in production the hook must be
+    Render's, so a changed prefix there is a configuration error.
+    """
+    prefix = env.string("RENDER_DEPLOY_HOOK_PREFIX", RENDER_HOOK_PREFIX)
+    if prefix != RENDER_HOOK_PREFIX and not env.dev_mode:
+        env.problems.append("RENDER_DEPLOY_HOOK_PREFIX: can only be changed in dev mode")
+        return RENDER_HOOK_PREFIX
+    return prefix
