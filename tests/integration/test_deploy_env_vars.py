@@ -67,7 +67,7 @@ def scan(path: Path) -> tuple[set[str], list[str]]:
         if (environ_get or os_getenv) and args:
             if name := _const(args[0]):
                 found.add(name)
-        elif isinstance(owner, ast.Name) and owner.id in ("env", "reader") and args:
+        elif isinstance(owner, ast.Name) and owner.id in ("env", "reader", "self") and args:
             if method in TYPED_WITH_DEFAULT:
                 names = [args[0], *args[2:]]
             elif method in NAME_THEN_ALIASES:

@@ -262,6 +262,14 @@ class EnvReader:
             self.problems.append(f"{used}: must use https")
         return value
 
+    def fault_point(self) -> str:
+        """``RENDER_SIGNAL_FAULT``: a test's crash hook, refused outside dev mode."""
+        point = self.string("RENDER_SIGNAL_FAULT")
+        if point and not self.dev_mode:
+            self.problems.append("RENDER_SIGNAL_FAULT: fault injection refused outside dev mode")
+            return ""
+        return point
+
     def _remember_secret(self, value: str) -> None:
         self.secret_values.add(value)
         register_secret(value)

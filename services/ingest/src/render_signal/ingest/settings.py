@@ -69,10 +69,7 @@ def read_settings(env: EnvReader) -> IngestSettings:
     if initial_sync not in ("unseen", "all", "new"):
         env.problems.append("IMAP_INITIAL_SYNC: expected unseen, all or new")
         initial_sync = "unseen"
-    fault_point = env.string("RENDER_SIGNAL_FAULT")
-    if fault_point and not env.dev_mode:
-        env.problems.append("RENDER_SIGNAL_FAULT: fault injection refused outside dev/test mode")
-        fault_point = ""
+    fault_point = env.fault_point()
     return IngestSettings(
         common=common,
         imap_enabled=imap_enabled,

@@ -84,5 +84,5 @@ def read_settings(env: EnvReader) -> NotifySettings:
         make_scenario_ids=env.csv("MAKE_SCENARIO_IDS"),
         make_api_base_url=env.string("MAKE_API_BASE_URL", f"https://{make_host}").rstrip("/"),
         make_watcher_interval_s=env.number("MAKE_WATCHER_INTERVAL_SECONDS", 60.0, minimum=0.01),
-        fault=env.string("RENDER_SIGNAL_FAULT", ""),
+        fault=env.fault_point(),
     )
