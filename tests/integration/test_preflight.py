@@ -43,6 +43,8 @@ CASES = [
     ("notify", {"WEBHOOK_URL": None}, "WEBHOOK_URL"),
     ("notify", {"WEBHOOK_URL": "https://example.com/hook"}, "WEBHOOK_URL: placeholder host"),
     ("notify", {"WEBHOOK_SIGNING_SECRET": "secret"}, "WEBHOOK_SIGNING_SECRET: placeholder secret"),
+    ("notify", {"RENDER_SIGNAL_FAULT": "notify.after_send"}, "RENDER_SIGNAL_FAULT: fault"),
+    ("ingest", {"RENDER_SIGNAL_FAULT": "ingest.after_publish"}, "RENDER_SIGNAL_FAULT: fault"),
     ("gateway", {"REDIS_URL": None}, "REDIS_URL"),
     ("gateway", {"SECRET_KEY": None}, "SECRET_KEY"),
     ("gateway", {"DASHBOARD_PASSWORD": None}, "DASHBOARD_PASSWORD"),
