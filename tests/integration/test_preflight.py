@@ -55,6 +55,7 @@ CASES = [
         {"SECRET_KEY": None, "FLASK_SECRET_KEY": "changeme"},
         "FLASK_SECRET_KEY: placeholder",
     ),
+    ("gateway", {"RENDER_DEPLOY_HOOK_PREFIX": "http://127.0.0.1/"}, "RENDER_DEPLOY_HOOK_PREFIX"),
 ]
 
 
