@@ -9,6 +9,13 @@
   stand-in that answers success at once. One unique link per email.
 * ``disabled``: the same path with offload disabled (pass-through).
 
+Per phase it also reports process CPU time per event (``time.process_time``:
+all threads of this process, so the in-process Worker stand-in and the bench
+loop are included; compare runs, not absolute values) and, for ``service``,
+the rate including the final links-file flush on shutdown (rows are written
+to ``WEBHOOK_LINKS_FILE`` in coalesced batches, off the per-email path) and
+the number of rows in the file afterwards.
+
 Uses ``REDIS_URL`` if set, else a private ``redis-server``. ``run() -> dict``;
 ``python bench/offload_bench.py [N]`` prints JSON.
 """
@@ -74,10 +81,11 @@ async def _wait_len(redis: Redis, stream: str, n: int, timeout_s: float = 300) -
         await asyncio.sleep(0.005)
 
 
-async def _raw(redis: Redis, prefix: str, n: int) -> float:
+async def _raw(redis: Redis, prefix: str, n: int) -> tuple[float, float]:
     src, dst = f"{prefix}raw.in", f"{prefix}raw.out"
     await _fill(redis, src, n)
     await ensure_group(redis, src, "g", start_id="0")
+    cpu = time.process_time()
     started = time.perf_counter()
     done = 0
     while done < n:
@@ -87,10 +95,12 @@ async def _raw(redis: Redis, prefix: str, n: int) -> float:
                 await redis.xadd(dst, fields)
                 await redis.xack(src, "g", entry_id)
                 done += 1
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-async def _service(redis: Redis, redis_url: str, prefix: str, n: int, endpoint: str) -> float:
+async def _service(
+    redis: Redis, redis_url: str, prefix: str, n: int, endpoint: str
+) -> dict[str, float]:
     links_file = Path(tempfile.mkdtemp()) / "webhook_links.json"
     env = {
         "RENDER_SIGNAL_ENV": "dev",
@@ -117,16 +127,21 @@ async def _service(redis: Redis, redis_url: str, prefix: str, n: int, endpoint: 
         concurrency=max(4, settings.concurrency),
         block_ms=100,
     )
+    await service.start()
     stop = asyncio.Event()
+    cpu = time.process_time()
     started = time.perf_counter()
     task = asyncio.create_task(consumer.run(stop))
     await _wait_len(redis, f"{prefix}{STREAM_MAIL_OFFLOADED}", n)
     elapsed = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu
     stop.set()
     await task
-    if service.client is not None:
-        await service.client.aclose()
-    return elapsed
+    await service.aclose()  # flushes the pending links-file rows
+    flushed = time.perf_counter() - started
+    path = Path(settings.links_file)
+    rows = len(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else 0
+    return {"elapsed": elapsed, "cpu": cpu_s, "flushed": flushed, "file_rows": rows}
 
 
 async def _main(n: int) -> dict[str, Any]:
@@ -138,11 +153,12 @@ async def _main(n: int) -> dict[str, Any]:
     redis = create_redis(url)
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     try:
-        raw_s = await _raw(redis, prefix, n)
+        raw_s, raw_cpu = await _raw(redis, prefix, n)
         with WorkerStandIn("ok") as worker:
-            service_s = await _service(redis, url, prefix + "on:", n, worker.url)
+            on = await _service(redis, url, prefix + "on:", n, worker.url)
             calls = worker.count()
-        disabled_s = await _service(redis, url, prefix + "off:", n, "")
+        off = await _service(redis, url, prefix + "off:", n, "")
+        service_s, disabled_s = on["elapsed"], off["elapsed"]
     finally:
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:
@@ -155,6 +171,11 @@ async def _main(n: int) -> dict[str, Any]:
         "raw_xreadgroup_xadd_per_s": round(n / raw_s, 1),
         "service_with_worker_per_s": round(n / service_s, 1),
         "service_disabled_per_s": round(n / disabled_s, 1),
+        "service_with_worker_incl_final_flush_per_s": round(n / on["flushed"], 1),
+        "cpu_ms_per_event_raw": round(raw_cpu * 1000 / n, 3),
+        "cpu_ms_per_event_service_with_worker": round(on["cpu"] * 1000 / n, 3),
+        "cpu_ms_per_event_service_disabled": round(off["cpu"] * 1000 / n, 3),
+        "links_file_rows": on["file_rows"],
         "worker_calls": calls,
         "ratio_service_vs_raw": round(raw_s / service_s, 3),
         "ratio_disabled_vs_raw": round(raw_s / disabled_s, 3),

@@ -102,15 +102,17 @@ async def running_service(redis: Redis, settings: OffloadSettings) -> AsyncItera
         concurrency=4,
     )
     await ensure_group(redis, settings.common.key(STREAM_MAIL_RECEIVED), GROUP, start_id="0")
+    await service.start()
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
         yield service
     finally:
         stop.set()
-        await asyncio.wait_for(task, timeout=30)
-        if service.client is not None:
-            await service.client.aclose()
+        try:
+            await asyncio.wait_for(task, timeout=30)
+        finally:
+            await service.aclose()  # flushes the pending links-file rows
 
 
 def links_writer(path: str, tag: str, count: int, cap: int) -> None:

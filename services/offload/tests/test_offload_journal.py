@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import os
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
 from offload_harness import links_writer as _writer
 from offload_harness import mail, make_settings, offload_env, running_service, send, wait_offloaded
 from redis.asyncio import Redis
+from render_signal.common.events import STREAM_MAIL_RECEIVED, MailReceived
+from render_signal.common.streams import Consumer, ensure_group
 from render_signal.offload.linksfile import LinksFile, make_entry
+from render_signal.offload.linkswriter import LinksFileWriter
+from render_signal.offload.main import GROUP, build_service
 from standin import WorkerStandIn
 
 SCHEMA_REQUIRED = {"source_url", "r2_url", "provider", "created_at"}
@@ -133,3 +140,176 @@ async def test_service_reuses_journalled_links_and_writes_the_file(
             "original_filename": "report final.zip",
         }
     ]
+
+
+# -- coalesced links-file writes (LinksFileWriter) -------------------------------------
+
+
+def _rows(tag: str, count: int) -> list[dict[str, str]]:
+    return [
+        make_entry(f"https://fromsmash.com/{tag}{i}", f"https://r2/{tag}{i}", "fromsmash")
+        for i in range(count)
+    ]
+
+
+def _file_sources(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [i["source_url"] for i in json.loads(path.read_text(encoding="utf-8"))]
+
+
+async def _poll(predicate: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def _stage(redis: Redis, writer: LinksFileWriter, rows: list[dict[str, str]]) -> None:
+    async with redis.pipeline(transaction=True) as pipe:
+        for row in rows:
+            writer.stage(pipe, row)
+        await pipe.execute()
+
+
+async def test_writer_coalesces_rows_into_one_flush_and_unstages(
+    redis: Redis, key_prefix: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "webhook_links.json"
+    staged = f"{key_prefix}offload:links:unfiled"
+    writer = LinksFileWriter(LinksFile(path), redis, staged, interval_s=0.2)
+    await writer.recover()
+    writer.start()
+    try:
+        rows = _rows("c", 40)
+        await _stage(redis, writer, rows)
+        for start in range(0, 40, 4):  # ten emails' worth, submitted back to back
+            writer.submit(rows[start : start + 4])
+
+        async def written() -> bool:
+            return len(_file_sources(path)) == 40 and not await redis.exists(staged)
+
+        await _poll(written, "the coalesced flush")
+        assert _file_sources(path) == [r["source_url"] for r in rows]  # order kept
+        assert writer.flushes == 1  # one locked read-modify-write, not ten
+        check_schema(json.loads(path.read_text(encoding="utf-8")))
+    finally:
+        await writer.aclose()
+
+
+async def test_writer_flushes_pending_rows_on_close(
+    redis: Redis, key_prefix: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "webhook_links.json"
+    staged = f"{key_prefix}offload:links:unfiled"
+    writer = LinksFileWriter(LinksFile(path), redis, staged, interval_s=3600)
+    writer.start()
+    rows = _rows("s", 3)
+    await _stage(redis, writer, rows)
+    writer.submit(rows)
+    assert writer.pending == 3
+    await writer.aclose()  # no waiting for the (hour-long) window
+    assert _file_sources(path) == [r["source_url"] for r in rows]
+    assert writer.pending == 0
+    assert not await redis.exists(staged)
+
+
+async def test_recover_appends_staged_rows_missing_from_the_file(
+    redis: Redis, key_prefix: str, tmp_path: Path
+) -> None:
+    """A crash after the publish but before the flush: the next start writes the rows."""
+    path = tmp_path / "webhook_links.json"
+    staged = f"{key_prefix}offload:links:unfiled"
+    links = LinksFile(path, max_entries=1000)
+    old = _rows("r", 4)
+    links.append(old[:1])  # flushed before the crash (its unstage was lost too)
+    crashed = LinksFileWriter(links, redis, staged)
+    await _stage(redis, crashed, old)
+    crashed.submit(old)  # pending in memory only; the process dies here
+    assert _file_sources(path) == [old[0]["source_url"]]
+
+    writer = LinksFileWriter(LinksFile(path, max_entries=1000), redis, staged)
+    assert await writer.recover() == 3
+    items = json.loads(path.read_text(encoding="utf-8"))
+    assert [i["source_url"] for i in items] == [r["source_url"] for r in old]  # no duplicate
+    assert items == old
+    assert not await redis.exists(staged)
+    assert await writer.recover() == 0
+
+
+async def test_failed_file_write_is_retried_not_dropped(
+    redis: Redis, key_prefix: str, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the directory should be", encoding="utf-8")
+    path = blocker / "webhook_links.json"
+    staged = f"{key_prefix}offload:links:unfiled"
+    writer = LinksFileWriter(LinksFile(path), redis, staged, interval_s=0.05)
+    writer.start()
+    try:
+        rows = _rows("f", 2)
+        await _stage(redis, writer, rows)
+        writer.submit(rows)
+
+        async def failed() -> bool:
+            return writer.failures >= 1
+
+        await _poll(failed, "a failed write")
+        assert writer.pending == 2
+        assert await redis.hlen(staged) == 2  # still staged for a restart
+        blocker.unlink()
+
+        async def written() -> bool:
+            return len(_file_sources(path)) == 2
+
+        await _poll(written, "the retried write")
+        assert _file_sources(path) == [r["source_url"] for r in rows]
+    finally:
+        await writer.aclose()
+
+
+async def test_service_rows_survive_a_crash_before_the_flush(
+    redis: Redis, redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """Journal + staging are written before the publish; a restart fills the file."""
+    links_path = tmp_path / "webhook_links.json"
+    with WorkerStandIn("ok") as worker:
+        env = offload_env(redis_url, key_prefix, worker.url, WEBHOOK_LINKS_FILE=str(links_path))
+        settings = make_settings(env)
+        crashed = build_service(settings, redis)  # its writer is never started: never flushes
+        stream = settings.common.key(STREAM_MAIL_RECEIVED)
+        await ensure_group(redis, stream, GROUP, start_id="0")
+        consumer: Consumer[MailReceived] = Consumer(
+            redis,
+            stream_key=stream,
+            group=GROUP,
+            consumer="crash-0",
+            event_type=MailReceived,
+            handler=crashed.handle,
+            block_ms=100,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        try:
+            for n in range(3):
+                await send(
+                    redis, key_prefix, mail(f"c{n}", ("fromsmash", f"https://fromsmash.com/c{n}"))
+                )
+            rows = await wait_offloaded(redis, key_prefix, 3)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=30)
+            assert crashed.client is not None
+            await crashed.client.aclose()
+    assert not links_path.exists()  # the "crash": nothing reached the file
+    assert crashed.links_writer is not None and crashed.links_writer.pending == 3
+    restarted = build_service(settings, redis)
+    await restarted.start()
+    await restarted.aclose()
+    items = json.loads(links_path.read_text(encoding="utf-8"))
+    check_schema(items)
+    by_source = {i["source_url"]: i["r2_url"] for i in items}
+    assert len(items) == 3
+    for _, out in rows:
+        link = out.links[0]
+        assert by_source[link.direct_url] == link.r2_url

@@ -66,6 +66,7 @@ async def test_sigkill_mid_flight_then_restart_loses_nothing(
             R2_FETCH_TIMEOUT_SECONDS="30",
             R2_FETCH_RETRIES="0",
             R2_FETCH_CONCURRENCY="16",
+            WEBHOOK_LINKS_FILE=str(tmp_path / "webhook_links.json"),
         )
         proc = start_service(env, log)
         try:
@@ -118,6 +119,12 @@ async def test_sigkill_mid_flight_then_restart_loses_nothing(
         assert all(link.r2_url for link in out.links), out.email_id
     for email_id in emails:
         assert await redis.exists(f"{key_prefix}offload:done:ev-{email_id}")
+    # The links file (written in coalesced batches) holds every offloaded link once.
+    items = json.loads((tmp_path / "webhook_links.json").read_text(encoding="utf-8"))
+    expected = {link.direct_url: link.r2_url for _, out in rows for link in out.links}
+    assert len(items) == len(expected) == 2 * len(emails)
+    assert {i["source_url"]: i["r2_url"] for i in items} == expected
+    assert not await redis.exists(f"{key_prefix}offload:links:unfiled")
 
 
 async def test_disabled_process_says_so_once_and_in_heartbeat(

@@ -10,12 +10,13 @@ Keys (``<prefix>`` is ``REDIS_KEY_PREFIX``):
 
 Objects in R2 expire (the Worker stores ``expiresAt``; a cron deletes them), so
 an entry is only reused while younger than ``max_age_s``; older ones are
-pruned on write and ignored on read.
+ignored on read and pruned on write, at most once per ``prune_interval_s``
+(a prune is an extra round trip; an entry past the window is never reused
+whether or not it has been pruned yet).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,13 +43,16 @@ class LinkJournal:
         prefix: str,
         *,
         max_age_s: float,
+        prune_interval_s: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
         self.key = f"{prefix}offload:links"
         self.index_key = f"{prefix}offload:links:index"
         self.max_age_s = max_age_s
+        self.prune_interval_s = prune_interval_s
         self._clock = clock
+        self._next_prune = float("-inf")
 
     async def get(self, source_url: str) -> JournalEntry | None:
         """The entry for ``source_url`` when present and still inside the reuse window."""
@@ -64,22 +68,35 @@ class LinkJournal:
         return entry
 
     async def put(
-        self, source_url: str, *, r2_url: str, provider: str, original_filename: str | None
+        self,
+        source_url: str,
+        *,
+        r2_url: str,
+        provider: str,
+        original_filename: str | None,
+        also: Callable[[Any], None] | None = None,
     ) -> None:
-        """Remember a successful offload and prune entries past the reuse window."""
+        """Remember a successful offload; ``also`` adds commands to the same MULTI.
+
+        Entries past the reuse window are pruned here at most once per
+        ``prune_interval_s``.
+        """
         now = self._clock()
-        record = {
-            "r2_url": r2_url,
-            "original_filename": original_filename,
-            "provider": provider,
-            "created_at": now,
-        }
-        cutoff = now - self.max_age_s
-        stale: Any = await self.redis.zrangebyscore(self.index_key, "-inf", cutoff, 0, 500)
+        record = JournalEntry(
+            r2_url=r2_url, provider=provider, created_at=now, original_filename=original_filename
+        )
+        stale: Any = None
+        if now >= self._next_prune:
+            self._next_prune = now + self.prune_interval_s
+            stale = await self.redis.zrangebyscore(
+                self.index_key, "-inf", now - self.max_age_s, 0, 500
+            )
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key, source_url, json.dumps(record, ensure_ascii=False))
+            pipe.hset(self.key, source_url, msgspec.json.encode(record))
             pipe.zadd(self.index_key, {source_url: now})
             if stale:
                 pipe.hdel(self.key, *stale)
                 pipe.zrem(self.index_key, *stale)
+            if also is not None:
+                also(pipe)
             await pipe.execute()

@@ -19,6 +19,7 @@ from render_signal.common.streams import Consumer
 from render_signal.offload.breaker import CircuitBreaker
 from render_signal.offload.journal import LinkJournal
 from render_signal.offload.linksfile import LinksFile
+from render_signal.offload.linkswriter import LinksFileWriter
 from render_signal.offload.service import OffloadService
 from render_signal.offload.settings import OffloadSettings, read_settings
 from render_signal.offload.worker_client import WorkerClient
@@ -51,15 +52,20 @@ def build_service(settings: OffloadSettings, redis: Redis) -> OffloadService:
             concurrency=settings.concurrency,
             breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s),
         )
+    writer: LinksFileWriter | None = None
+    if settings.links_file:
+        writer = LinksFileWriter(
+            LinksFile(settings.links_file, settings.links_max_entries),
+            redis,
+            f"{prefix}offload:links:unfiled",
+        )
     return OffloadService(
         redis,
         prefix=prefix,
         out_stream=f"{prefix}{STREAM_MAIL_OFFLOADED}",
         client=client,
         journal=LinkJournal(redis, prefix, max_age_s=settings.reuse_max_age_s),
-        links_file=LinksFile(settings.links_file, settings.links_max_entries)
-        if settings.links_file
-        else None,
+        links_writer=writer,
     )
 
 
@@ -92,12 +98,20 @@ async def run(settings: OffloadSettings) -> int:
         claim_idle_ms=claim_idle_ms(settings),
     )
     runtime = WorkerRuntime(settings.common, redis, info=service.info)
-    components: list[Component] = [consumer.run]
+
+    async def consume(stop: asyncio.Event) -> None:
+        # Staged links-file rows of a crashed run are recovered before reading.
+        await service.start()
+        try:
+            await consumer.run(stop)
+        finally:
+            await service.close_links()  # pending file rows, within the drain
+
+    components: list[Component] = [consume]
     try:
         return await runtime.run(components)
     finally:
-        if service.client is not None:
-            await service.client.aclose()
+        await service.aclose()
 
 
 def main() -> None:

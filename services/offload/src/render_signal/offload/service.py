@@ -15,6 +15,12 @@ event id while the marker lives (7 days), even when a redelivered entry
 marker is also checked before any Worker call so a redelivery after a publish
 does no work. A crash after the publish but before the XACK only causes a
 redelivery that finds the marker and acks.
+
+Links file: rows for ``WEBHOOK_LINKS_FILE`` are staged in Redis together with
+the link journal write (before the publish) and written to the file by a
+:class:`~render_signal.offload.linkswriter.LinksFileWriter` in coalesced
+flushes; see that module for why nothing is lost. Call :meth:`start` before
+consuming and :meth:`aclose` after the consumer has drained.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from render_signal.common.logs import log_context, mask_url
 from render_signal.common.streams import DEFAULT_MAXLEN, PUBLISHED, Delivery
 from render_signal.offload.allowlist import refusal_reason
 from render_signal.offload.journal import LinkJournal
-from render_signal.offload.linksfile import LinksFile, make_entry
+from render_signal.offload.linksfile import make_entry
+from render_signal.offload.linkswriter import LinksFileWriter
 from render_signal.offload.metrics import ATTEMPTS, FALLBACKS, provider_label
 from render_signal.offload.normalise import normalise
 from render_signal.offload.objectkey import object_key
@@ -68,7 +75,7 @@ class OffloadService:
         out_stream: full key of mail.offloaded.
         client: the Worker client, or None when offload is disabled.
         journal: Redis link journal (reuse of earlier r2_urls).
-        links_file: the original's JSON journal file, or None.
+        links_writer: coalescing writer of the original's JSON journal file, or None.
     """
 
     def __init__(
@@ -79,14 +86,14 @@ class OffloadService:
         out_stream: str,
         client: WorkerClient | None,
         journal: LinkJournal,
-        links_file: LinksFile | None,
+        links_writer: LinksFileWriter | None,
     ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.out_stream = out_stream
         self.client = client
         self.journal = journal
-        self.links_file = links_file
+        self.links_writer = links_writer
         self._publish_script = redis.register_script(_PUBLISH_ONCE)
         self.published = 0
         self.duplicates_skipped = 0
@@ -94,6 +101,25 @@ class OffloadService:
     @property
     def enabled(self) -> bool:
         return self.client is not None
+
+    async def start(self) -> None:
+        """Recover staged links-file rows of an earlier run, then start the writer."""
+        if self.links_writer is not None:
+            await self.links_writer.recover()
+            self.links_writer.start()
+
+    async def close_links(self) -> None:
+        """Flush pending links-file rows and stop the writer (idempotent)."""
+        if self.links_writer is not None:
+            await self.links_writer.aclose()
+
+    async def aclose(self) -> None:
+        """Flush the links file, then close the Worker client."""
+        try:
+            await self.close_links()
+        finally:
+            if self.client is not None:
+                await self.client.aclose()
 
     def done_key(self, event_id: str) -> str:
         return f"{self.prefix}offload:done:{event_id}"
@@ -173,12 +199,8 @@ class OffloadService:
         results = await asyncio.gather(
             *(self._offload_one(link, event.email_id) for link in event.links)
         )
-        journal_rows = [row for _, row in results if row is not None]
-        if journal_rows and self.links_file is not None:
-            try:
-                await asyncio.to_thread(self.links_file.append, journal_rows)
-            except OSError as exc:
-                logger.warning("LINKS: could not write %s: %s", self.links_file.path, exc)
+        if self.links_writer is not None:
+            self.links_writer.submit([row for _, row in results if row is not None])
         return tuple(link for link, _ in results)
 
     async def _offload_one(
@@ -232,16 +254,18 @@ class OffloadService:
             FALLBACKS.labels(result.reason or "exception").inc()
             return kept, None
         ATTEMPTS.labels(label, "success").inc()
+        row = make_entry(source, result.r2_url, provider, result.original_filename)
+        writer = self.links_writer
         try:
             await self.journal.put(
                 source,
                 r2_url=result.r2_url,
                 provider=provider,
                 original_filename=result.original_filename,
+                also=None if writer is None else lambda pipe: writer.stage(pipe, row),
             )
         except Exception as exc:  # journal is an optimisation; the r2_url is still good
             logger.warning("OFFLOAD: link journal write failed: %s", type(exc).__name__)
-        row = make_entry(source, result.r2_url, provider, result.original_filename)
         return self._with_r2(kept, result.r2_url, result.original_filename), row
 
     @staticmethod
