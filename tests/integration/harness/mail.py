@@ -27,11 +27,15 @@ class Sent:
     attempts: int
 
 
-def make_email(marker: str, *, size_pad: int = 0, recadrage: bool = True) -> bytes:
+def make_email(
+    marker: str, *, size_pad: int = 0, recadrage: bool = True, html: bool = False
+) -> bytes:
     """A Média Solution recadrage email with a Dropbox and a SwissTransfer link.
 
     The marker is in the subject and the Message-ID; links are unique per email
-    so every email really goes through the Worker.
+    so every email really goes through the Worker. With ``html`` it is what
+    agencies actually send: multipart/alternative, the HTML part quoted-printable
+    (links split by soft line breaks) and padded to ``size_pad`` bytes.
     """
     token = uuid.uuid4()
     dropbox = f"https://www.dropbox.com/scl/fi/{token.hex[:12]}/Rapport-{marker}.zip?rlkey=k{token.hex[12:20]}&dl=0"
@@ -48,6 +52,8 @@ def make_email(marker: str, *, size_pad: int = 0, recadrage: bool = True) -> byt
         f"SwissTransfer : {swiss}\n\n"
         "Merci,\nL'équipe Média Solution\n"
     )
+    if html:
+        return _html_email(marker, subject, body, dropbox, swiss, size_pad, token.hex[:8])
     if size_pad:
         body += "\n" + ("Lorem ipsum dolor sit amet. " * (size_pad // 28 + 1))[:size_pad] + "\n"
     headers = [
@@ -61,6 +67,33 @@ def make_email(marker: str, *, size_pad: int = 0, recadrage: bool = True) -> byt
         "Content-Transfer-Encoding: 8bit",
     ]
     return ("\r\n".join(headers) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()
+
+
+def _html_email(
+    marker: str, subject: str, text: str, dropbox: str, swiss: str, size_pad: int, tag: str
+) -> bytes:
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    message = EmailMessage(policy=SMTP)
+    message["From"] = "Agence Média <missions@mediasolution.example.org>"
+    message["To"] = "alice@localhost"
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{marker}.{tag}@e2e.render-signal>"
+    message["Date"] = email.utils.formatdate(localtime=False)
+    message.set_content(text, cte="quoted-printable")
+    paragraph = '<p style="margin:0 0 12px;font-family:Arial">Lorem ipsum dolor, é à ç.</p>'
+    # Quoted-printable grows this markup by about a quarter (=3D, =C3=A9, soft breaks).
+    filler = "\n".join([paragraph] * max(1, int(size_pad / (1.25 * len(paragraph)))))
+    page = (
+        '<html><body><table role="presentation"><tr><td>'
+        "<p>Bonjour,</p><p>Veuillez trouver les fichiers de la mission, à faire pour 16h30.</p>"
+        f'<p><a href="{dropbox.replace("&", "&amp;")}">Télécharger (Dropbox)</a><br>'
+        f'<a href="{swiss}">Télécharger (SwissTransfer)</a></p>'
+        f"{filler}</td></tr></table></body></html>"
+    )
+    message.add_alternative(page, subtype="html", cte="quoted-printable")
+    return message.as_bytes()
 
 
 class ImapAppender:
