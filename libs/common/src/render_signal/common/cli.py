@@ -84,7 +84,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     redis_server: RedisServer | None = None
     if not env.get("REDIS_URL"):
         port = 6390 if _port_free(6390) else 0
-        redis_server = RedisServer(RUN_DIR / "redis", port=port, aof=True).start()
+        redis_server = RedisServer(
+            RUN_DIR / "redis", port=port, aof=True, die_with_parent=True
+        ).start()
         env["REDIS_URL"] = redis_server.url
         _say(f"render-signal: started redis-server ({redis_server.binary}) on {env['REDIS_URL']}")
     sink: RecordingSink | None = None

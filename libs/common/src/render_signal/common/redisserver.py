@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from render_signal.common.childprocess import die_with_parent
+
 __all__ = ["RedisServer", "embedded_redis_server", "find_redis_server", "free_port"]
 
 
@@ -67,7 +69,13 @@ class RedisServer:
     """
 
     def __init__(
-        self, data_dir: Path, port: int = 0, *, aof: bool = True, binary: str | None = None
+        self,
+        data_dir: Path,
+        port: int = 0,
+        *,
+        aof: bool = True,
+        binary: str | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         binary = binary or find_redis_server()
         if binary is None:
@@ -78,6 +86,9 @@ class RedisServer:
         self.data_dir = data_dir.resolve()  # redis chdirs to --dir before opening the log
         self.port = port or free_port()
         self.aof = aof
+        # Opt-in: PDEATHSIG follows the *thread* that started the server, so only
+        # callers starting it from their main thread (the CLI) can use it.
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -98,7 +109,11 @@ class RedisServer:
             "--daemonize", "no",
         ]  # fmt: skip
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary, our own args
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent if self.die_with_parent else None,
         )
         self._wait_ready(timeout_s)
         return self

@@ -10,7 +10,6 @@ restart cannot fix: the supervisor prints it and stops the stack.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -22,21 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from render_signal.common.childprocess import die_with_parent
+
 __all__ = ["SERVICES", "Child", "Supervisor", "service_command"]
 
 SERVICES = ("ingest", "offload", "notify", "gateway")
 CONFIG_ERROR_EXIT = 2
-PR_SET_PDEATHSIG = 1
-
-try:  # loaded before any fork so the pre-exec hook only makes one C call
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
-except OSError:  # not Linux/glibc: children simply won't follow a killed parent
-    _LIBC = None
-
-
-def _die_with_parent() -> None:
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def service_command(name: str) -> list[str]:
@@ -62,7 +52,7 @@ class Child:
 
     def start(self) -> None:
         self.process = subprocess.Popen(  # noqa: S603 - our own console scripts
-            self.argv, env=self.env, preexec_fn=_die_with_parent, start_new_session=True
+            self.argv, env=self.env, preexec_fn=die_with_parent, start_new_session=True
         )
         self.started_at = time.monotonic()
 
