@@ -171,3 +171,30 @@ def test_ingress_reply_carries_the_email_id_the_webhook_will_carry(stack: Stack)
         time.sleep(0.1)
     assert set(ids) <= seen, (ids, seen, stack.output()[-3000:])
     assert stack.interrupt() == 0
+
+
+def test_killing_the_supervisor_outright_leaves_no_process(stack: Stack) -> None:
+    """SIGKILL of `render-signal up` itself: the kernel stops its children (PDEATHSIG)."""
+    import os
+    import signal
+    import socket
+
+    stack.up()
+    assert stack.cli("status", "--wait", "20", timeout=40).returncode == 0, stack.output()
+    state = stack.state()
+    pids = [int(c["pid"]) for c in state["children"]]  # type: ignore[index,union-attr]
+    redis_port = int(str(state["redis_url"]).rsplit(":", 1)[1].split("/")[0])
+    assert stack.process is not None
+    os.kill(stack.process.pid, signal.SIGKILL)  # the supervisor only, not its group
+    stack.process.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and [p for p in pids if pid_alive(p)]:
+        time.sleep(0.1)
+    assert not [p for p in pids if pid_alive(p)], "services outlived their supervisor"
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", redis_port)) != 0:
+                break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("redis outlived its supervisor")
