@@ -174,3 +174,37 @@ async def test_default_lock_key_is_exactly_the_originals(
     assert watcher.lock.key == "render_signal:poller_lock"
     assert watcher.lock.ttl_ms == 300_000
     assert watcher.sync.checkpoints.key("INBOX") == "render_signal:ingest:imap:checkpoint:INBOX"
+
+
+async def test_burst_arriving_mid_sync_is_published_without_waiting(
+    dovecot: DovecotServer, redis: Redis, key_prefix: str, settings_for, start_watcher
+) -> None:
+    """Mail announced inside a command's response is not announced again at IDLE.
+
+    A burst from three connections lands while the watcher is fetching and
+    flagging earlier mail; every message must be published long before the
+    backstop re-sync (the polling interval) could explain it.
+    """
+    poll_interval = 120.0
+    settings = settings_for(EMAIL_POLLING_INTERVAL_SECONDS=str(poll_interval))
+    running = await start_watcher(settings)
+    await wait_for(lambda: _idle(running), 10, "IDLE mode")
+    messages = [make_email(f"Burst {i}", "https://fromsmash.com/b{i}") for i in range(90)]
+    started = time.monotonic()
+
+    def send(part: list[bytes]) -> None:
+        for message in part:
+            dovecot.append(message)
+
+    await asyncio.gather(*(asyncio.to_thread(send, messages[i::3]) for i in range(3)))
+
+    async def all_published() -> bool:
+        seen = {message_id_of(e) for e in await raw_events(redis, key_prefix)}
+        return {mid(m) for m in messages} <= seen
+
+    await wait_for(all_published, 60, "every message of the burst")
+    elapsed = time.monotonic() - started
+    print(f"\nburst of {len(messages)}: all published {elapsed:.1f}s after the first APPEND")
+    assert elapsed < poll_interval, "only the backstop re-sync found some of the burst"
+    events = await raw_events(redis, key_prefix)
+    assert len(events) == len({e.event_id for e in events}) == len(messages), "no duplicates"

@@ -221,6 +221,23 @@ class ImapAdapter:
     async def noop(self) -> None:
         await self._call("noop", lambda: self.client.noop())
 
+    async def new_mail_reported(self) -> bool:
+        """Whether the server reported new mail (EXISTS) since the last check.
+
+        A message that arrives while a command runs is announced in that
+        command's response, which imapclient leaves unread in imaplib's
+        ``untagged_responses``; the server never repeats it at IDLE. NOOP first,
+        so changes since the last command are reported too.
+        """
+
+        def _check() -> bool:
+            self.client.noop()
+            pending = self.client._imap.untagged_responses
+            return bool(pending.pop("EXISTS", None)) | bool(pending.pop("RECENT", None))
+
+        reported: bool = await self._call("noop", _check)
+        return reported
+
     async def idle_start(self) -> None:
         await self._call("idle", lambda: self.client.idle())
 

@@ -59,6 +59,9 @@ SCHEDULE_ACTIVE = Gauge(
 
 #: Granularity of waits inside IDLE and between polls (stop/schedule/lock checks).
 TICK_S = 1.0
+# Passes in a row while the server keeps announcing new mail (a burst); then IDLE,
+# whose start reports anything still pending.
+MAX_SYNC_ROUNDS = 20
 
 
 def _set_mode(mode: str | None) -> None:
@@ -198,7 +201,7 @@ class ImapWatcher:
 
     async def _session(self, imap: ImapAdapter, stop: asyncio.Event, lost: asyncio.Event) -> None:
         box = await imap.select(self.settings.imap_mailbox)
-        await self.sync.run(imap, box, time.time())
+        await self._sync_until_quiet(imap, box, time.time())
         if imap.supports_idle and self.settings.imap_use_idle:
             _set_mode("idle")
             while True:
@@ -209,12 +212,31 @@ class ImapWatcher:
             await imap.noop()
             await self.sync.run(imap, box, time.time())
 
+    async def _sync_until_quiet(
+        self, imap: ImapAdapter, box: SelectedMailbox, seen_at: float
+    ) -> None:
+        """Sync until the server reports no mail that arrived during the pass.
+
+        Mail announced in a command's response is not announced again at IDLE,
+        so IDLE is entered only once a pass ends with nothing new reported.
+        """
+        for _ in range(MAX_SYNC_ROUNDS):
+            await self.sync.run(imap, box, seen_at)
+            if not await imap.new_mail_reported():
+                return
+            seen_at = time.time()
+
     async def _idle_once(
         self, imap: ImapAdapter, box: SelectedMailbox, stop: asyncio.Event, lost: asyncio.Event
     ) -> None:
-        """IDLE until new mail or the renewal is due; then one sync pass."""
+        """IDLE until new mail or the renewal is due; then sync until quiet.
+
+        IDLE is also left every polling interval as a backstop: a server that
+        drops an EXISTS notification then delays mail by at most that interval.
+        """
         await imap.idle_start()
-        renew_at = time.monotonic() + self.settings.idle_renew_s
+        renew_in = min(self.settings.idle_renew_s, self.settings.polling_interval_s)
+        renew_at = time.monotonic() + renew_in
         seen_at = time.time()
         try:
             while time.monotonic() < renew_at:
@@ -227,7 +249,7 @@ class ImapWatcher:
             await imap.idle_done()
             raise
         await imap.idle_done()
-        await self.sync.run(imap, box, seen_at)
+        await self._sync_until_quiet(imap, box, seen_at)
 
     # -- helpers ----------------------------------------------------------------------------
     async def _active(self) -> bool:
