@@ -15,8 +15,8 @@ Delivery semantics (see docs/architecture.md):
   :class:`PermanentError` go there at once.
 * If the group disappears (NOGROUP), it is recreated at the last entry this
   consumer saw, so history is not replayed and nothing newer is skipped.
-* Entries every group has acknowledged are trimmed (XTRIM MINID) about once a
-  minute, so a stream holds its backlog, not its history (entries carry whole
+* Entries every group has acknowledged are trimmed (XTRIM MINID) every ten
+  seconds, so a stream holds its backlog, not its history (entries carry whole
   emails). The approximate MAXLEN on publish is only a hard cap for a group
   that stopped consuming.
 * SIGTERM sets the stop event: the in-flight batch finishes (bounded by the
@@ -223,7 +223,7 @@ class Consumer(Generic[E]):
         claim_idle_ms: int = 30_000,
         claim_interval_s: float | None = None,
         max_deliveries: int = 5,
-        trim_interval_s: float = 60.0,
+        trim_interval_s: float = 10.0,
     ) -> None:
         self.redis = redis
         self.stream_key = stream_key
