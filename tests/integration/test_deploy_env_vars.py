@@ -29,7 +29,7 @@ VAR = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # Names built at run time in read_common(): f"{service.upper()}_METRICS_PORT", or PORT.
 DYNAMIC_PORT_VARS = {"INGEST_METRICS_PORT", "OFFLOAD_METRICS_PORT", "NOTIFY_METRICS_PORT", "PORT"}
 # Read from the platform, not configured by people.
-PLATFORM_VARS = {"HOSTNAME"}
+PLATFORM_VARS = {"HOSTNAME", "PATH"}
 
 
 def source_files() -> list[Path]:
