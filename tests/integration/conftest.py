@@ -59,3 +59,19 @@ def pipeline_factory(tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
     finally:
         for pipeline in started:
             pipeline.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Show what the e2e and fault runs measured (latency, counts, seed) even when
+    they pass: pytest only shows captured output of failures."""
+    reports = [
+        r
+        for r in terminalreporter.stats.get("passed", [])
+        if r.when == "call" and ("/test_e2e_" in r.nodeid or "/test_faults_" in r.nodeid)
+    ]
+    if not reports:
+        return
+    terminalreporter.section("end-to-end measurements")
+    for report in reports:
+        for line in report.capstdout.strip().splitlines():
+            terminalreporter.write_line(f"{report.nodeid.rsplit('/', 1)[-1]}: {line.strip()}")
