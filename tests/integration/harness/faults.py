@@ -134,9 +134,8 @@ class FaultLanes:
         def act(rng: random.Random) -> None:
             service = self.pipeline.services[name]
             at = time.time()
-            service.stop()
+            service.restart()
             self._record(f"restart:{name}", at, time.time())
-            service.start()
 
         return act
 

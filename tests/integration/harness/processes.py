@@ -132,6 +132,14 @@ class ServiceProcess:
         with self.lock:
             return self._stop(timeout_s)
 
+    def restart(self, timeout_s: float = 30.0) -> int | None:
+        """A normal restart: SIGTERM then start, under the lock so the reviver never
+        mistakes the deliberate exit for a crash."""
+        with self.lock:
+            code = self._stop(timeout_s)
+            self._spawn()
+            return code
+
     def _stop(self, timeout_s: float) -> int | None:
         if not self.alive():
             return None if self.process is None else self.process.returncode

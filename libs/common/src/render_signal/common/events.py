@@ -104,6 +104,20 @@ class MailOffloaded(
 
     offload_enabled: bool = False
 
+    @classmethod
+    def from_received(
+        cls,
+        received: MailReceived,
+        *,
+        links: tuple[DeliveryLink, ...],
+        offload_enabled: bool,
+        trace: dict[str, float],
+    ) -> MailOffloaded:
+        """The offloaded form of ``received``: every parsed field kept, links replaced."""
+        fields = msgspec.structs.asdict(received)
+        fields.update(links=links, offload_enabled=offload_enabled, trace=trace)
+        return cls(**fields)
+
 
 Event = MailRaw | MailReceived | MailOffloaded
 E = TypeVar("E", MailRaw, MailReceived, MailOffloaded)

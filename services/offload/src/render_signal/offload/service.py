@@ -147,22 +147,9 @@ class OffloadService:
                 return
             started = time.perf_counter()
             links = await self.offload_links(event)
-            out = MailOffloaded(
-                event_id=event.event_id,
-                email_id=event.email_id,
-                source=event.source,
-                subject=event.subject,
-                sender_address=event.sender_address,
-                sender_email=event.sender_email,
-                received_date=event.received_date,
-                body_text=event.body_text,
-                body_html=event.body_html,
+            out = MailOffloaded.from_received(
+                event,
                 links=links,
-                detector=event.detector,
-                delivery_time=event.delivery_time,
-                is_urgent=event.is_urgent,
-                truncated=event.truncated,
-                received_at=event.received_at,
                 offload_enabled=self.enabled,
                 trace={**event.trace, "offloaded_at": time.time()},
             )
