@@ -86,17 +86,27 @@ class WorkerRuntime:
             interval_s=self.common.heartbeat_interval_s,
             info=self.info,
         )
-        tasks = [asyncio.create_task(c(self.stop)) for c in components]
+        tasks = [
+            asyncio.create_task(c(self.stop), name=getattr(c, "__qualname__", repr(c)))
+            for c in components
+        ]
         beat = asyncio.create_task(heartbeat.run(self.stop))
         logger.info("PROCESS: %s started (instance %s)", self.common.service, self.common.instance)
         exit_code = 0
         stopper = asyncio.create_task(self.stop.wait())
         done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task is not stopper and task.exception() is not None:
+            if task is stopper:
+                continue
+            if task.exception() is not None:
                 logger.error(
                     "PROCESS: component crashed: %r", task.exception(), exc_info=task.exception()
                 )
+                exit_code = 1
+            elif not self.stop.is_set():
+                # Components run until stopped: an early return is a bug, and exiting
+                # non-zero makes the supervisor (or Kubernetes) restart the process.
+                logger.error("PROCESS: component %s ended unexpectedly", task.get_name())
                 exit_code = 1
         self.stop.set()
         deadline = time.monotonic() + self.common.drain_timeout_s
