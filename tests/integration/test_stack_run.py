@@ -198,3 +198,57 @@ def test_killing_the_supervisor_outright_leaves_no_process(stack: Stack) -> None
         time.sleep(0.1)
     else:
         raise AssertionError("redis outlived its supervisor")
+
+
+def test_make_run_on_a_fresh_clone(tmp_path: Path) -> None:
+    """The README's command, literally: `make run` in a fresh clone, status, Ctrl-C."""
+    import json
+    import os
+    import shutil
+    import signal
+    import subprocess
+
+    require_component(
+        bool(shutil.which("git") and shutil.which("make") and shutil.which("uv")),
+        "git, make and uv are needed to run `make run` on a clone",
+    )
+    repo = Path(__file__).resolve().parents[2]
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True, timeout=120)
+    assert not (clone / ".env").exists() and not (clone / ".venv").exists()
+    probe = Stack(clone)  # free ports and a clean environment (no REDIS_URL)
+    env = {k: v for k, v in probe.env.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+    log = (tmp_path / "make-run.log").open("wb")
+    make = subprocess.Popen(
+        ["make", "run"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        state_file = clone / ".run" / "state.json"
+        deadline = time.monotonic() + 240  # includes `uv sync` and `npm ci` in the clone
+        while not state_file.exists():
+            assert make.poll() is None, (tmp_path / "make-run.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "make-run.log").read_text()
+            time.sleep(0.2)
+        status = subprocess.run(
+            [str(clone / ".venv" / "bin" / "render-signal"), "status", "--wait", "20"],
+            cwd=clone, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stdout + (tmp_path / "make-run.log").read_text()
+        state = json.loads(state_file.read_text())
+        pids = [int(c["pid"]) for c in state["children"]]
+        output = (tmp_path / "make-run.log").read_text()
+        assert f"http://127.0.0.1:{env['PORT']}/" in output
+        assert "Dev login:  admin / " in output
+        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        make.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while [p for p in pids if pid_alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in pids if pid_alive(p)], "a service outlived Ctrl-C"
+        assert "RENDER_SIGNAL_ENV=dev" in (clone / ".env").read_text()
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait(timeout=10)
+        log.close()
