@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -96,3 +97,7 @@ class Harness:
 
     async def aclose(self) -> None:
         await self.sender.aclose()
+
+
+# A test fixture that builds harnesses (conftest `make`).
+Factory = Callable[..., Harness]

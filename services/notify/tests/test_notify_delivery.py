@@ -6,13 +6,10 @@ import base64
 import datetime as dt
 import email.utils
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from notify_harness import Harness, make_event, make_settings, paris
+from notify_harness import Factory, Harness, make_event, paris
 from receiver import Receiver
-from redis.asyncio import Redis
-from render_signal.notify.clock import ManualClock
 from render_signal.notify.deadletters import (
     disabled_targets_key,
     list_dead_letters,
@@ -24,30 +21,7 @@ from standardwebhooks.webhooks import Webhook
 MONDAY_7H = paris(2026, 3, 30, 7, 0)
 WINDOW = {"webhook_time_start": "09:00", "webhook_time_end": "18:00"}
 
-Factory = Callable[..., Harness]
-
-
-@pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-async def make(
-    redis: Redis, redis_url: str, key_prefix: str, rx: Receiver
-) -> AsyncIterator[Factory]:
-    made: list[Harness] = []
-
-    def factory(start: float = MONDAY_7H, **env: str) -> Harness:
-        env.setdefault("WEBHOOK_URL", rx.url())
-        harness = Harness(redis, make_settings(redis_url, key_prefix, **env), ManualClock(start))
-        made.append(harness)
-        return harness
-
-    yield factory
-    for harness in made:
-        await harness.aclose()
+START = MONDAY_7H  # the harness clock's default start (conftest `make`)
 
 
 async def due_of(h: Harness, webhook_id: str) -> float:

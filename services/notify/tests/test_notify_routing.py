@@ -4,43 +4,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from notify_harness import Harness, make_event, make_settings, paris
+from notify_harness import Factory, make_event, paris
 from receiver import Receiver
 from redis.asyncio import Redis
-from render_signal.notify.clock import ManualClock
 from render_signal.notify.makewatcher import MakeWatcher
 from render_signal.notify.rules import condition_matches
 from render_signal.notify.weblog import read_webhook_logs, write_webhook_log
 from render_signal.notify.window import DESABO
 
 MONDAY_10H = paris(2026, 3, 30, 10, 0)
-Factory = Callable[..., Harness]
-
-
-@pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-async def make(
-    redis: Redis, redis_url: str, key_prefix: str, rx: Receiver
-) -> AsyncIterator[Factory]:
-    made: list[Harness] = []
-
-    def factory(start: float = MONDAY_10H, **env: str) -> Harness:
-        env.setdefault("WEBHOOK_URL", rx.url())
-        harness = Harness(redis, make_settings(redis_url, key_prefix, **env), ManualClock(start))
-        made.append(harness)
-        return harness
-
-    yield factory
-    for harness in made:
-        await harness.aclose()
+START = MONDAY_10H  # the harness clock's default start (conftest `make`)
 
 
 COMMON_FIELDS = {
