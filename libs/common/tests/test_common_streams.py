@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
@@ -17,6 +19,27 @@ from render_signal.common.streams import Consumer, Delivery, PermanentError, pub
 
 def raw(event_id: str) -> MailRaw:
     return MailRaw(event_id=event_id, source="http_raw", received_at=time.time(), raw=b"x")
+
+
+@contextlib.asynccontextmanager
+async def recording_consumer(redis: Redis, stream: str, **options: Any) -> AsyncIterator[list[str]]:
+    """A running consumer (group ``g``) recording handled event ids; stopped on exit."""
+    seen: list[str] = []
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        seen.append(event.event_id)
+
+    consumer = Consumer(
+        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
+        handler=handler, block_ms=100, **{"claim_idle_ms": 200, **options},
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        yield seen
+    finally:
+        stop.set()
+        await task
 
 
 async def handled_ids(redis: Redis, prefix: str) -> list[str]:
@@ -144,37 +167,25 @@ async def test_consumer_survives_redis_sigkill_and_handles_every_entry(
 ) -> None:
     redis = create_redis(own_redis.url, block_ms=100)
     stream = "t:mail.raw"
-    seen: list[str] = []
+    async with recording_consumer(redis, stream) as seen:
+        for i in range(20):
+            await publish(redis, stream, raw(f"before-{i}"))
 
-    async def handler(event: MailRaw, delivery: Delivery) -> None:
-        seen.append(event.event_id)
+        async def got_first() -> bool:
+            return len(seen) == 20
 
-    consumer = Consumer(
-        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
-        handler=handler, block_ms=100, claim_idle_ms=200,
-    )  # fmt: skip
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
-    for i in range(20):
-        await publish(redis, stream, raw(f"before-{i}"))
+        await eventually(got_first, what="first 20 entries")
+        # fsync the AOF so the published entries are on disk before the crash
+        await redis.execute_command("BGREWRITEAOF")
+        own_redis.kill()
+        await asyncio.to_thread(own_redis.start)
+        for i in range(20):
+            await publish(redis, stream, raw(f"after-{i}"))
 
-    async def got_first() -> bool:
-        return len(seen) == 20
+        async def got_all() -> bool:
+            return {f"after-{i}" for i in range(20)} <= set(seen)
 
-    await eventually(got_first, what="first 20 entries")
-    # fsync the AOF so the published entries are on disk before the crash
-    await redis.execute_command("BGREWRITEAOF")
-    own_redis.kill()
-    await asyncio.to_thread(own_redis.start)
-    for i in range(20):
-        await publish(redis, stream, raw(f"after-{i}"))
-
-    async def got_all() -> bool:
-        return {f"after-{i}" for i in range(20)} <= set(seen)
-
-    await eventually(got_all, timeout_s=30, what="entries published after the restart")
-    stop.set()
-    await task
+        await eventually(got_all, timeout_s=30, what="entries published after the restart")
     assert set(seen) == {f"before-{i}" for i in range(20)} | {f"after-{i}" for i in range(20)}
     await redis.aclose()
 
@@ -183,39 +194,27 @@ async def test_group_deleted_under_running_consumer_is_recreated_without_replay(
     redis: Redis, key_prefix: str
 ) -> None:
     stream = f"{key_prefix}mail.raw"
-    seen: list[str] = []
+    async with recording_consumer(redis, stream) as seen:
+        for i in range(5):
+            await publish(redis, stream, raw(f"old-{i}"))
 
-    async def handler(event: MailRaw, delivery: Delivery) -> None:
-        seen.append(event.event_id)
+        async def old_done() -> bool:
+            return len(seen) == 5
 
-    consumer = Consumer(
-        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
-        handler=handler, block_ms=100, claim_idle_ms=200,
-    )  # fmt: skip
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
-    for i in range(5):
-        await publish(redis, stream, raw(f"old-{i}"))
+        await eventually(old_done, what="old entries")
+        await redis.xgroup_destroy(stream, "g")
+        await publish(redis, stream, raw("new-0"))
 
-    async def old_done() -> bool:
-        return len(seen) == 5
+        async def new_done() -> bool:
+            return "new-0" in seen
 
-    await eventually(old_done, what="old entries")
-    await redis.xgroup_destroy(stream, "g")
-    await publish(redis, stream, raw("new-0"))
+        await eventually(new_done, what="the entry published after the group vanished")
+        await publish(redis, stream, raw("new-1"))
 
-    async def new_done() -> bool:
-        return "new-0" in seen
+        async def newer_done() -> bool:
+            return "new-1" in seen
 
-    await eventually(new_done, what="the entry published after the group vanished")
-    await publish(redis, stream, raw("new-1"))
-
-    async def newer_done() -> bool:
-        return "new-1" in seen
-
-    await eventually(newer_done, what="a later entry")
-    stop.set()
-    await task
+        await eventually(newer_done, what="a later entry")
     assert seen == [*(f"old-{i}" for i in range(5)), "new-0", "new-1"], "no history replayed"
 
 
@@ -277,23 +276,11 @@ async def test_acknowledged_history_is_trimmed_but_pending_work_is_kept(
 
 async def test_consumer_trims_its_stream_as_it_goes(redis: Redis, key_prefix: str) -> None:
     stream = f"{key_prefix}mail.raw"
-    seen: list[str] = []
+    async with recording_consumer(redis, stream, trim_interval_s=0.0) as seen:
+        for i in range(25):
+            await publish(redis, stream, raw(f"e{i}"))
 
-    async def handler(event: MailRaw, delivery: Delivery) -> None:
-        seen.append(event.event_id)
+        async def all_handled_and_trimmed() -> bool:
+            return len(seen) == 25 and int(await redis.xlen(stream)) == 0
 
-    consumer = Consumer(
-        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
-        handler=handler, block_ms=100, trim_interval_s=0.0,
-    )  # fmt: skip
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
-    for i in range(25):
-        await publish(redis, stream, raw(f"e{i}"))
-
-    async def all_handled_and_trimmed() -> bool:
-        return len(seen) == 25 and int(await redis.xlen(stream)) == 0
-
-    await eventually(all_handled_and_trimmed, what="handled entries trimmed away")
-    stop.set()
-    await task
+        await eventually(all_handled_and_trimmed, what="handled entries trimmed away")
