@@ -33,13 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
-from render_signal.common.events import (
-    STREAM_MAIL_OFFLOADED,
-    STREAM_MAIL_RECEIVED,
-    DeliveryLink,
-    MailReceived,
-    encode_entry,
-)
+from render_signal.common.events import DeliveryLink, MailReceived, encode_entry
+from render_signal.common.keys import STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED
 from render_signal.common.redisclient import create_redis
 from render_signal.common.redisserver import RedisServer
 from render_signal.common.settings import EnvReader

@@ -13,13 +13,8 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore
-from render_signal.common.events import (
-    STREAM_MAIL_RAW,
-    STREAM_MAIL_RECEIVED,
-    MailRaw,
-    MailReceived,
-    decode_entry,
-)
+from render_signal.common.events import MailRaw, MailReceived, decode_entry
+from render_signal.common.keys import STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import dlq_key, ensure_group, publish
 from render_signal.ingest.identity import legacy_email_id, message_id_email_id

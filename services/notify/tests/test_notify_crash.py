@@ -19,7 +19,8 @@ from notify_proc import INSTANCE, heartbeat_info, pause, start_notify, until, wa
 from receiver import Receiver
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore
-from render_signal.common.events import STREAM_MAIL_OFFLOADED, MailOffloaded
+from render_signal.common.events import MailOffloaded
+from render_signal.common.keys import STREAM_MAIL_OFFLOADED
 from render_signal.common.streams import ensure_group, publish
 from render_signal.notify.clock import ManualClock
 from render_signal.notify.jobs import Job, JobQueue

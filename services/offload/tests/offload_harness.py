@@ -9,14 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
-from render_signal.common.events import (
-    STREAM_MAIL_OFFLOADED,
-    STREAM_MAIL_RECEIVED,
-    DeliveryLink,
-    MailOffloaded,
-    MailReceived,
-    decode_entry,
-)
+from render_signal.common.events import DeliveryLink, MailOffloaded, MailReceived, decode_entry
+from render_signal.common.keys import STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import Consumer, ensure_group, publish
 from render_signal.offload.linksfile import LinksFile, make_entry
@@ -93,7 +87,7 @@ async def running_service(redis: Redis, settings: OffloadSettings) -> AsyncItera
     service = build_service(settings, redis)
     consumer: Consumer[MailReceived] = Consumer(
         redis,
-        stream_key=settings.common.key(STREAM_MAIL_RECEIVED),
+        stream_key=settings.common.keys.stream(STREAM_MAIL_RECEIVED),
         group=GROUP,
         consumer="test-0",
         event_type=MailReceived,
@@ -101,7 +95,9 @@ async def running_service(redis: Redis, settings: OffloadSettings) -> AsyncItera
         block_ms=100,
         concurrency=4,
     )
-    await ensure_group(redis, settings.common.key(STREAM_MAIL_RECEIVED), GROUP, start_id="0")
+    await ensure_group(
+        redis, settings.common.keys.stream(STREAM_MAIL_RECEIVED), GROUP, start_id="0"
+    )
     await service.start()
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))

@@ -14,7 +14,8 @@ from pathlib import Path
 from offload_harness import links_writer as _writer
 from offload_harness import mail, make_settings, offload_env, running_service, send, wait_offloaded
 from redis.asyncio import Redis
-from render_signal.common.events import STREAM_MAIL_RECEIVED, MailReceived
+from render_signal.common.events import MailReceived
+from render_signal.common.keys import STREAM_MAIL_RECEIVED
 from render_signal.common.streams import Consumer, ensure_group
 from render_signal.offload.linksfile import LinksFile, make_entry
 from render_signal.offload.linkswriter import LinksFileWriter
@@ -277,7 +278,7 @@ async def test_service_rows_survive_a_crash_before_the_flush(
         env = offload_env(redis_url, key_prefix, worker.url, WEBHOOK_LINKS_FILE=str(links_path))
         settings = make_settings(env)
         crashed = build_service(settings, redis)  # its writer is never started: never flushes
-        stream = settings.common.key(STREAM_MAIL_RECEIVED)
+        stream = settings.common.keys.stream(STREAM_MAIL_RECEIVED)
         await ensure_group(redis, stream, GROUP, start_id="0")
         consumer: Consumer[MailReceived] = Consumer(
             redis,

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from render_signal.common.errors import ConfigConflict
 
 __all__ = ["ConfigConflict", "ConfigDocument", "ConfigStore", "ConfigWatcher"]
 
@@ -39,10 +40,6 @@ redis.call('HSET', KEYS[1], 'data', ARGV[1], 'updated_at', ARGV[2])
 redis.call('PUBLISH', KEYS[2], ARGV[4] .. ':' .. v)
 return v
 """
-
-
-class ConfigConflict(Exception):
-    """The document changed since the caller read it (optimistic concurrency)."""
 
 
 class ConfigDocument(msgspec.Struct, frozen=True):

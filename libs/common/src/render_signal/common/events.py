@@ -14,30 +14,18 @@ from __future__ import annotations
 from typing import Literal, TypeVar
 
 import msgspec
+from render_signal.common.errors import MalformedEvent
 
 __all__ = [
-    "STREAM_MAIL_OFFLOADED",
-    "STREAM_MAIL_RAW",
-    "STREAM_MAIL_RECEIVED",
     "DeliveryLink",
     "Event",
     "MailOffloaded",
     "MailRaw",
     "MailReceived",
-    "MalformedEvent",
     "ParsedMail",
     "decode_entry",
     "encode_entry",
 ]
-
-STREAM_MAIL_RAW = "mail.raw"
-STREAM_MAIL_RECEIVED = "mail.received"
-STREAM_MAIL_OFFLOADED = "mail.offloaded"
-ALL_STREAMS = (STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED, STREAM_MAIL_OFFLOADED)
-
-
-class MalformedEvent(Exception):
-    """A stream entry that cannot be decoded into a known event version."""
 
 
 class MailRaw(msgspec.Struct, frozen=True, kw_only=True, tag="mail.raw/1", tag_field="type"):

@@ -21,6 +21,8 @@ from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
+from render_signal.common.errors import SettingsError
+from render_signal.common.keys import DEFAULT_PREFIX, Keys
 from render_signal.common.logs import register_secret
 
 __all__ = [
@@ -66,14 +68,6 @@ PLACEHOLDER_HOSTS = frozenset(
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 DEV_MODE_WORDS = frozenset({"dev", "development", "local", "test"})
-
-
-class SettingsError(Exception):
-    """Raised with one line per missing or invalid variable."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 def load_env_file(path: Path) -> dict[str, str]:
@@ -302,9 +296,10 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str
     drain_timeout_s: float
 
-    def key(self, suffix: str) -> str:
-        """A Redis key under this deployment's prefix."""
-        return f"{self.key_prefix}{suffix}"
+    @property
+    def keys(self) -> Keys:
+        """This deployment's Redis keys (under ``REDIS_KEY_PREFIX``)."""
+        return Keys(self.key_prefix)
 
 
 DEFAULT_METRICS_PORTS = {"ingest": 9101, "offload": 9102, "notify": 9103, "gateway": 8000}
@@ -336,7 +331,7 @@ def read_common(env: EnvReader, service: str) -> CommonSettings:
     return CommonSettings(
         service=service,
         redis_url=redis_url,
-        key_prefix=env.string("REDIS_KEY_PREFIX", "render_signal:"),
+        key_prefix=env.string("REDIS_KEY_PREFIX", DEFAULT_PREFIX),
         dev_mode=env.dev_mode,
         instance=env.string("RENDER_SIGNAL_INSTANCE", "") or default_instance_name(),
         log_level=env.string("LOG_LEVEL", "INFO", "FLASK_LOG_LEVEL").upper(),

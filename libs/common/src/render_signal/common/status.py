@@ -12,8 +12,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from render_signal.common.events import ALL_STREAMS
 from render_signal.common.heartbeat import read_heartbeats
+from render_signal.common.keys import ALL_STREAMS
 from render_signal.common.streams import dlq_key
 
 __all__ = ["gather_status", "render_status"]

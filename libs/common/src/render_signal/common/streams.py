@@ -38,11 +38,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from render_signal.common.errors import MalformedEvent, PermanentError
 from render_signal.common.events import (
     MailOffloaded,
     MailRaw,
     MailReceived,
-    MalformedEvent,
     decode_entry,
     encode_entry,
 )
@@ -86,10 +86,6 @@ LAST_LOOP = Gauge(
 PUBLISHED = Counter(
     "render_signal_stream_published_total", "Entries published, by stream", ["stream"]
 )
-
-
-class PermanentError(Exception):
-    """A handler error that retrying cannot fix: dead-letter the entry now."""
 
 
 class Delivery(msgspec.Struct, frozen=True):

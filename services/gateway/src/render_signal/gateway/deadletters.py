@@ -24,7 +24,7 @@ from render_signal.common.deadletters import (
     replay_notify_dead_letter,
     replay_stream_dead_letter,
 )
-from render_signal.common.events import ALL_STREAMS
+from render_signal.common.keys import ALL_STREAMS
 from render_signal.common.logs import mask_url
 from render_signal.common.streams import dlq_key
 from render_signal.gateway.errors import ApiError

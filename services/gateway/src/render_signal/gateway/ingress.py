@@ -18,8 +18,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from render_signal.common.events import STREAM_MAIL_RAW, MailRaw
+from render_signal.common.events import MailRaw
 from render_signal.common.identity import gmail_email_id, message_id_email_id, raw_message_id
+from render_signal.common.keys import STREAM_MAIL_RAW
 from render_signal.common.streams import publish
 from render_signal.gateway.errors import ApiError
 from render_signal.gateway.settings import GatewaySettings

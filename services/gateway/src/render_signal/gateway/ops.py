@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from render_signal.common.events import ALL_STREAMS
 from render_signal.common.heartbeat import read_heartbeats
+from render_signal.common.keys import ALL_STREAMS
 from render_signal.common.logs import mask_url
 from render_signal.common.streams import dlq_key
 from render_signal.gateway.sessions import Session

@@ -30,7 +30,8 @@ import time
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
-from render_signal.common.events import STREAM_MAIL_RAW, MailRaw
+from render_signal.common.events import MailRaw
+from render_signal.common.keys import STREAM_MAIL_RAW
 from render_signal.common.streams import publish
 from render_signal.ingest.checkpoint import Checkpoint, CheckpointStore
 from render_signal.ingest.faults import FaultPoints

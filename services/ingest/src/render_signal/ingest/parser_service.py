@@ -20,9 +20,11 @@ from collections.abc import Callable
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
-from render_signal.common.events import STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED, MailRaw, MailReceived
+from render_signal.common.errors import PermanentError
+from render_signal.common.events import MailRaw, MailReceived
+from render_signal.common.keys import STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED
 from render_signal.common.logs import log_context, mask_email
-from render_signal.common.streams import Consumer, Delivery, PermanentError, publish
+from render_signal.common.streams import Consumer, Delivery, publish
 from render_signal.ingest.analysis import Analysis, analyse, read_event
 from render_signal.ingest.dedup import SeenEmails
 from render_signal.ingest.filters import (

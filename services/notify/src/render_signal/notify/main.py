@@ -7,7 +7,8 @@ import logging
 from typing import Any
 
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
-from render_signal.common.events import STREAM_MAIL_OFFLOADED, MailOffloaded
+from render_signal.common.events import MailOffloaded
+from render_signal.common.keys import STREAM_MAIL_OFFLOADED
 from render_signal.common.logs import setup_logging
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import WorkerRuntime
@@ -39,7 +40,7 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
     scheduler = Scheduler(service, settings.scheduler_interval_s, settings.concurrency)
     consumer: Consumer[MailOffloaded] = Consumer(
         redis,
-        stream_key=settings.common.key(STREAM_MAIL_OFFLOADED),
+        stream_key=settings.common.keys.stream(STREAM_MAIL_OFFLOADED),
         group="notify",
         consumer=settings.common.instance,
         event_type=MailOffloaded,

@@ -10,7 +10,8 @@ import asyncio
 import logging
 
 from redis.asyncio import Redis
-from render_signal.common.events import STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED, MailReceived
+from render_signal.common.events import MailReceived
+from render_signal.common.keys import STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED
 from render_signal.common.logs import mask_url, setup_logging
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import Component, WorkerRuntime
@@ -88,7 +89,7 @@ async def run(settings: OffloadSettings) -> int:
         )
     consumer: Consumer[MailReceived] = Consumer(
         redis,
-        stream_key=settings.common.key(STREAM_MAIL_RECEIVED),
+        stream_key=settings.common.keys.stream(STREAM_MAIL_RECEIVED),
         group=GROUP,
         consumer=settings.common.instance,
         event_type=MailReceived,

@@ -31,12 +31,7 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
-from render_signal.common.events import (
-    DeliveryLink,
-    MailOffloaded,
-    MailReceived,
-    encode_entry,
-)
+from render_signal.common.events import DeliveryLink, MailOffloaded, MailReceived, encode_entry
 from render_signal.common.logs import log_context, mask_url
 from render_signal.common.streams import DEFAULT_MAXLEN, PUBLISHED, Delivery
 from render_signal.offload.allowlist import refusal_reason

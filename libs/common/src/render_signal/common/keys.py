@@ -1,0 +1,224 @@
+"""Every shared Redis key and stream name, in one place (as arq's ``constants.py``).
+
+All keys of a deployment live under one prefix (``REDIS_KEY_PREFIX``, default
+``render_signal:``); :class:`Keys` builds them from it, so no other module
+spells a key. Streams and their consumer groups:
+
+=================  ==========  ====================================================
+stream             group       entries
+=================  ==========  ====================================================
+``mail.raw``       ``ingest``  emails as they arrived (IMAP, Gmail push, raw upload)
+``mail.received``  ``offload`` parsed, classified emails
+``mail.offloaded`` ``notify``  emails whose links were offered to R2
+``<stream>.dlq``   --          entries that failed ``max_deliveries`` times
+=================  ==========  ====================================================
+
+Consumers are named ``<service>-<instance>`` (:func:`consumer_name`), where the
+instance is stable per replica (pod or host name plus ``RENDER_SIGNAL_REPLICA``),
+so a restarted replica re-reads its own pending entries.
+
+Other keys (``<p>`` is the prefix), by owner (the one module that writes them):
+
+* common: ``<p>heartbeat:<service>:<instance>`` (heartbeat, TTL),
+  ``<p>applied:<service>:<instance>`` (config a service applies),
+  ``<p>config:<name>`` / ``<p>config:changed`` (config store, written by the gateway);
+* ingest: ``<p>poller_lock`` (exactly ``render_signal:poller_lock``),
+  ``<p>ingest:seen:<email_id>``, ``<p>ingest:imap:checkpoint:<mailbox>``;
+* offload: ``<p>offload:done:<event_id>``, ``<p>offload:links`` (+ ``:index``,
+  ``:unfiled``);
+* notify: ``<p>notify:jobs|scheduled|leases|deadletters|disabled_targets``,
+  ``<p>notify:sent:<id>``, ``<p>notify:final:<id>``, ``<p>notify:ratelimit:<digest>``,
+  ``<p>webhook_logs``;
+* gateway: ``<p>gateway:session:<hash>``, ``<p>gateway:magic:<hash>``,
+  ``<p>gateway:magic_permanent``, ``<p>gateway:login_*``, ``<p>gateway:deploy_lock``.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "ALL_STREAMS",
+    "DEFAULT_PREFIX",
+    "GROUP_INGEST",
+    "GROUP_NOTIFY",
+    "GROUP_OFFLOAD",
+    "STREAM_GROUPS",
+    "STREAM_MAIL_OFFLOADED",
+    "STREAM_MAIL_RAW",
+    "STREAM_MAIL_RECEIVED",
+    "Keys",
+    "consumer_name",
+]
+
+DEFAULT_PREFIX = "render_signal:"
+
+STREAM_MAIL_RAW = "mail.raw"
+STREAM_MAIL_RECEIVED = "mail.received"
+STREAM_MAIL_OFFLOADED = "mail.offloaded"
+ALL_STREAMS = (STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED, STREAM_MAIL_OFFLOADED)
+
+GROUP_INGEST = "ingest"
+GROUP_OFFLOAD = "offload"
+GROUP_NOTIFY = "notify"
+#: The consumer group reading each stream (one group per stream: the service name).
+STREAM_GROUPS = {
+    STREAM_MAIL_RAW: GROUP_INGEST,
+    STREAM_MAIL_RECEIVED: GROUP_OFFLOAD,
+    STREAM_MAIL_OFFLOADED: GROUP_NOTIFY,
+}
+
+
+def consumer_name(service: str, instance: str) -> str:
+    """The consumer (and lease/lock owner) name of one replica of ``service``."""
+    return f"{service}-{instance}"
+
+
+class Keys(msgspec.Struct, frozen=True):
+    """The Redis keys of one deployment, under ``prefix``."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    # -- streams ------------------------------------------------------------------
+    def stream(self, name: str) -> str:
+        """Full key of the stream ``name`` (one of :data:`ALL_STREAMS`)."""
+        return f"{self.prefix}{name}"
+
+    @property
+    def mail_raw(self) -> str:
+        return self.stream(STREAM_MAIL_RAW)
+
+    @property
+    def mail_received(self) -> str:
+        return self.stream(STREAM_MAIL_RECEIVED)
+
+    @property
+    def mail_offloaded(self) -> str:
+        return self.stream(STREAM_MAIL_OFFLOADED)
+
+    @staticmethod
+    def dlq(stream_key: str) -> str:
+        """The dead-letter stream of a full stream key."""
+        return f"{stream_key}.dlq"
+
+    @staticmethod
+    def stream_errors(stream_key: str) -> str:
+        """Hash: entry id -> last handler error, while the entry is retried."""
+        return f"{stream_key}.errors"
+
+    @staticmethod
+    def stream_name(stream_key: str) -> str:
+        """The short stream name (metric label) of a full stream key."""
+        return stream_key.rsplit(":", 1)[-1]
+
+    # -- common ---------------------------------------------------------------------
+    def heartbeat(self, service: str, instance: str) -> str:
+        return f"{self.prefix}heartbeat:{service}:{instance}"
+
+    @property
+    def heartbeat_pattern(self) -> str:
+        return f"{self.prefix}heartbeat:*"
+
+    def applied(self, service: str, instance: str) -> str:
+        """The configuration one replica applies (written on every config load)."""
+        return f"{self.prefix}applied:{service}:{instance}"
+
+    @property
+    def applied_pattern(self) -> str:
+        return f"{self.prefix}applied:*"
+
+    def config(self, name: str) -> str:
+        return f"{self.prefix}config:{name}"
+
+    @property
+    def config_changed(self) -> str:
+        """Pub/sub channel announcing ``<name>:<version>`` after each config write."""
+        return f"{self.prefix}config:changed"
+
+    # -- ingest ---------------------------------------------------------------------
+    @property
+    def poller_lock(self) -> str:
+        """The IMAP watcher's singleton lock (``render_signal:poller_lock``)."""
+        return f"{self.prefix}poller_lock"
+
+    def ingest_seen(self, email_id: str) -> str:
+        return f"{self.prefix}ingest:seen:{email_id}"
+
+    def imap_checkpoint(self, mailbox: str) -> str:
+        return f"{self.prefix}ingest:imap:checkpoint:{mailbox}"
+
+    # -- offload --------------------------------------------------------------------
+    def offload_done(self, event_id: str) -> str:
+        return f"{self.prefix}offload:done:{event_id}"
+
+    @property
+    def link_journal(self) -> str:
+        """Hash: normalised source URL -> link record JSON."""
+        return f"{self.prefix}offload:links"
+
+    @property
+    def link_journal_index(self) -> str:
+        """ZSET: source URL scored by its record's creation time."""
+        return f"{self.prefix}offload:links:index"
+
+    @property
+    def links_file_staged(self) -> str:
+        """Hash of links-file rows written to Redis but not yet to the file."""
+        return f"{self.prefix}offload:links:unfiled"
+
+    # -- notify ---------------------------------------------------------------------
+    @property
+    def notify_jobs(self) -> str:
+        return f"{self.prefix}notify:jobs"
+
+    @property
+    def notify_scheduled(self) -> str:
+        return f"{self.prefix}notify:scheduled"
+
+    @property
+    def notify_leases(self) -> str:
+        return f"{self.prefix}notify:leases"
+
+    def notify_sent(self, webhook_id: str) -> str:
+        return f"{self.prefix}notify:sent:{webhook_id}"
+
+    def notify_final(self, webhook_id: str) -> str:
+        return f"{self.prefix}notify:final:{webhook_id}"
+
+    @property
+    def notify_dead_letters(self) -> str:
+        return f"{self.prefix}notify:deadletters"
+
+    @property
+    def notify_disabled_targets(self) -> str:
+        """Hash: target URL -> JSON {disabled_at, status, email_id}, set on 410 Gone."""
+        return f"{self.prefix}notify:disabled_targets"
+
+    def notify_ratelimit(self, target_digest: str) -> str:
+        return f"{self.prefix}notify:ratelimit:{target_digest}"
+
+    @property
+    def webhook_log(self) -> str:
+        """List of webhook-log entries, newest first."""
+        return f"{self.prefix}webhook_logs"
+
+    # -- gateway --------------------------------------------------------------------
+    def session(self, session_hash: str) -> str:
+        return f"{self.prefix}gateway:session:{session_hash}"
+
+    def magic_link(self, token_hash: str) -> str:
+        return f"{self.prefix}gateway:magic:{token_hash}"
+
+    @property
+    def magic_links_permanent(self) -> str:
+        return f"{self.prefix}gateway:magic_permanent"
+
+    def login_failures(self, scope: str, digest: str) -> str:
+        return f"{self.prefix}gateway:login_fail:{scope}:{digest}"
+
+    def login_lock(self, scope: str, digest: str) -> str:
+        return f"{self.prefix}gateway:login_lock:{scope}:{digest}"
+
+    @property
+    def deploy_lock(self) -> str:
+        return f"{self.prefix}gateway:deploy_lock"
