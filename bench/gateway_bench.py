@@ -104,18 +104,24 @@ async def _login(base: str) -> dict[str, str]:
 
 async def _measure(redis_url: str, tmp: Path) -> dict[str, Any]:
     import redis.asyncio as aioredis
+    from render_signal.common.keys import Keys
+    from render_signal.common.records import WebhookAttempt
+    from render_signal.common.timefmt import iso
+    from render_signal.common.webhooklog import append_attempt
 
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     client = aioredis.Redis.from_url(redis_url)
     now = time.time()
     for i in range(200):
-        entry = {
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - i * 60)),
-            "email_id": f"e{i}",
-            "status": "success",
-            "target": "https://hook.eu2.make.com/***",
-        }
-        await client.lpush(f"{prefix}webhook_logs", json.dumps(entry))
+        entry = WebhookAttempt(
+            timestamp=iso(now - i * 60),
+            email_id=f"e{i}",
+            webhook_id=f"msg_{i}",
+            target="https://hook.eu2.make.com/***",
+            target_class="make",
+            status="success",
+        )
+        await append_attempt(client, Keys(prefix), entry)
     gw_port, bare_port = _free_port(), _free_port()
     env = {
         **os.environ,

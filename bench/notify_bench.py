@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.events import DeliveryLink, MailOffloaded
+from render_signal.common.keys import Keys
 from render_signal.common.redisclient import create_redis
 from render_signal.common.redisserver import RedisServer
 from render_signal.common.settings import EnvReader
@@ -96,7 +97,9 @@ async def _measure(redis_url: str, url: str, n: int, concurrency: int) -> dict[s
     started = time.perf_counter()
     await asyncio.gather(*(deliver(i) for i in range(n)))
     notify_s = time.perf_counter() - started
-    delivered = sum([1 async for _ in redis.scan_iter(match=f"{prefix}notify:sent:*", count=1000)])
+    delivered = sum(
+        [1 async for _ in redis.scan_iter(match=Keys(prefix).notify_sent("*"), count=1000)]
+    )
 
     body = json.dumps({"subject": "x" * 200, "email_content": "y" * 1500}).encode()
     async with httpx.AsyncClient(follow_redirects=False, timeout=10.0) as client:

@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from render_signal.common.keys import Keys
 
 from .harness.mail import make_email
 from .harness.pipeline import Pipeline
@@ -31,7 +32,7 @@ OPENS_IN_S = 15.0
 def _log_statuses(pipeline: Pipeline, marker: str) -> list[str]:
     client = pipeline.sync_redis()
     try:
-        raw = client.lrange(f"{pipeline.key_prefix}webhook_logs", 0, 200)
+        raw = client.lrange(Keys(pipeline.key_prefix).webhook_log, 0, 200)
     finally:
         client.close()
     entries = [json.loads(item) for item in raw]
@@ -90,7 +91,7 @@ def test_deferred_email_survives_restarts_and_is_sent_once_when_window_opens(
     client = pipeline.sync_redis()
     try:
         _wait(
-            lambda: client.zcard(f"{pipeline.key_prefix}notify:scheduled") == 0,
+            lambda: client.zcard(Keys(pipeline.key_prefix).notify_scheduled) == 0,
             10,
             "the notify schedule to drain",
         )

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from render_signal.common.keys import Keys
 
 from .harness.faults import FaultLanes
 from .harness.mail import Sent, make_email
@@ -113,7 +114,9 @@ def test_fault_run(pipeline_factory: Callable[..., Pipeline], request: pytest.Fi
         counts = pipeline.pending_and_dlq()
         client = pipeline.sync_redis()
         try:
-            counts["notify:scheduled"] = int(client.zcard(f"{pipeline.key_prefix}notify:scheduled"))
+            counts["notify:scheduled"] = int(
+                client.zcard(Keys(pipeline.key_prefix).notify_scheduled)
+            )
         finally:
             client.close()
         if not any(counts.values()):

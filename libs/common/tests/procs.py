@@ -12,13 +12,16 @@ import os
 import sys
 import time
 
+from render_signal.common.configdocs import WebhookConfig
 from render_signal.common.configstore import ConfigStore
+from render_signal.common.consumer import Consumer
 from render_signal.common.events import MailRaw
+from render_signal.common.keys import Keys
 from render_signal.common.locks import RedisLock
 from render_signal.common.logs import setup_logging
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import install_stop_signals
-from render_signal.common.streams import Consumer, Delivery
+from render_signal.common.streams import Delivery
 
 
 async def consumer() -> None:
@@ -75,8 +78,9 @@ async def lock_holder() -> None:
 
 async def config_writer() -> None:
     redis = create_redis(os.environ["REDIS_URL"])
-    store = ConfigStore(redis, os.environ["PREFIX"])
-    await store.put("webhook_config", {"webhook_time_start": os.environ["VALUE"]})
+    store = ConfigStore(redis, Keys(os.environ["PREFIX"]))
+    start, end = os.environ["VALUE"].split("-")
+    await store.write(WebhookConfig(webhook_time_start=start, webhook_time_end=end))
     await redis.aclose()
 
 

@@ -28,6 +28,7 @@ def make_settings(
                 "REDIS_URL": redis or redis_url,
                 "REDIS_KEY_PREFIX": key_prefix,
                 "WEBHOOK_LINKS_FILE": str(tmp_path / "webhook_links.json"),
+                "R2_PUBLIC_BASE_URL": "https://media.example-r2.dev",
                 **extra,
             }
         )

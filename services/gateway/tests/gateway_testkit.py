@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from render_signal.common.settings import EnvReader
 from render_signal.gateway.app import create_app
+from render_signal.gateway.context import GatewayContext, app_context
 from render_signal.gateway.settings import GatewaySettings, read_settings
 
 USER = "operator"
@@ -39,6 +40,10 @@ class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.app = create_app(settings)
+
+    @property
+    def ctx(self) -> GatewayContext:
+        return app_context(self.app)
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)

@@ -25,11 +25,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import redis as redis_sync
 import uvicorn
 from render_signal.common.events import DeliveryLink, MailOffloaded, encode_entry
+from render_signal.common.keys import Keys
 from render_signal.common.pytest_plugin import require_component
+from render_signal.common.records import WebhookAttempt
 from render_signal.common.redisserver import free_port
 from render_signal.common.settings import EnvReader
 from render_signal.gateway.app import create_app
@@ -300,13 +303,15 @@ def _seed_webhook_logs(rdb: redis_sync.Redis, key_prefix: str) -> None:
     ]
     for number, entry in enumerate(entries):
         stamp = dt.datetime.fromtimestamp(now - entry.pop("age"), dt.UTC).isoformat()
-        record = {
-            "timestamp": stamp,
-            "email_id": f"seed-{number}",
-            "target": "https://hook.render-signal.fr/***",
+        record = WebhookAttempt(
+            timestamp=stamp,
+            email_id=f"seed-{number}",
+            webhook_id=f"msg_seed{number}",
+            target="https://hook.render-signal.fr/***",
+            target_class="custom",
             **entry,
-        }
-        rdb.lpush(f"{key_prefix}webhook_logs", json.dumps(record, ensure_ascii=False))
+        )
+        rdb.lpush(Keys(key_prefix).webhook_log, msgspec.json.encode(record))
 
 
 def test_login_dashboard_languages_and_screenshots(

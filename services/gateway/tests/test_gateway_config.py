@@ -145,9 +145,11 @@ async def test_prefs_flags_polling_bounds(authed: httpx.AsyncClient) -> None:
         assert (await authed.post("/api/processing_prefs", json=body)).status_code == 400
     ok = await authed.post("/api/update_processing_prefs", json={"retry_count": 3})
     assert ok.json()["prefs"]["retry_count"] == 3
-    assert (await authed.get("/api/get_processing_prefs")).json()["prefs"][
-        "webhook_timeout_sec"
-    ] == 30
+    prefs = (await authed.get("/api/get_processing_prefs")).json()["prefs"]
+    # Not set, and no notify is running to report its environment value.
+    assert prefs["webhook_timeout_sec"] is None
+    assert prefs["_sources"]["webhook_timeout_sec"] == "default"
+    assert prefs["_sources"]["retry_count"] == "dashboard"
     assert (
         await authed.post("/api/update_runtime_flags", json={"disable_email_id_dedup": "maybe"})
     ).status_code == 400

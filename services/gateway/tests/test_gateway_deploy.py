@@ -178,7 +178,7 @@ async def test_command_path_runs_without_shell(
     response = await _deploy(gw)
     assert response.status_code == 200
     assert response.json()["message"] == "Deploy scheduled (local fallback)"
-    await asyncio.gather(*gw.app.state.background)
+    await asyncio.gather(*gw.ctx.background)
     assert marker.read_text() == "x"
     # No shell: metacharacters are plain arguments, nothing else runs.
     other = tmp_path / "pwned"
@@ -189,7 +189,7 @@ async def test_command_path_runs_without_shell(
         )
     )
     assert (await _deploy(gw2)).status_code == 200
-    await asyncio.gather(*gw2.app.state.background)
+    await asyncio.gather(*gw2.ctx.background)
     assert not other.exists()
 
 
@@ -206,12 +206,10 @@ async def test_invalid_hook_prefix_is_400_without_fallthrough(
     response = await _deploy(gw)
     assert response.status_code == 400
     assert render.requests == []
-    assert gw.app.state.background == set()
+    assert gw.ctx.background == set()
     assert not marker.exists()
     # The lock is released after a refusal.
-    assert not await gw.app.state.redis.exists(
-        f"{gw.settings.common.key_prefix}gateway:deploy_lock"
-    )
+    assert not await gw.ctx.redis.exists(f"{gw.settings.common.key_prefix}gateway:deploy_lock")
 
 
 async def test_nothing_configured_is_400(gateway: Gateway) -> None:

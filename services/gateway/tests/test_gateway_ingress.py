@@ -152,7 +152,7 @@ async def test_503_while_redis_is_down_then_202(
         again = await client.post("/api/ingress/gmail", json={**payload, "body": "after"})
         assert again.status_code == 202
         assert (await client.get("/ready")).status_code == 200
-    redis = gw.app.state.redis
+    redis = gw.ctx.redis
     entries = await _entries(redis, f"{key_prefix}mail.raw")
     # AOF kept the first; the refused ones are absent; the retried one is there.
     bodies = [e[1].gmail["body"] for e in entries if e[1].gmail]

@@ -8,7 +8,12 @@ import time
 from typing import Any
 
 import httpx
+import msgspec
+from render_signal.common.deadletters import add_webhook_dead_letter
 from render_signal.common.events import MailRaw, encode_entry
+from render_signal.common.keys import Keys
+from render_signal.common.records import DeadLetter, WebhookAttempt
+from render_signal.common.webhooklog import append_attempt
 
 
 def _iso(seconds_ago: float) -> str:
@@ -18,15 +23,21 @@ def _iso(seconds_ago: float) -> str:
 async def test_webhook_logs_days_and_limit(
     authed: httpx.AsyncClient, redis: Any, key_prefix: str
 ) -> None:
-    key = f"{key_prefix}webhook_logs"
-    entries = [{"timestamp": _iso(10 * 86400), "email_id": "old", "status": "success"}]
-    entries += [
-        {"timestamp": _iso(60 + i), "email_id": f"e{i}", "status": "error" if i < 3 else "success"}
-        for i in range(60)
-    ]
-    entries.append({"timestamp": "not a date", "email_id": "weird", "status": "success"})
-    for entry in entries:  # LPUSH: the last pushed is the newest
-        await redis.lpush(key, json.dumps(entry))
+    def attempt(stamp: str, email_id: str, status: str) -> WebhookAttempt:
+        return WebhookAttempt(
+            timestamp=stamp,
+            email_id=email_id,
+            webhook_id=f"msg_{email_id}",
+            target="https://hooks.receiver.fr/***",
+            target_class="custom",
+            status=status,  # type: ignore[arg-type]
+        )
+
+    entries = [attempt(_iso(10 * 86400), "old", "success")]
+    entries += [attempt(_iso(60 + i), f"e{i}", "error" if i < 3 else "success") for i in range(60)]
+    entries.append(attempt("not a date", "weird", "success"))
+    for entry in entries:  # LPUSH: the last appended is the newest
+        await append_attempt(redis, Keys(key_prefix), entry)
     body = (await authed.get("/api/webhook_logs", params={"days": 0})).json()
     assert body["days_filter"] == 7 and body["count"] == 50
     assert body["logs"][0]["email_id"] == "weird"  # unparseable kept, newest first
@@ -55,22 +66,23 @@ async def test_dead_letters_list_and_replay(
             "failed_at": time.time(),
         },
     )
-    notify_dlq = await redis.xadd(
-        f"{key_prefix}notify:deadletters",
-        {
-            "webhook_id": "msg_abc",
-            "email_id": "e-9",
-            "target": "https://hook.eu2.make.com/secretpath",
-            "target_class": "make",
-            "last_status": "500",
-            "last_response": "oops",
-            "failure_reason": "retry_window_exhausted",
-            "attempts": "6",
-            "subject": "Lot 9",
-            "failed_at": repr(time.time()),
-            "payload": "{}",
-            "job": json.dumps({"webhook_id": "msg_abc"}),
-        },
+    notify_dlq = await add_webhook_dead_letter(
+        redis,
+        Keys(key_prefix),
+        DeadLetter(
+            webhook_id="msg_abc",
+            email_id="e-9",
+            target="https://hook.eu2.make.com/secretpath",
+            target_class="make",
+            status_code=500,
+            response_snippet="oops",
+            failure_reason="retries_exhausted",
+            attempts=6,
+            subject="Lot 9",
+            failed_at=time.time(),
+            payload="{}",
+            job=msgspec.Raw(json.dumps({"webhook_id": "msg_abc"}).encode()),
+        ),
     )
     await redis.hset(
         f"{key_prefix}notify:disabled_targets", "https://hook.eu2.make.com/secretpath", "{}"
@@ -78,11 +90,11 @@ async def test_dead_letters_list_and_replay(
     listed = (await authed.get("/api/dead_letters")).json()
     assert "secretpath" not in json.dumps(listed)
     ids = {item["id"]: item for item in listed["dead_letters"]}
-    stream_id, notify_id = f"mail.raw:{stream_dlq.decode()}", f"notify:{notify_dlq.decode()}"
+    stream_id, notify_id = f"mail.raw:{stream_dlq.decode()}", f"notify:{notify_dlq}"
     assert ids[stream_id]["error"] == "malformed: boom"
-    assert (
-        ids[notify_id]["email_id"] == "e-9" and ids[notify_id]["reason"] == "retry_window_exhausted"
-    )
+    webhook = ids[notify_id]
+    assert (webhook["email_id"], webhook["reason"]) == ("e-9", "retries_exhausted")
+    assert (webhook["status_code"], webhook["response_snippet"]) == (500, "oops")
     assert (await authed.post("/api/dead_letters/mail.raw:999-0/replay")).status_code == 404
     assert (await authed.post("/api/dead_letters/bogus:1-0/replay")).status_code == 400
     assert (await authed.post(f"/api/dead_letters/{stream_id}/replay")).json()["replayed"] == 1

@@ -20,7 +20,7 @@ from gateway_testkit import (
     login,
     magic_post,
 )
-from render_signal.gateway.sessions import SESSION_COOKIE
+from render_signal.gateway.guards import SESSION_COOKIE
 
 GENERIC_LINK_ERROR = "Invalid or expired link"
 
@@ -202,7 +202,7 @@ async def test_magic_links_refused_uniformly(gateway: Gateway, redis: Any) -> No
         flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
         answers.append(await magic_post(visitor, f"/login/magic/{flipped}"))
         answers.append(await magic_post(visitor, "/login/magic/" + "u" * 43))
-        store = gateway.app.state.magic_links
+        store = gateway.ctx.magic_links
         real_clock = store.clock
         store.clock = lambda: real_clock() + 3600  # an hour later: past the 900 s TTL
         try:

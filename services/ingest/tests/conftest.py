@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
+from render_signal.common.keys import Keys
 from render_signal.common.pytest_plugin import require_component
 from render_signal.common.settings import EnvReader
 from render_signal.ingest.settings import IngestSettings, read_settings
@@ -112,7 +113,7 @@ async def start_watcher(
     running: list[RunningWatcher] = []
 
     async def _start(settings: IngestSettings, **kwargs: Any) -> RunningWatcher:
-        store = ConfigStore(redis, key_prefix)
+        store = ConfigStore(redis, Keys(key_prefix))
         config = ConfigWatcher(store, max_staleness_s=0.5)
         item = RunningWatcher(ImapWatcher(settings, redis, config, **kwargs), store)
         running.append(item)

@@ -17,6 +17,7 @@ from dovecot_fixture import (
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.events import MailReceived, decode_entry
+from render_signal.common.keys import Keys, consumer_name
 from render_signal.common.settings import EnvReader
 from render_signal.ingest.checkpoint import CheckpointStore
 from render_signal.ingest.settings import read_settings
@@ -53,7 +54,7 @@ async def test_append_during_idle_is_published_without_waiting_for_a_poll(
     # Only IDLE can explain a publish before the first poll would even have started.
     assert elapsed < poll_interval
 
-    box = await CheckpointStore(redis, key_prefix).load("INBOX")
+    box = await CheckpointStore(redis, Keys(key_prefix)).load("INBOX")
     assert box is not None
     assert event.event_id == f"imap:INBOX:{box.uidvalidity}:{uid}"
     assert (event.source, event.mailbox, event.uid, event.truncated) == (
@@ -70,7 +71,8 @@ async def test_append_during_idle_is_published_without_waiting_for_a_poll(
         lambda: _checkpoint_at(redis, key_prefix, uid), 5, "checkpoint advanced to the UID"
     )
     await wait_for(lambda: _seen(dovecot, uid), 5, "\\Seen set after publishing")
-    assert (await running.watcher.lock.holder() or "").startswith(settings.common.instance)
+    owner = consumer_name("ingest", settings.common.instance)
+    assert (await running.watcher.lock.holder() or "").startswith(f"{owner}:")
     assert await redis.exists("render_signal:poller_lock".replace("render_signal:", key_prefix))
     if parser is not None:  # the parser consumer exists: the email also reaches mail.received
 
@@ -94,7 +96,7 @@ def _start_parser(settings, redis: Redis, stop: asyncio.Event) -> asyncio.Task |
 
 
 async def _checkpoint_at(redis: Redis, key_prefix: str, uid: int) -> bool:
-    box = await CheckpointStore(redis, key_prefix).load("INBOX")
+    box = await CheckpointStore(redis, Keys(key_prefix)).load("INBOX")
     return box is not None and box.last_uid >= uid
 
 
@@ -138,13 +140,13 @@ async def test_uidvalidity_change_rebaselines_without_replaying_the_mailbox(
     for i in range(3):
         dovecot.append(make_email(f"history {i}"))  # unseen, but older than the checkpoint
     # A checkpoint from another UID space, whose last processed mail is newer than history.
-    await CheckpointStore(redis, key_prefix).advance("INBOX", 1, 999, time.time() + 2)
+    await CheckpointStore(redis, Keys(key_prefix)).advance("INBOX", 1, 999, time.time() + 2)
     settings = settings_for()
     before = metric("render_signal_imap_uidvalidity_changes_total")
     running = await start_watcher(settings)
     await wait_for(lambda: _idle(running), 10, "IDLE mode")
     assert metric("render_signal_imap_uidvalidity_changes_total") == before + 1
-    store = CheckpointStore(redis, key_prefix)
+    store = CheckpointStore(redis, Keys(key_prefix))
     box = await store.load("INBOX")
     assert box is not None
     assert box.uidvalidity != 1
@@ -169,7 +171,7 @@ async def test_default_lock_key_is_exactly_the_originals(
     reader = EnvReader(env, {})
     settings = read_settings(reader)
     reader.check()
-    config = ConfigWatcher(ConfigStore(redis, settings.common.key_prefix))
+    config = ConfigWatcher(ConfigStore(redis, settings.common.keys))
     watcher = ImapWatcher(settings, redis, config)
     assert watcher.lock.key == "render_signal:poller_lock"
     assert watcher.lock.ttl_ms == 300_000

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
+from render_signal.common.configdocs import PollingConfig, ProcessingPrefs, RuntimeFlags
 from render_signal.common.configstore import ConfigStore
 from render_signal.common.events import MailRaw, MailReceived, decode_entry
-from render_signal.common.keys import STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED
+from render_signal.common.keys import STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED, Keys
 from render_signal.common.settings import EnvReader
-from render_signal.common.streams import dlq_key, ensure_group, publish
+from render_signal.common.streams import ensure_group, publish
 from render_signal.ingest.identity import legacy_email_id, message_id_email_id
 from render_signal.ingest.parser_service import run_parser
 from render_signal.ingest.settings import IngestSettings, read_settings
@@ -64,7 +65,7 @@ class Parser:
         prefix = settings.common.key_prefix
         self.raw_key = f"{prefix}{STREAM_MAIL_RAW}"
         self.out_key = f"{prefix}{STREAM_MAIL_RECEIVED}"
-        self.store = ConfigStore(redis, prefix)
+        self.store = ConfigStore(redis, settings.common.keys)
 
     async def send(self, event: MailRaw) -> None:
         await publish(self.redis, self.raw_key, event)
@@ -163,7 +164,7 @@ async def test_ingest_parser_duplicate_message_id_published_once(start_parser: A
 
 async def test_ingest_parser_dedup_flag_disables_dedup(start_parser: Any) -> None:
     parser: Parser = await start_parser()
-    await parser.store.put("runtime_flags", {"disable_email_id_dedup": True})
+    await parser.store.apply(RuntimeFlags, {"disable_email_id_dedup": True})
     await parser.send(raw_event(eml(message_id="again@client.fr")))
     await parser.send(raw_event(eml(message_id="again@client.fr")))
     target = message_id_email_id("again@client.fr")
@@ -180,7 +181,7 @@ async def test_ingest_parser_allowlist_change_applies_without_restart(start_pars
     assert counter("skipped", "sender_not_allowed") == before + 1
 
     # The stored list overrides the env list, read live by the running parser.
-    await parser.store.put("polling_config", {"sender_of_interest_for_polling": ["OTHER@else.fr"]})
+    await parser.store.apply(PollingConfig, {"sender_of_interest_for_polling": ["OTHER@else.fr"]})
     deadline = time.monotonic() + 15
     n = 0
     while time.monotonic() < deadline:
@@ -205,7 +206,7 @@ async def test_ingest_parser_malformed_entries_dead_lettered(start_parser: Any) 
     await parser.send(raw_event(b""))
     await parser.redis.xadd(parser.raw_key, {"type": b"mail.raw/1", "data": b"{not json"})
     await parser.send(MailRaw(event_id="g-bad", source="gmail_push", received_at=time.time()))
-    dlq = dlq_key(parser.raw_key)
+    dlq = Keys.dlq(parser.raw_key)
     deadline = time.monotonic() + 15
     entries: list[Any] = []
     while time.monotonic() < deadline:
@@ -247,7 +248,7 @@ async def test_ingest_parser_gmail_push_shape(start_parser: Any) -> None:
 
     # Runtime flag off: Gmail pushes are skipped with their reason.
     before = counter("skipped", "gmail_ingress_disabled")
-    await parser.store.put("runtime_flags", {"gmail_ingress_enabled": False})
+    await parser.store.apply(RuntimeFlags, {"gmail_ingress_enabled": False})
     deadline = time.monotonic() + 15
     while counter("skipped", "gmail_ingress_disabled") == before and time.monotonic() < deadline:
         other = {**fields, "date": f"2025-06-03T{time.time()}"}
@@ -262,7 +263,7 @@ async def test_ingest_parser_reply_prefix_and_detector_prefs(start_parser: Any) 
     parser: Parser = await start_parser()
     before = counter("skipped", "reply_prefix")
     await parser.send(raw_event(eml(subject="RE: TR : Lot 3", message_id="re-1@client.fr")))
-    await parser.store.put("processing_prefs", {"detectors_enabled": []})
+    await parser.store.apply(ProcessingPrefs, {"detectors_enabled": []})
     deadline = time.monotonic() + 15
     plain: list[MailReceived] = []
     n = 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dovecot_fixture import DovecotServer, make_email, message_id_of, mid, raw_events, wait_for
 from redis.asyncio import Redis
+from render_signal.common.keys import Keys
 from render_signal.ingest.checkpoint import CheckpointStore
 
 LOCK_TTL_S = 3.0
@@ -65,7 +66,8 @@ async def test_two_processes_one_watches_and_the_other_takes_over_after_sigkill(
 
         async def holder() -> str:
             value = await redis.get(lock_key)
-            return value.decode().split(":", 1)[0] if value else ""
+            # The token starts with the owner: ``ingest-<instance>``.
+            return value.decode().split(":", 1)[0].removeprefix("ingest-") if value else ""
 
         first = await wait_for(holder, 20, "a lock holder")
         other = "w2" if first == "w1" else "w1"
@@ -120,7 +122,7 @@ async def test_sigkill_between_xadd_and_checkpoint_loses_nothing(
 
         (published,) = await raw_events(redis, key_prefix)
         assert published.uid == uid
-        checkpoints = CheckpointStore(redis, key_prefix)
+        checkpoints = CheckpointStore(redis, Keys(key_prefix))
         before = await checkpoints.load("INBOX")
         assert before is None or before.last_uid < uid  # the crash beat the checkpoint
         assert b"\\Seen" not in dovecot.flags(uid)

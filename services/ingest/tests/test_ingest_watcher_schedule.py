@@ -15,8 +15,12 @@ from dovecot_fixture import (
     wait_for,
 )
 from redis.asyncio import Redis
+from render_signal.common.configdocs import PollingConfig, apply_changes
 from render_signal.common.configstore import ConfigStore
+from render_signal.common.keys import Keys
+from render_signal.common.settings import EnvReader
 from render_signal.ingest.schedule import PollingSchedule
+from render_signal.ingest.settings import read_settings
 
 UTC = dt.UTC
 SUNDAY_2330 = dt.datetime(2026, 2, 8, 23, 30, tzinfo=UTC)  # weekday() == 6
@@ -36,11 +40,28 @@ SUNDAY_2330 = dt.datetime(2026, 2, 8, 23, 30, tzinfo=UTC)  # weekday() == 6
         ({"active_start_hour": 9, "active_end_hour": 17}, SUNDAY_2330.replace(hour=17), False),
         ({"vacation_start": "2026-02-08", "vacation_end": "2026-02-08"}, SUNDAY_2330, False),
         ({"vacation_start": "2026-02-01", "vacation_end": "2026-02-07"}, SUNDAY_2330, True),
-        ({"enable_polling": "false"}, SUNDAY_2330, False),
     ],
 )
 def test_schedule_rules(doc: dict, now: dt.datetime, active: bool) -> None:
-    assert PollingSchedule.from_document(doc).is_active(now) is active
+    config = apply_changes(PollingConfig, PollingConfig(), doc)
+    settings = read_settings(EnvReader({"REDIS_URL": "redis://127.0.0.1:1/0"}, {}))
+    assert PollingSchedule.effective(config, settings).is_active(now) is active
+
+
+def test_environment_seeds_what_the_dashboard_has_not_set() -> None:
+    env = {
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "POLLING_ACTIVE_DAYS": "0,1,2,3,4",
+        "POLLING_ACTIVE_START_HOUR": "9",
+        "POLLING_ACTIVE_END_HOUR": "23",
+    }
+    settings = read_settings(EnvReader(env, {}))
+    monday_10h = dt.datetime(2026, 2, 9, 10, 0, tzinfo=UTC)
+    assert not PollingSchedule.effective(PollingConfig(), settings).is_active(SUNDAY_2330)
+    assert PollingSchedule.effective(PollingConfig(), settings).is_active(monday_10h)
+    weekend = apply_changes(PollingConfig, PollingConfig(), {"active_days": [6]})
+    late = apply_changes(PollingConfig, weekend, {"active_end_hour": 24})
+    assert PollingSchedule.effective(late, settings).is_active(SUNDAY_2330)
 
 
 async def _no_events(redis: Redis, key_prefix: str) -> bool:
@@ -50,8 +71,8 @@ async def _no_events(redis: Redis, key_prefix: str) -> bool:
 async def test_enable_polling_change_applies_without_restart(
     dovecot: DovecotServer, redis: Redis, key_prefix: str, settings_for, start_watcher
 ) -> None:
-    store = ConfigStore(redis, key_prefix)
-    await store.put("polling_config", {"enable_polling": False})
+    store = ConfigStore(redis, Keys(key_prefix))
+    await store.apply(PollingConfig, {"enable_polling": False})
     running = await start_watcher(settings_for())
     watcher = running.watcher
     await wait_for(lambda: _at_least(watcher, 1), 10, "first schedule check")
@@ -63,7 +84,7 @@ async def test_enable_polling_change_applies_without_restart(
     assert metric("render_signal_imap_connected") == 0.0
     assert metric("render_signal_imap_schedule_active") == 0.0
 
-    await store.update("polling_config", {"enable_polling": True})
+    await store.apply(PollingConfig, {"enable_polling": True})
 
     async def published() -> list:
         return await raw_events(redis, key_prefix)
@@ -75,8 +96,8 @@ async def test_enable_polling_change_applies_without_restart(
 async def test_active_days_and_hours_follow_the_injected_clock(
     dovecot: DovecotServer, redis: Redis, key_prefix: str, settings_for, start_watcher
 ) -> None:
-    store = ConfigStore(redis, key_prefix)
-    await store.put("polling_config", {"active_days": [0, 1, 2, 3, 4]})  # weekdays only
+    store = ConfigStore(redis, Keys(key_prefix))
+    await store.apply(PollingConfig, {"active_days": [0, 1, 2, 3, 4]})  # weekdays only
     running = await start_watcher(settings_for(), clock=lambda: SUNDAY_2330)
     watcher = running.watcher
     message = make_email("sunday night")
@@ -85,8 +106,8 @@ async def test_active_days_and_hours_follow_the_injected_clock(
     await wait_for(lambda: _at_least(watcher, checks + 3), 10, "re-checks on Sunday")
     assert await _no_events(redis, key_prefix)
 
-    await store.update(
-        "polling_config", {"active_days": [6], "active_start_hour": 22, "active_end_hour": 2}
+    await store.apply(
+        PollingConfig, {"active_days": [6], "active_start_hour": 22, "active_end_hour": 2}
     )
 
     async def published() -> list:

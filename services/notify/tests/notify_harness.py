@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from redis.asyncio import Redis
+from render_signal.common.configdocs import BY_NAME, apply_changes
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
+from render_signal.common.deadletters import list_webhook_dead_letters, replay_webhook_dead_letter
 from render_signal.common.events import DeliveryLink, MailOffloaded
+from render_signal.common.logs import mask_url
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import Delivery
+from render_signal.common.webhooklog import read_attempts
 from render_signal.notify.clock import ManualClock
 from render_signal.notify.delivery import WebhookSender
 from render_signal.notify.scheduler import Scheduler
@@ -78,7 +84,8 @@ class Harness:
         self.settings = settings
         self.clock = clock
         self.prefix = settings.common.key_prefix
-        self.store = ConfigStore(redis, self.prefix)
+        self.keys = settings.common.keys
+        self.store = ConfigStore(redis, self.keys)
         self.watcher = ConfigWatcher(self.store, max_staleness_s=0.0)
         self.sender = WebhookSender(
             signing_secret=settings.signing_secret, makecom_api_key=settings.makecom_api_key
@@ -93,7 +100,38 @@ class Harness:
         return await self.scheduler.tick()
 
     async def configure(self, name: str, data: dict[str, Any]) -> None:
-        await self.store.put(name, data)
+        """Write a config document as the gateway would (validated by its struct)."""
+        doc_type = BY_NAME[name]
+        await self.store.write(apply_changes(doc_type, doc_type(), data))
+
+    async def store_unvalidated(self, name: str, data: dict[str, Any]) -> None:
+        """Put a document in Redis as an older or buggy writer could have (no validation)."""
+        await self.redis.hset(
+            self.keys.config(name), mapping={"data": json.dumps(data), "version": "1"}
+        )
+
+    async def logs(self, days: int = 30) -> list[dict[str, Any]]:
+        """The webhook log, newest first, as the API shows it."""
+        entries = await read_attempts(self.redis, self.keys, days, now=self.clock.now(), limit=500)
+        return [msgspec.to_builtins(e) for e in entries]
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        """Webhook dead letters, newest first, with their entry ``id`` and masked target."""
+        letters = await list_webhook_dead_letters(self.redis, self.keys)
+        return [
+            {
+                **{f: getattr(letter, f) for f in letter.__struct_fields__ if f != "job"},
+                "id": entry_id,
+                "target": mask_url(letter.target),
+            }
+            for entry_id, letter in letters
+        ]
+
+    async def replay(self, entry_id: str) -> bool:
+        return (
+            await replay_webhook_dead_letter(self.redis, self.keys, entry_id, now=self.clock.now())
+            is not None
+        )
 
     async def aclose(self) -> None:
         await self.sender.aclose()

@@ -13,6 +13,7 @@ from typing import Any
 
 from receiver import Receiver
 from redis.asyncio import Redis
+from render_signal.common.keys import Keys
 
 INSTANCE = "notify-crash-test"
 
@@ -72,5 +73,6 @@ async def until(check: Any, what: str, timeout: float = 30.0) -> Any:
 
 
 async def heartbeat_info(redis: Redis, prefix: str) -> dict[str, Any]:
-    raw = await redis.get(f"{prefix}heartbeat:notify:{INSTANCE}")
-    return json.loads(raw) if raw else {}
+    raw = await redis.get(Keys(prefix).heartbeat("notify", INSTANCE))
+    details: dict[str, Any] = json.loads(raw)["details"] if raw else {}
+    return details

@@ -13,22 +13,25 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from notify_harness import Harness, make_event, make_settings, paris
 from notify_proc import INSTANCE, heartbeat_info, pause, start_notify, until, wait_exit
 from receiver import Receiver
 from redis.asyncio import Redis
+from render_signal.common.configdocs import RoutingRules, WebhookConfig
 from render_signal.common.configstore import ConfigStore
 from render_signal.common.events import MailOffloaded
-from render_signal.common.keys import STREAM_MAIL_OFFLOADED
+from render_signal.common.keys import STREAM_MAIL_OFFLOADED, Keys, consumer_name
 from render_signal.common.streams import ensure_group, publish
+from render_signal.common.webhooklog import read_attempts
 from render_signal.notify.clock import ManualClock
 from render_signal.notify.jobs import Job, JobQueue
-from render_signal.notify.routing import Target
 from render_signal.notify.signing import webhook_id
-from render_signal.notify.weblog import read_webhook_logs
+from render_signal.notify.targets import Target
 
-OTHER = "notify-other-replica"
+OTHER = consumer_name("notify", "other-replica")
+MINE = consumer_name("notify", INSTANCE)
 
 
 @pytest.fixture
@@ -52,7 +55,7 @@ async def wait_settled(redis: Redis, stream: str, entry_id: str, wid: str, prefi
 
 
 async def successes(redis: Redis, prefix: str, email_id: str) -> int:
-    logs = await read_webhook_logs(redis, prefix, 30, limit=500)
+    logs = msgspec.to_builtins(await read_attempts(redis, Keys(prefix), 30, limit=500))
     return sum(1 for e in logs if e["email_id"] == email_id and e["status"] == "success")
 
 
@@ -110,7 +113,7 @@ async def test_sigterm_restart_never_sends_twice(
         while not await redis.exists(heartbeat) and time.monotonic() < deadline:
             await pause()
         info = json.loads(await redis.get(heartbeat))
-        assert info["deferred"] == 0
+        assert info["details"]["deferred"] == 0
         assert rx.ids() == [wid]
         assert await successes(redis, key_prefix, event.email_id) == 1
     finally:
@@ -127,10 +130,10 @@ def job_for(event: MailOffloaded, url: str, now: float) -> Job:
 async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
     redis: Redis, redis_url: str, key_prefix: str, rx: Receiver, tmp_path: Path
 ) -> None:
-    queue = JobQueue(redis, key_prefix, INSTANCE)
+    queue = JobQueue(redis, Keys(key_prefix), MINE)
     # Another live replica holds a lease on some other job: it must stand.
     other = job_for(make_event(), rx.url(), time.time())
-    assert await JobQueue(redis, key_prefix, OTHER).create(other, time.time() + 180)
+    assert await JobQueue(redis, Keys(key_prefix), OTHER).create(other, time.time() + 180)
     other_lease_end = await redis.zscore(queue.schedule_key, other.webhook_id)
     stream = f"{key_prefix}{STREAM_MAIL_OFFLOADED}"
     await ensure_group(redis, stream, "notify", "0")
@@ -143,7 +146,7 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
         rx.wait_for(2, timeout=30)
         wid = rx.ids()[0]
         assert rx.ids() == [wid, wid]
-        assert await queue.holder(wid) == INSTANCE
+        assert await queue.holder(wid) == MINE
         # The stream entry is long acked: only the schedule knows about the job.
         await until(lambda: _no_pending(redis, stream), "the entry to be acked")
     finally:
@@ -153,7 +156,7 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
     lease_end = await redis.zscore(queue.schedule_key, wid)
     assert lease_end is not None
     assert lease_end > time.time() + 150  # default timeout 30 s -> a 180 s lease
-    assert await queue.holder(wid) == INSTANCE
+    assert await queue.holder(wid) == MINE
 
     restarted = time.time()
     proc = start_notify(redis_url, key_prefix, rx, tmp_path)
@@ -203,7 +206,7 @@ async def test_recover_takes_back_only_own_leases_and_never_resends(
         assert await h.service.queue.create(mine, lease_end)
         assert await h.service.queue.create(done, lease_end)
         assert await h.service.queue.mark_sent(done.webhook_id)
-        assert await JobQueue(redis, key_prefix, OTHER).create(theirs, lease_end)
+        assert await JobQueue(redis, Keys(key_prefix), OTHER).create(theirs, lease_end)
 
         assert await h.scheduler.recover() == 2
         assert await h.redis.zscore(h.service.queue.schedule_key, mine.webhook_id) == start
@@ -231,8 +234,8 @@ async def test_recover_takes_back_only_own_leases_and_never_resends(
 async def test_heartbeat_reports_loaded_config_versions(
     redis: Redis, redis_url: str, key_prefix: str, rx: Receiver, tmp_path: Path
 ) -> None:
-    store = ConfigStore(redis, key_prefix)
-    await store.put("routing_rules", {"rules": []})
+    store = ConfigStore(redis, Keys(key_prefix))
+    await store.write(RoutingRules())
     proc = start_notify(redis_url, key_prefix, rx, tmp_path)
 
     async def versions() -> dict[str, int]:
@@ -243,8 +246,8 @@ async def test_heartbeat_reports_loaded_config_versions(
         assert seen["routing_rules"] == 1
         assert seen["webhook_config"] == 0  # never written
         # A change made while notify is idle shows up without any email.
-        await store.put("routing_rules", {"rules": []})
-        await store.put("webhook_config", {"webhook_time_start": "09:00"})
+        await store.write(RoutingRules())
+        await store.write(WebhookConfig(webhook_time_start="09:00", webhook_time_end="18:00"))
 
         async def changed() -> bool:
             now = await versions()

@@ -10,12 +10,6 @@ import json
 import pytest
 from notify_harness import Factory, Harness, make_event, paris
 from receiver import Receiver
-from render_signal.notify.deadletters import (
-    disabled_targets_key,
-    list_dead_letters,
-    replay_dead_letter,
-)
-from render_signal.notify.weblog import read_webhook_logs
 from standardwebhooks.webhooks import Webhook
 
 MONDAY_7H = paris(2026, 3, 30, 7, 0)
@@ -31,8 +25,7 @@ async def due_of(h: Harness, webhook_id: str) -> float:
 
 
 async def logs_for(h: Harness, email_id: str) -> list[dict[str, object]]:
-    entries = await read_webhook_logs(h.redis, h.prefix, 30, now=h.clock.now(), limit=500)
-    return [e for e in reversed(entries) if e["email_id"] == email_id]
+    return [e for e in reversed(await h.logs()) if e["email_id"] == email_id]
 
 
 async def test_deferred_by_window_delivered_when_it_opens_exactly_once(
@@ -127,19 +120,19 @@ async def test_400_dead_letters_at_once_and_replay_keeps_webhook_id(
     event = make_event()
     await h.emit(event)
     first = rx.wait_for(1)[0]
-    [dead] = await list_dead_letters(h.redis, h.prefix)
-    assert dead["last_status"] == "400"
-    assert dead["attempts"] == "1"
+    [dead] = await h.dead_letters()
+    assert dead["status_code"] == 400
+    assert dead["attempts"] == 1
     assert dead["failure_reason"] == "upstream_client_error"
-    assert dead["last_response"] == '{"error": "bad field"}'
+    assert dead["response_snippet"] == '{"error": "bad field"}'
     assert dead["target"] == f"http://127.0.0.1:{rx.port}/***"
     assert json.loads(dead["payload"])["microsoft_graph_email_id"] == event.email_id
     assert await h.service.queue.count() == 0
     # A redelivered event does not resurrect a dead-lettered send.
     await h.emit(event, deliveries=2)
     assert len(rx.requests) == 1
-    assert await replay_dead_letter(h.redis, h.prefix, dead["id"], now=h.clock.now())
-    assert await list_dead_letters(h.redis, h.prefix) == []
+    assert await h.replay(dead["id"])
+    assert await h.dead_letters() == []
     await h.tick()
     second = rx.wait_for(2)[1]
     assert second.headers["webhook-id"] == first.headers["webhook-id"]
@@ -152,8 +145,8 @@ async def test_410_disables_target_and_dead_letters(make: Factory, rx: Receiver)
     await h.emit(make_event())
     await h.emit(make_event())
     assert len(rx.requests) == 1  # the second email is not sent to a gone target
-    assert await h.redis.hexists(disabled_targets_key(h.prefix), rx.url())
-    reasons = [d["failure_reason"] for d in await list_dead_letters(h.redis, h.prefix)]
+    assert await h.redis.hexists(h.keys.notify_disabled_targets, rx.url())
+    reasons = [d["failure_reason"] for d in await h.dead_letters()]
     assert reasons == ["target_disabled", "upstream_client_error"]
 
 
@@ -161,14 +154,14 @@ async def test_retry_window_exhausted_dead_letters(make: Factory, rx: Receiver) 
     h = make(start=paris(2026, 3, 30, 10, 0), WEBHOOK_RETRY_WINDOW_SECONDS="3")
     rx.default.status = 503
     await h.emit(make_event())
-    while not await list_dead_letters(h.redis, h.prefix):
+    while not await h.dead_letters():
         ((_, score),) = await h.redis.zrange(h.service.queue.schedule_key, 0, -1, withscores=True)
         h.clock.set(score)
         await h.tick()
         assert len(rx.requests) < 10
-    [dead] = await list_dead_letters(h.redis, h.prefix)
-    assert dead["last_status"] == "503"
-    assert int(dead["attempts"]) == len(rx.requests) >= 2
+    [dead] = await h.dead_letters()
+    assert dead["status_code"] == 503
+    assert dead["attempts"] == len(rx.requests) >= 2
 
 
 @pytest.mark.parametrize("raw_secret", [False, True])

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import time
 
+import msgspec
 import pytest
 from notify_harness import Factory, make_event, paris
 from receiver import Receiver
-from redis.asyncio import Redis
+from render_signal.common.configrules import RuleCondition
 from render_signal.notify.makewatcher import MakeWatcher
 from render_signal.notify.rules import condition_matches
-from render_signal.notify.weblog import read_webhook_logs, write_webhook_log
 from render_signal.notify.window import DESABO
 
 MONDAY_10H = paris(2026, 3, 30, 10, 0)
@@ -62,7 +62,7 @@ async def test_payload_fields_and_types(make: Factory, rx: Receiver, kind: str) 
     assert body["bodyPreview"] == event.body_text[:200]
     assert len(body["bodyPreview"]) <= 200
     assert body["email_content"] == event.body_text
-    assert body["webhooks_time_end"] == "17h00"
+    assert body["webhooks_time_end"] == "17:00"  # stored normalised (the [L] dashboard's form)
     if kind == "recadrage":
         assert body["detector"] == "recadrage"
         assert body["delivery_time"] == "11h30"
@@ -72,7 +72,7 @@ async def test_payload_fields_and_types(make: Factory, rx: Receiver, kind: str) 
         assert all(isinstance(v, str) for v in link.values())
     elif kind == "desabo":
         assert body["detector"] == DESABO
-        assert body["webhooks_time_start"] == "08h00"  # early non-urgent DESABO: configured start
+        assert body["webhooks_time_start"] == "08:00"  # early non-urgent DESABO: configured start
         assert "delivery_time" not in body
         assert "delivery_links" not in body
     else:
@@ -162,25 +162,29 @@ async def test_routing_first_match_and_stop_processing(make: Factory, rx: Receiv
 
 async def test_placeholder_stored_url_falls_back_to_env(make: Factory, rx: Receiver) -> None:
     h = make()
-    await h.configure("webhook_config", {"webhook_url": "https://example.com/hook"})
+    # The API refuses it; a document written by an older version could still hold one.
+    await h.store_unvalidated("webhook_config", {"webhook_url": "https://example.com/hook"})
     await h.emit(make_event())
     assert rx.wait_for(1)[0].path == "/hook"
+
+
+def cond(**fields: object) -> RuleCondition:
+    return msgspec.convert(fields, RuleCondition)
 
 
 def test_regex_conditions_are_re2_safe() -> None:
     event = make_event(body_text="a" * 100_000 + "!")
     started = time.perf_counter()
-    assert not condition_matches({"field": "body", "operator": "regex", "value": "(a+)+$"}, event)
-    assert time.perf_counter() - started < 0.5
-    assert condition_matches({"field": "body", "operator": "regex", "value": "(a+)+!$"}, event)
-    too_long = "a" * 201
-    assert not condition_matches({"field": "body", "operator": "regex", "value": too_long}, event)
-    assert not condition_matches({"field": "body", "operator": "regex", "value": "("}, event)
+    assert not condition_matches(cond(field="body", operator="regex", value="(a+)+$"), event)
+    # Not a performance bound: backtracking regex engines need far longer than any
+    # scheduler stall for this input (exponential in its length); re2 is linear.
+    assert time.perf_counter() - started < 10
+    assert condition_matches(cond(field="body", operator="regex", value="(a+)+!$"), event)
     assert condition_matches(
-        {"field": "subject", "operator": "regex", "value": "lot \\d+"}, make_event()
+        cond(field="subject", operator="regex", value="lot \\d+"), make_event()
     )
     assert not condition_matches(
-        {"field": "subject", "operator": "regex", "value": "lot \\d+", "case_sensitive": True},
+        cond(field="subject", operator="regex", value="lot \\d+", case_sensitive=True),
         make_event(),
     )
 
@@ -210,7 +214,7 @@ async def test_sending_switch_and_absence_defer_then_deliver(make: Factory, rx: 
     h.clock.set(score)
     await h.tick()
     assert len(rx.wait_for(1)) == 1
-    logs = await read_webhook_logs(h.redis, h.prefix, 30, now=h.clock.now())
+    logs = await h.logs()
     assert [e["status"] for e in logs] == ["success", "deferred"]
 
 
@@ -228,7 +232,7 @@ async def test_drop_policy_logs_skipped(make: Factory, rx: Receiver) -> None:
     h.clock.advance(86400)
     await h.tick()
     assert rx.requests == []
-    [entry] = await read_webhook_logs(h.redis, h.prefix, 7, now=h.clock.now())
+    [entry] = await h.logs(7)
     assert entry["status"] == "skipped"
     assert entry["failure_reason"] == "outside_window"
 
@@ -236,7 +240,7 @@ async def test_drop_policy_logs_skipped(make: Factory, rx: Receiver) -> None:
 async def test_no_target_waits_until_one_is_configured(make: Factory, rx: Receiver) -> None:
     h = make(WEBHOOK_URL="")
     await h.emit(make_event())
-    [entry] = await read_webhook_logs(h.redis, h.prefix, 7, now=h.clock.now())
+    [entry] = await h.logs(7)
     assert entry["failure_reason"] == "no_target"
     await h.configure("webhook_config", {"webhook_url": rx.url("/late")})
     h.clock.advance(60)
@@ -279,41 +283,3 @@ async def test_make_watcher_starts_and_stops_on_changes(make: Factory, rx: Recei
         assert len(rx.requests) == 5
     finally:
         await watcher.client.aclose()
-
-
-async def test_read_webhook_logs_api_rules(redis: Redis, key_prefix: str) -> None:
-    now = time.time()
-    from render_signal.notify.weblog import iso
-
-    for age_days in (40, 20, 3):
-        await write_webhook_log(
-            redis,
-            key_prefix,
-            {
-                "timestamp": iso(now - age_days * 86400),
-                "email_id": f"old{age_days}",
-                "status": "success",
-            },
-        )
-    for i in range(60):
-        await write_webhook_log(redis, key_prefix, {"email_id": f"e{i}", "status": "success"})
-    newest = await read_webhook_logs(redis, key_prefix)
-    assert len(newest) == 50
-    assert newest[0]["email_id"] == "e59"
-    assert await redis.llen(f"{key_prefix}webhook_logs") == 63
-    await redis.delete(f"{key_prefix}webhook_logs")
-    for age_days in (40, 20, 3):
-        await write_webhook_log(
-            redis,
-            key_prefix,
-            {"timestamp": iso(now - age_days * 86400), "email_id": f"old{age_days}"},
-        )
-    assert [e["email_id"] for e in await read_webhook_logs(redis, key_prefix, 0)] == ["old3"]
-    assert [e["email_id"] for e in await read_webhook_logs(redis, key_prefix, 99)] == [
-        "old3",
-        "old20",
-    ]
-    assert [e["email_id"] for e in await read_webhook_logs(redis, key_prefix, "x")] == ["old3"]
-    for i in range(520):
-        await write_webhook_log(redis, key_prefix, {"email_id": f"n{i}"})
-    assert await redis.llen(f"{key_prefix}webhook_logs") == 500

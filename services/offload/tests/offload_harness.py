@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
+from render_signal.common.consumer import Consumer
 from render_signal.common.events import DeliveryLink, MailOffloaded, MailReceived, decode_entry
-from render_signal.common.keys import STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED
+from render_signal.common.keys import GROUP_OFFLOAD, STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED
+from render_signal.common.linkjournal import LinkRecord, LinksFile
 from render_signal.common.settings import EnvReader
-from render_signal.common.streams import Consumer, ensure_group, publish
-from render_signal.offload.linksfile import LinksFile, make_entry
-from render_signal.offload.main import GROUP, build_service
+from render_signal.common.streams import ensure_group, publish
+from render_signal.common.timefmt import iso
+from render_signal.offload.main import build_service
 from render_signal.offload.service import OffloadService
 from render_signal.offload.settings import OffloadSettings, read_settings
 
@@ -88,7 +90,7 @@ async def running_service(redis: Redis, settings: OffloadSettings) -> AsyncItera
     consumer: Consumer[MailReceived] = Consumer(
         redis,
         stream_key=settings.common.keys.stream(STREAM_MAIL_RECEIVED),
-        group=GROUP,
+        group=GROUP_OFFLOAD,
         consumer="test-0",
         event_type=MailReceived,
         handler=service.handle,
@@ -96,7 +98,7 @@ async def running_service(redis: Redis, settings: OffloadSettings) -> AsyncItera
         concurrency=4,
     )
     await ensure_group(
-        redis, settings.common.keys.stream(STREAM_MAIL_RECEIVED), GROUP, start_id="0"
+        redis, settings.common.keys.stream(STREAM_MAIL_RECEIVED), GROUP_OFFLOAD, start_id="0"
     )
     await service.start()
     stop = asyncio.Event()
@@ -109,6 +111,19 @@ async def running_service(redis: Redis, settings: OffloadSettings) -> AsyncItera
             await asyncio.wait_for(task, timeout=30)
         finally:
             await service.aclose()  # flushes the pending links-file rows
+
+
+def make_entry(
+    source_url: str, r2_url: str, provider: str, original_filename: str | None = None
+) -> LinkRecord:
+    """One links-file row, as offload writes it."""
+    return LinkRecord(
+        source_url=source_url,
+        r2_url=r2_url,
+        provider=provider,
+        created_at=iso(),
+        original_filename=original_filename,
+    )
 
 
 def links_writer(path: str, tag: str, count: int, cap: int) -> None:

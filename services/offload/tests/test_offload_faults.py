@@ -83,7 +83,7 @@ async def test_worker_fault_falls_back_and_breaker_skips_next_email(
             if mode == "hang":
                 assert published_at - seen[0].at >= TIMEOUT_S - 0.05
 
-            assert service.info()["breaker"] == ("open" if breaker_opens else "closed")
+            assert service.details().breaker == ("open" if breaker_opens else "closed")
             await send(redis, key_prefix, mail("e2", DROPBOX[0]))
             rows = await wait_offloaded(redis, key_prefix, 2)
             second = rows[1][1]
@@ -114,7 +114,7 @@ async def test_worker_down_costs_bounded_time_then_breaker_opens(
         assert [link.direct_url for link in out.links] == [normalise(p, u) for p, u in DROPBOX]
         assert all(link.r2_url is None for link in out.links)
         assert out.trace["offloaded_at"] - started <= BACKOFF_TOTAL_S + MARGIN_S
-        assert service.info()["breaker"] == "open"
+        assert service.details().breaker == "open"
         await send(redis, key_prefix, mail("down2", DROPBOX[0]))
         rows = await wait_offloaded(redis, key_prefix, 2)
         assert rows[1][1].links[0].r2_url is None
@@ -194,7 +194,7 @@ async def test_disabled_passes_through_with_normalised_sources(
             mail("off", DROPBOX[0], ("fromsmash", "https://fromsmash.com/A&amp;b")),
         )
         [(_, out)] = await wait_offloaded(redis, key_prefix, 1)
-        assert service.info()["offload"] == "disabled"
+        assert service.details().offload == "disabled"
     assert out.offload_enabled is False
     assert out.links[0].direct_url == normalise(*DROPBOX[0])
     assert out.links[1].direct_url == "https://fromsmash.com/A&b"

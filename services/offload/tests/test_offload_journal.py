@@ -11,15 +11,25 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
 from offload_harness import links_writer as _writer
-from offload_harness import mail, make_settings, offload_env, running_service, send, wait_offloaded
+from offload_harness import (
+    mail,
+    make_entry,
+    make_settings,
+    offload_env,
+    running_service,
+    send,
+    wait_offloaded,
+)
 from redis.asyncio import Redis
+from render_signal.common.consumer import Consumer
 from render_signal.common.events import MailReceived
-from render_signal.common.keys import STREAM_MAIL_RECEIVED
-from render_signal.common.streams import Consumer, ensure_group
-from render_signal.offload.linksfile import LinksFile, make_entry
+from render_signal.common.keys import GROUP_OFFLOAD, STREAM_MAIL_RECEIVED
+from render_signal.common.linkjournal import LinkRecord, LinksFile
+from render_signal.common.streams import ensure_group
 from render_signal.offload.linkswriter import LinksFileWriter
-from render_signal.offload.main import GROUP, build_service
+from render_signal.offload.main import build_service
 from standin import WorkerStandIn
 
 SCHEMA_REQUIRED = {"source_url", "r2_url", "provider", "created_at"}
@@ -40,10 +50,10 @@ def test_dedup_rotation_and_schema(tmp_path: Path) -> None:
     a = make_entry("https://www.dropbox.com/s/a?dl=1", "https://r2/a", "dropbox", "a é.zip")
     assert links.append([a]) == 1
     # Same (source_url, r2_url, provider): skipped, whatever the timestamp/filename.
-    assert links.append([make_entry(a["source_url"], a["r2_url"], "dropbox")]) == 0
+    assert links.append([make_entry(a.source_url, a.r2_url, "dropbox")]) == 0
     # Same source but another r2_url or provider: a new pair.
-    assert links.append([make_entry(a["source_url"], "https://r2/a2", "dropbox")]) == 1
-    assert links.append([make_entry(a["source_url"], a["r2_url"], "fromsmash")]) == 1
+    assert links.append([make_entry(a.source_url, "https://r2/a2", "dropbox")]) == 1
+    assert links.append([make_entry(a.source_url, a.r2_url, "fromsmash")]) == 1
     for i in range(6):
         links.append([make_entry(f"https://fromsmash.com/{i}", f"https://r2/{i}", "fromsmash")])
     items = json.loads(path.read_text(encoding="utf-8"))
@@ -146,7 +156,7 @@ async def test_service_reuses_journalled_links_and_writes_the_file(
 # -- coalesced links-file writes (LinksFileWriter) -------------------------------------
 
 
-def _rows(tag: str, count: int) -> list[dict[str, str]]:
+def _rows(tag: str, count: int) -> list[LinkRecord]:
     return [
         make_entry(f"https://fromsmash.com/{tag}{i}", f"https://r2/{tag}{i}", "fromsmash")
         for i in range(count)
@@ -166,7 +176,7 @@ async def _poll(predicate: Callable[[], Awaitable[bool]], what: str, timeout_s: 
         await asyncio.sleep(0.01)
 
 
-async def _stage(redis: Redis, writer: LinksFileWriter, rows: list[dict[str, str]]) -> None:
+async def _stage(redis: Redis, writer: LinksFileWriter, rows: list[LinkRecord]) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         for row in rows:
             writer.stage(pipe, row)
@@ -191,7 +201,7 @@ async def test_writer_coalesces_rows_into_one_flush_and_unstages(
             return len(_file_sources(path)) == 40 and not await redis.exists(staged)
 
         await _poll(written, "the coalesced flush")
-        assert _file_sources(path) == [r["source_url"] for r in rows]  # order kept
+        assert _file_sources(path) == [r.source_url for r in rows]  # order kept
         assert writer.flushes == 1  # one locked read-modify-write, not ten
         check_schema(json.loads(path.read_text(encoding="utf-8")))
     finally:
@@ -210,7 +220,7 @@ async def test_writer_flushes_pending_rows_on_close(
     writer.submit(rows)
     assert writer.pending == 3
     await writer.aclose()  # no waiting for the (hour-long) window
-    assert _file_sources(path) == [r["source_url"] for r in rows]
+    assert _file_sources(path) == [r.source_url for r in rows]
     assert writer.pending == 0
     assert not await redis.exists(staged)
 
@@ -227,13 +237,13 @@ async def test_recover_appends_staged_rows_missing_from_the_file(
     crashed = LinksFileWriter(links, redis, staged)
     await _stage(redis, crashed, old)
     crashed.submit(old)  # pending in memory only; the process dies here
-    assert _file_sources(path) == [old[0]["source_url"]]
+    assert _file_sources(path) == [old[0].source_url]
 
     writer = LinksFileWriter(LinksFile(path, max_entries=1000), redis, staged)
     assert await writer.recover() == 3
     items = json.loads(path.read_text(encoding="utf-8"))
-    assert [i["source_url"] for i in items] == [r["source_url"] for r in old]  # no duplicate
-    assert items == old
+    assert [i["source_url"] for i in items] == [r.source_url for r in old]  # no duplicate
+    assert items == msgspec.to_builtins(old)
     assert not await redis.exists(staged)
     assert await writer.recover() == 0
 
@@ -264,7 +274,7 @@ async def test_failed_file_write_is_retried_not_dropped(
             return len(_file_sources(path)) == 2
 
         await _poll(written, "the retried write")
-        assert _file_sources(path) == [r["source_url"] for r in rows]
+        assert _file_sources(path) == [r.source_url for r in rows]
     finally:
         await writer.aclose()
 
@@ -279,11 +289,11 @@ async def test_service_rows_survive_a_crash_before_the_flush(
         settings = make_settings(env)
         crashed = build_service(settings, redis)  # its writer is never started: never flushes
         stream = settings.common.keys.stream(STREAM_MAIL_RECEIVED)
-        await ensure_group(redis, stream, GROUP, start_id="0")
+        await ensure_group(redis, stream, GROUP_OFFLOAD, start_id="0")
         consumer: Consumer[MailReceived] = Consumer(
             redis,
             stream_key=stream,
-            group=GROUP,
+            group=GROUP_OFFLOAD,
             consumer="crash-0",
             event_type=MailReceived,
             handler=crashed.handle,

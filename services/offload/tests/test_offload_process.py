@@ -141,7 +141,7 @@ async def test_disabled_process_says_so_once_and_in_heartbeat(
 
         await wait_for(beating, 20, "heartbeat")
         record = json.loads(await redis.get(key))
-        assert record["offload"] == "disabled"
+        assert record["details"]["offload"] == "disabled"
         await send(redis, key_prefix, mail("d1", ("dropbox", "https://www.dropbox.com/s/a/b.zip")))
         [(_, out)] = await wait_offloaded(redis, key_prefix, 1)
         assert out.offload_enabled is False

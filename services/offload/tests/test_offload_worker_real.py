@@ -190,7 +190,7 @@ async def test_real_worker_refuses_redirect_to_loopback(
     async with running_service(redis, make_settings(env)) as service:
         await send(redis, key_prefix, mail("redir", ("dropbox", raw)))
         [(_, out)] = await wait_offloaded(redis, key_prefix, 1, timeout_s=60)
-        assert service.info()["breaker"] == "closed"  # a refusal is not a Worker fault
+        assert service.details().breaker == "closed"  # a refusal is not a Worker fault
     assert any(p.startswith("/s/redir/evil.zip") for p in real_worker.files.seen)
     assert out.links[0].r2_url is None
     assert out.links[0].direct_url == normalise("dropbox", raw)

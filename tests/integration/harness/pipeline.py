@@ -22,7 +22,9 @@ from types import ModuleType
 from typing import Any
 
 import redis as redis_sync
+from render_signal.common.configdocs import BY_NAME
 from render_signal.common.configstore import ConfigStore
+from render_signal.common.keys import Keys
 from render_signal.common.redisclient import create_redis
 from render_signal.common.redisserver import RedisServer, find_redis_server, free_port
 
@@ -298,7 +300,7 @@ class Pipeline:
         async def put() -> None:
             client = create_redis(self.redis.url)
             try:
-                await ConfigStore(client, self.key_prefix).put(name, data)
+                await ConfigStore(client, Keys(self.key_prefix)).apply(BY_NAME[name], data)
             finally:
                 await client.aclose()
 

@@ -24,13 +24,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from render_signal.common.devenv import ensure_dev_env, is_generated_dev_env
+from render_signal.common.envreader import DEV_MODE_WORDS, load_env_file
+from render_signal.common.heartbeat import read_heartbeats
+from render_signal.common.keys import Keys
 from render_signal.common.redisclient import create_redis
 from render_signal.common.redisserver import RedisServer, free_port
-from render_signal.common.settings import DEV_MODE_WORDS, load_env_file
 from render_signal.common.sink import RecordingSink
-from render_signal.common.status import gather_status, render_status
+from render_signal.common.status import gather_streams
 from render_signal.common.supervisor import SERVICES, Supervisor, write_state
+from render_signal.common.webhooklog import read_attempts
 
 __all__ = ["main"]
 
@@ -147,6 +151,42 @@ def _resolve_redis(env_path: Path, wait_s: float = 0.0) -> tuple[str, str]:
     raise SystemExit("render-signal: no REDIS_URL and no running stack (start one: make run)")
 
 
+async def gather_status(redis: Any, prefix: str) -> dict[str, Any]:
+    keys = Keys(prefix)
+    now = time.time()
+    beats = await read_heartbeats(redis, keys)
+    return {
+        "checked_at": now,
+        "services": [{**msgspec.to_builtins(b), "age_s": round(now - b.ts, 1)} for b in beats],
+        "streams": msgspec.to_builtins(await gather_streams(redis, keys)),
+    }
+
+
+def render_status(status: dict[str, Any], expected: tuple[str, ...]) -> str:
+    """Human-readable table of :func:`gather_status`'s result."""
+    lines = ["SERVICE   INSTANCE                       PID      AGE   STATE"]
+    alive = {s["service"] for s in status["services"]}
+    for record in status["services"]:
+        lines.append(
+            f"{record['service']:<9} {str(record.get('instance', ''))[:30]:<30} "
+            f"{record.get('pid', ''):<8} {record['age_s']:>4}s alive"
+        )
+    for name in expected:
+        if name not in alive:
+            lines.append(f"{name:<9} {'-':<30} {'-':<8} {'-':>5} DOWN (no heartbeat)")
+    lines.append("")
+    lines.append("STREAM           LENGTH  DLQ  GROUP     PENDING  LAG")
+    for stream in status["streams"]:
+        groups = stream["groups"] or [{"name": "-", "pending": "-", "lag": "-"}]
+        for group in groups:
+            lag = "?" if group["lag"] is None else group["lag"]
+            lines.append(
+                f"{stream['stream']:<16} {stream['length']:>6} {stream['dead_letters']:>4}  "
+                f"{group['name']:<9} {group['pending']:>7}  {lag}"
+            )
+    return "\n".join(lines)
+
+
 async def _status(url: str, prefix: str, wait_s: float) -> dict[str, Any]:
     redis = create_redis(url)
     try:
@@ -200,11 +240,9 @@ async def _wait_delivery(
     try:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            entries: Any = await redis.lrange(f"{prefix}webhook_logs", 0, 50)
-            for raw in entries:
-                entry = json.loads(raw)
-                if marker in str(entry.get("subject", "")):
-                    return dict(entry)
+            for entry in await read_attempts(redis, Keys(prefix), limit=50):
+                if marker in entry.subject:
+                    return msgspec.to_builtins(entry)  # type: ignore[no-any-return]
             await asyncio.sleep(0.1)
         return None
     finally:

@@ -1,14 +1,15 @@
 """Runtime configuration documents in Redis ("Store-as-Source-of-Truth").
 
-Each document (``webhook_config``, ``routing_rules``, ``polling_config``,
-``runtime_flags``, ...) is a Redis hash ``<prefix>config:<name>`` with fields
-``data`` (JSON object), ``version`` (incremented on every write) and
-``updated_at`` (UTC ISO). A write publishes ``<name>:<version>`` on
-``<prefix>config:changed`` so readers in other processes reload at once; a
-reader also re-checks the version at most every ``max_staleness_s`` so a lost
-notification (reconnect) delays a change, never hides it.
+Each document (:mod:`render_signal.common.configdocs`) is a Redis hash
+``<prefix>config:<name>`` with fields ``data`` (JSON object), ``version``
+(incremented on every write) and ``updated_at`` (UTC ISO). A write publishes
+``<name>:<version>`` on ``<prefix>config:changed`` so readers in other
+processes reload at once; a reader also re-checks the version at most every
+``max_staleness_s`` so a lost notification (reconnect) delays a change, never
+hides it.
 
-Only the gateway writes; services read through :class:`ConfigWatcher`.
+Only the gateway writes (validated by decoding into the document's struct);
+services read the same struct through :class:`ConfigWatcher`.
 """
 
 from __future__ import annotations
@@ -19,16 +20,21 @@ import datetime as dt
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from render_signal.common.configdocs import ConfigDoc, apply_changes, decode_stored, to_stored
 from render_signal.common.errors import ConfigConflict
+from render_signal.common.keys import Keys
 
-__all__ = ["ConfigConflict", "ConfigDocument", "ConfigStore", "ConfigWatcher"]
+__all__ = ["ConfigStore", "ConfigWatcher", "Versioned"]
 
 logger = logging.getLogger(__name__)
+
+D = TypeVar("D", bound=ConfigDoc)
 
 _WRITE = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -42,126 +48,132 @@ return v
 """
 
 
-class ConfigDocument(msgspec.Struct, frozen=True):
-    """A config document as read: its data, version and last update time."""
+class Versioned(msgspec.Struct, Generic[D], frozen=True):
+    """A document as read: its struct, version (0: never written) and last write time."""
 
-    name: str
-    data: dict[str, Any]
+    doc: D
     version: int
     updated_at: str | None
 
-    def as_api(self) -> dict[str, Any]:
-        """The data plus ``_updated_at`` and ``_version``, as the API returns it."""
-        return {**self.data, "_updated_at": self.updated_at, "_version": self.version}
-
 
 class ConfigStore:
-    """Read and write config documents under ``prefix``."""
+    """Read and write the config documents of one deployment."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
-        self.prefix = prefix
-        self.channel = f"{prefix}config:changed"
+        self.keys = keys
         self._write = redis.register_script(_WRITE)
 
-    def key(self, name: str) -> str:
-        return f"{self.prefix}config:{name}"
-
-    async def get(self, name: str) -> ConfigDocument:
-        """The document, or an empty version-0 document when never written."""
-        raw: dict[bytes, bytes] = await self.redis.hgetall(self.key(name))  # type: ignore[assignment]
+    async def read(self, doc_type: type[D]) -> Versioned[D]:
+        """The document (defaults, version 0, when never written)."""
+        raw: dict[bytes, bytes] = await self.redis.hgetall(self.keys.config(doc_type.NAME))  # type: ignore[assignment]
         if not raw:
-            return ConfigDocument(name, {}, 0, None)
-        data = json.loads(raw.get(b"data", b"{}"))
-        if not isinstance(data, dict):
+            return Versioned(doc_type(), 0, None)
+        try:
+            data = json.loads(raw.get(b"data", b"{}"))
+        except ValueError:
             data = {}
         updated = raw.get(b"updated_at")
-        return ConfigDocument(
-            name, data, int(raw.get(b"version", b"0")), updated.decode() if updated else None
+        return Versioned(
+            decode_stored(doc_type, data if isinstance(data, dict) else {}),
+            int(raw.get(b"version", b"0")),
+            updated.decode() if updated else None,
         )
 
     async def version(self, name: str) -> int:
-        value = await self.redis.hget(self.key(name), "version")
+        value = await self.redis.hget(self.keys.config(name), "version")
         return int(value) if value else 0
 
-    async def put(
-        self, name: str, data: dict[str, Any], *, expected_version: int | None = None
-    ) -> ConfigDocument:
+    async def write(self, doc: D, *, expected_version: int | None = None) -> Versioned[D]:
         """Replace the document; bump its version; notify readers.
 
         Raises:
             ConfigConflict: ``expected_version`` given and not current.
         """
-        clean = {k: v for k, v in data.items() if k not in ("_updated_at", "_version")}
         updated_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         version = await self._write(
-            keys=[self.key(name), self.channel],
+            keys=[self.keys.config(doc.NAME), self.keys.config_changed],
             args=[
-                json.dumps(clean, ensure_ascii=False, sort_keys=True),
+                json.dumps(to_stored(doc), ensure_ascii=False, sort_keys=True),
                 updated_at,
                 "" if expected_version is None else str(expected_version),
-                name,
+                doc.NAME,
             ],
         )
         if int(version) < 0:
-            raise ConfigConflict(f"{name} changed since version {expected_version}")
-        return ConfigDocument(name, clean, int(version), updated_at)
+            raise ConfigConflict(f"{doc.NAME} changed since version {expected_version}")
+        return Versioned(doc, int(version), updated_at)
 
-    async def update(self, name: str, changes: dict[str, Any]) -> ConfigDocument:
-        """Merge ``changes`` into the current document (retries on a concurrent write)."""
+    async def update(self, doc_type: type[D], build: Callable[[D], D]) -> Versioned[D]:
+        """Write ``build(current)``; retried when another writer got there first.
+
+        ``build`` validates (it raises ``ConfigInvalid``, which propagates).
+        """
         for _ in range(10):
-            current = await self.get(name)
+            current = await self.read(doc_type)
             try:
-                return await self.put(
-                    name, {**current.data, **changes}, expected_version=current.version
-                )
+                return await self.write(build(current.doc), expected_version=current.version)
             except ConfigConflict:
                 continue
-        raise ConfigConflict(f"{name}: too many concurrent writers")
+        raise ConfigConflict(f"{doc_type.NAME}: too many concurrent writers")
+
+    async def apply(self, doc_type: type[D], changes: Mapping[str, object]) -> Versioned[D]:
+        """Merge ``changes`` (validated, ``configdocs.apply_changes``) into the document."""
+        return await self.update(
+            doc_type, lambda current: apply_changes(doc_type, current, changes)
+        )
 
 
 class ConfigWatcher:
-    """Cached reads that follow writes from other processes without a restart."""
+    """Cached typed reads that follow writes from other processes without a restart.
+
+    ``on_change`` (optional) is called with the document name (None: all) whenever
+    a change notification invalidates the cache, so a component can reload and
+    report what it now applies.
+    """
 
     def __init__(self, store: ConfigStore, max_staleness_s: float = 2.0) -> None:
         self.store = store
         self.max_staleness_s = max_staleness_s
-        self._cache: dict[str, tuple[ConfigDocument, float]] = {}
-        self._listener: asyncio.Task[None] | None = None
+        self._cache: dict[str, tuple[Versioned[ConfigDoc], float]] = {}
+        self.on_change: Callable[[str | None], None] | None = None
 
-    async def get(self, name: str) -> ConfigDocument:
+    async def get(self, doc_type: type[D]) -> Versioned[D]:
         """Current document; served from cache unless stale or invalidated."""
+        name = doc_type.NAME
         cached = self._cache.get(name)
         now = time.monotonic()
         if cached is not None:
-            doc, checked = cached
+            versioned, checked = cached
             if now - checked < self.max_staleness_s:
-                return doc
-            if await self.store.version(name) == doc.version:
-                self._cache[name] = (doc, now)
-                return doc
-        doc = await self.store.get(name)
-        if cached is None or cached[0].version != doc.version:
-            logger.info("CONFIG: loaded %s version %d", name, doc.version)
-        self._cache[name] = (doc, now)
-        return doc
+                return versioned  # type: ignore[return-value]
+            if await self.store.version(name) == versioned.version:
+                self._cache[name] = (versioned, now)
+                return versioned  # type: ignore[return-value]
+        fresh = await self.store.read(doc_type)
+        if cached is None or cached[0].version != fresh.version:
+            logger.info("CONFIG: loaded %s version %d", name, fresh.version)
+        self._cache[name] = (fresh, now)  # type: ignore[assignment]
+        return fresh
 
     def versions(self) -> dict[str, int]:
         """Version of each cached document (no Redis call; invalidated ones are absent)."""
-        return {name: doc.version for name, (doc, _) in self._cache.items()}
+        return {name: versioned.version for name, (versioned, _) in self._cache.items()}
 
     def invalidate(self, name: str | None = None) -> None:
         if name is None:
             self._cache.clear()
         else:
             self._cache.pop(name, None)
+        if self.on_change is not None:
+            self.on_change(name)
 
     async def listen(self, stop: asyncio.Event) -> None:
         """Invalidate cached documents as change notifications arrive."""
         while not stop.is_set():
             pubsub = self.store.redis.pubsub()
             try:
-                await pubsub.subscribe(self.store.channel)
+                await pubsub.subscribe(self.store.keys.config_changed)
                 # Anything may have changed while we were not subscribed.
                 self.invalidate()
                 while not stop.is_set():

@@ -1,17 +1,17 @@
-"""Dead-letter replay: the contract between the services that park work and the gateway.
+"""Dead letters: what the services park for good, listed and replayed by the gateway.
 
-Two kinds of dead letters exist:
+Two kinds:
 
 * ``<stream>.dlq`` entries written by the streams runtime (fields ``type``,
   ``data``, ``error``, ``source_stream``, ``source_id``, ``group``,
   ``deliveries``, ``failed_at``). Replay re-adds ``{type, data}`` to the source
   stream; consumers are idempotent, so a replay never duplicates a delivery
   that already happened.
-* ``<prefix>notify:deadletters`` entries written by notify for webhooks that
-  failed for good (fields documented in ``render_signal.notify.deadletters``;
-  ``webhook_id`` and ``job`` are what replay needs). Replay puts the job back in
-  notify's schedule, due now, so it is re-sent with the SAME ``webhook-id``
-  (the receiver's idempotency key).
+* ``<prefix>notify:deadletters``: webhooks that failed for good, one
+  :class:`~render_signal.common.records.DeadLetter` per entry (field ``data``),
+  written by notify (:func:`add_webhook_dead_letter`). Replay puts the job back
+  in notify's schedule, due now, so it is re-sent with the SAME ``webhook-id``
+  (the receiver's idempotency key), to the target's current configuration.
 
 Both replays delete the dead letter in the same transaction, so a replay is
 never lost nor applied twice.
@@ -22,29 +22,57 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
-from render_signal.common.streams import dlq_key
+from render_signal.common.keys import Keys
+from render_signal.common.records import DeadLetter
 
 __all__ = [
-    "notify_dead_letter_key",
-    "notify_disabled_targets_key",
-    "replay_notify_dead_letter",
+    "DEAD_LETTER_MAXLEN",
+    "add_webhook_dead_letter",
+    "list_webhook_dead_letters",
     "replay_stream_dead_letter",
+    "replay_webhook_dead_letter",
 ]
 
+DEAD_LETTER_MAXLEN = 10_000
 
-def notify_dead_letter_key(prefix: str) -> str:
-    return f"{prefix}notify:deadletters"
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(DeadLetter)
 
 
-def notify_disabled_targets_key(prefix: str) -> str:
-    """Hash: target URL -> JSON {disabled_at, status, email_id}, set on 410 Gone."""
-    return f"{prefix}notify:disabled_targets"
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def add_webhook_dead_letter(redis: Redis, keys: Keys, letter: DeadLetter) -> str:
+    """Append ``letter``; returns its entry id."""
+    entry = await redis.xadd(
+        keys.notify_dead_letters,
+        {"data": _encoder.encode(letter)},
+        maxlen=DEAD_LETTER_MAXLEN,
+        approximate=True,
+    )
+    return _text(entry)
+
+
+async def list_webhook_dead_letters(
+    redis: Redis, keys: Keys, count: int = 200
+) -> list[tuple[str, DeadLetter]]:
+    """``(entry id, record)``, newest first; undecodable entries are skipped."""
+    rows: Any = await redis.xrevrange(keys.notify_dead_letters, count=count)
+    letters: list[tuple[str, DeadLetter]] = []
+    for entry_id, fields in rows:
+        try:
+            letters.append((_text(entry_id), _decoder.decode(fields.get(b"data", b""))))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+    return letters
 
 
 async def replay_stream_dead_letter(redis: Redis, stream_key: str, entry_id: str) -> bool:
     """Move one ``<stream_key>.dlq`` entry back onto ``stream_key``. False if unknown."""
-    key = dlq_key(stream_key)
+    key = Keys.dlq(stream_key)
     rows: Any = await redis.xrange(key, min=entry_id, max=entry_id)
     if not rows:
         return False
@@ -56,30 +84,25 @@ async def replay_stream_dead_letter(redis: Redis, stream_key: str, entry_id: str
     return True
 
 
-async def replay_notify_dead_letter(
-    redis: Redis, prefix: str, entry_id: str, *, now: float | None = None
-) -> str | None:
-    """Re-enqueue one notify dead letter; returns its webhook-id, or None if unknown.
+async def replay_webhook_dead_letter(
+    redis: Redis, keys: Keys, entry_id: str, *, now: float | None = None
+) -> DeadLetter | None:
+    """Re-enqueue one webhook dead letter, due now; None if unknown.
 
     Raises:
-        ValueError: the record has no webhook id or job to replay.
+        ValueError: the record has no job to replay.
     """
-    key = notify_dead_letter_key(prefix)
-    rows: Any = await redis.xrange(key, min=entry_id, max=entry_id)
+    rows: Any = await redis.xrange(keys.notify_dead_letters, min=entry_id, max=entry_id)
     if not rows:
         return None
-    fields: dict[bytes, bytes] = rows[0][1]
-    webhook_id = fields.get(b"webhook_id", b"").decode()
-    job = fields.get(b"job")
-    if not webhook_id or not job:
+    letter = _decoder.decode(rows[0][1].get(b"data", b""))
+    if not letter.webhook_id or bytes(letter.job) in (b"", b"null"):
         raise ValueError("dead letter has no job to replay")
-    target = fields.get(b"target", b"").decode()
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(f"{prefix}notify:jobs", webhook_id, job)
-        pipe.zadd(f"{prefix}notify:scheduled", {webhook_id: time.time() if now is None else now})
-        pipe.delete(f"{prefix}notify:final:{webhook_id}")
-        if target:
-            pipe.hdel(notify_disabled_targets_key(prefix), target)
-        pipe.xdel(key, entry_id)
+        pipe.hset(keys.notify_jobs, letter.webhook_id, bytes(letter.job))
+        pipe.zadd(keys.notify_scheduled, {letter.webhook_id: time.time() if now is None else now})
+        pipe.delete(keys.notify_final(letter.webhook_id))
+        pipe.hdel(keys.notify_disabled_targets, letter.target)
+        pipe.xdel(keys.notify_dead_letters, entry_id)
         await pipe.execute()
-    return webhook_id
+    return letter

@@ -44,8 +44,11 @@ class SettingsError(RenderSignalError):
         super().__init__("\n".join(problems))
 
 
-class ConfigInvalid(RenderSignalError):
-    """A runtime-config document (or one of its fields) is invalid; the message says which."""
+class ConfigInvalid(RenderSignalError, ValueError):
+    """A runtime-config document (or one of its fields) is invalid; the message says which.
+
+    A ``ValueError`` too, so msgspec reports one raised while decoding with its path.
+    """
 
 
 class ConfigConflict(RenderSignalError):

@@ -11,13 +11,17 @@ means a new version number.
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Final, Literal, TypeVar
 
 import msgspec
 from render_signal.common.errors import MalformedEvent
 
 __all__ = [
+    "ALL_DETECTORS",
+    "DETECTOR_DESABO",
+    "DETECTOR_RECADRAGE",
     "DeliveryLink",
+    "Detector",
     "Event",
     "MailOffloaded",
     "MailRaw",
@@ -26,6 +30,13 @@ __all__ = [
     "decode_entry",
     "encode_entry",
 ]
+
+
+#: Detector names, as the webhook payload's ``detector`` field carries them.
+DETECTOR_RECADRAGE: Final = "recadrage"
+DETECTOR_DESABO: Final = "desabonnement_journee_tarifs"
+Detector = Literal["recadrage", "desabonnement_journee_tarifs"]
+ALL_DETECTORS: tuple[Detector, ...] = (DETECTOR_RECADRAGE, DETECTOR_DESABO)
 
 
 class MailRaw(msgspec.Struct, frozen=True, kw_only=True, tag="mail.raw/1", tag_field="type"):

@@ -1,29 +1,31 @@
-"""Heartbeat: a ``HEARTBEAT: alive (...)`` log line plus a Redis key with a TTL.
+"""Heartbeat: a ``HEARTBEAT: alive (...)`` log line plus a Redis record with a TTL.
 
-The key ``<prefix>heartbeat:<service>:<instance>`` holds a JSON status and
-expires after three intervals, so a dead process disappears from
-``render-signal status`` and the dashboard by itself.
+The record (:class:`~render_signal.common.records.HeartbeatRecord`) at
+``<prefix>heartbeat:<service>:<instance>`` expires after three intervals, so a
+dead process disappears by itself; readers (:func:`read_heartbeats`) say when
+a service is missing and since when it was last seen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from render_signal.common.keys import Keys
+from render_signal.common.records import HeartbeatDetails, HeartbeatRecord
 
-__all__ = ["HEARTBEAT_PATTERN", "Heartbeat", "read_heartbeats"]
+__all__ = ["Heartbeat", "read_heartbeats"]
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_PATTERN = "heartbeat:*"
+_decoder = msgspec.json.Decoder(HeartbeatRecord)
 
 
 class Heartbeat:
@@ -32,41 +34,47 @@ class Heartbeat:
     def __init__(
         self,
         redis: Redis,
+        keys: Keys,
         *,
-        prefix: str,
         service: str,
         instance: str,
         interval_s: float,
-        info: Callable[[], dict[str, Any]] | None = None,
+        details: Callable[[], HeartbeatDetails] | None = None,
     ) -> None:
         self.redis = redis
-        self.key = f"{prefix}heartbeat:{service}:{instance}"
+        self.key = keys.heartbeat(service, instance)
         self.service = service
         self.instance = instance
         self.interval_s = interval_s
-        self.info = info or dict
+        self.details = details or HeartbeatDetails
         self.started_at = time.time()
         # The key must outlive a couple of missed beats but not a dead process for long.
         self.ttl_ms = int(max(self.interval_s * 3, 5.0) * 1000)
 
-    async def beat(self) -> None:
-        details = self.info()
-        record = {
-            "service": self.service,
-            "instance": self.instance,
-            "pid": os.getpid(),
-            "started_at": self.started_at,
-            "ts": time.time(),
-            **details,
-        }
-        await self.redis.set(self.key, json.dumps(record, default=str), px=self.ttl_ms)
-        summary = ", ".join(f"{k}={v}" for k, v in details.items())
+    def record(self) -> HeartbeatRecord:
+        return HeartbeatRecord(
+            service=self.service,
+            instance=self.instance,
+            pid=os.getpid(),
+            started_at=self.started_at,
+            ts=time.time(),
+            interval_s=self.interval_s,
+            details=self.details(),
+        )
+
+    async def beat(self) -> HeartbeatRecord:
+        record = self.record()
+        await self.redis.set(self.key, msgspec.json.encode(record), px=self.ttl_ms)
+        summary = ", ".join(
+            f"{k}={v}" for k, v in msgspec.structs.asdict(record.details).items() if v
+        )
         logger.info(
             "HEARTBEAT: alive (service=%s, instance=%s%s)",
             self.service,
             self.instance,
             f", {summary}" if summary else "",
         )
+        return record
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -80,13 +88,13 @@ class Heartbeat:
             await self.redis.delete(self.key)
 
 
-async def read_heartbeats(redis: Redis, prefix: str) -> list[dict[str, Any]]:
-    """All live heartbeat records under ``prefix``."""
-    records: list[dict[str, Any]] = []
-    async for key in redis.scan_iter(match=f"{prefix}{HEARTBEAT_PATTERN}", count=200):
+async def read_heartbeats(redis: Redis, keys: Keys) -> list[HeartbeatRecord]:
+    """Every live heartbeat record, by service then instance."""
+    records: list[HeartbeatRecord] = []
+    async for key in redis.scan_iter(match=keys.heartbeat_pattern, count=200):
         raw = await redis.get(key)
         if raw:
-            with contextlib.suppress(ValueError):
-                records.append(json.loads(raw))
-    records.sort(key=lambda r: (r.get("service", ""), r.get("instance", "")))
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                records.append(_decoder.decode(raw))
+    records.sort(key=lambda r: (r.service, r.instance))
     return records

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from render_signal.common.heartbeat import Heartbeat
 from render_signal.common.opsserver import OpsServer
+from render_signal.common.records import HeartbeatDetails
 from render_signal.common.settings import CommonSettings
 
 __all__ = ["Component", "WorkerRuntime", "install_stop_signals"]
@@ -51,13 +52,13 @@ class WorkerRuntime:
         common: CommonSettings,
         redis: Redis,
         *,
-        info: Callable[[], dict[str, Any]] | None = None,
+        details: Callable[[], HeartbeatDetails] | None = None,
         ready_extra: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.common = common
         self.redis = redis
         self.stop = asyncio.Event()
-        self.info = info
+        self.details = details
         self.ready_extra = ready_extra
         self.ops: OpsServer | None = None
 
@@ -80,11 +81,11 @@ class WorkerRuntime:
         await self.ops.start()
         heartbeat = Heartbeat(
             self.redis,
-            prefix=self.common.key_prefix,
+            self.common.keys,
             service=self.common.service,
             instance=self.common.instance,
             interval_s=self.common.heartbeat_interval_s,
-            info=self.info,
+            details=self.details,
         )
         tasks = [
             asyncio.create_task(c(self.stop), name=getattr(c, "__qualname__", repr(c)))

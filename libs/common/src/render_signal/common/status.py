@@ -1,86 +1,71 @@
-"""Stack status from Redis: service heartbeats and stream backlog.
+"""Stream backlog as Redis reports it: length, dead letters, per-group pending and lag.
 
-Used by ``render-signal status`` (and available to the gateway's status API):
-which services are alive (heartbeat key present), and for each stream its
-length, and per consumer group the pending count and lag.
+The one reader of stream status, used by the gateway's status API and by
+``render-signal status``.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from render_signal.common.heartbeat import read_heartbeats
-from render_signal.common.keys import ALL_STREAMS
-from render_signal.common.streams import dlq_key
+from render_signal.common.keys import ALL_STREAMS, Keys
+from render_signal.common.records import GroupStatus, StreamStatus
 
-__all__ = ["gather_status", "render_status"]
+__all__ = ["gather_streams", "stream_status"]
 
-
-def _text(value: Any) -> Any:
-    return value.decode() if isinstance(value, bytes) else value
+#: On Redis 6.2 (no ``lag`` in XINFO GROUPS) lag is counted, up to this many entries.
+LAG_COUNT_CAP = 10_000
 
 
-async def gather_status(redis: Redis, prefix: str) -> dict[str, Any]:
-    """Heartbeats and stream statistics under ``prefix``."""
-    now = time.time()
-    services = [
-        {**record, "age_s": round(now - float(record.get("ts", 0)), 1)}
-        for record in await read_heartbeats(redis, prefix)
-    ]
-    streams: list[dict[str, Any]] = []
-    for name in ALL_STREAMS:
-        key = f"{prefix}{name}"
-        length = int(await redis.xlen(key))
-        groups: list[dict[str, Any]] = []
-        try:
-            raw_groups: Any = await redis.xinfo_groups(key)
-        except ResponseError:  # stream does not exist yet
-            raw_groups = []
-        for group in raw_groups:
-            info = {_text(k): _text(v) for k, v in group.items()}
-            groups.append(
-                {
-                    "group": info.get("name"),
-                    "pending": int(info.get("pending") or 0),
-                    # `lag` exists on Redis >= 7; None means "unknown" on 6.2.
-                    "lag": None if info.get("lag") is None else int(info["lag"]),
-                    "consumers": int(info.get("consumers") or 0),
-                }
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+async def _last_entry_at(redis: Redis, key: str) -> float | None:
+    # last-generated-id survives trimming (handled entries are trimmed away).
+    try:
+        info: Any = await redis.xinfo_stream(key)
+    except ResponseError:
+        return None
+    last = _text(info.get("last-generated-id") or info.get(b"last-generated-id") or "0-0")
+    millis = int(last.split("-")[0])
+    return millis / 1000 if millis else None
+
+
+async def stream_status(redis: Redis, keys: Keys, name: str) -> StreamStatus:
+    """Length, dead letters and groups of the stream ``name``."""
+    key = keys.stream(name)
+    groups: list[GroupStatus] = []
+    try:
+        infos: Any = await redis.xinfo_groups(key)
+    except ResponseError:  # the stream does not exist yet
+        infos = []
+    for raw in infos:
+        info = {_text(k): v for k, v in raw.items()}
+        lag = info.get("lag")
+        if lag is None and info.get("last-delivered-id") is not None:
+            last = _text(info["last-delivered-id"])
+            after: Any = await redis.xrange(key, min=f"({last}", max="+", count=LAG_COUNT_CAP)
+            lag = len(after)
+        groups.append(
+            GroupStatus(
+                name=_text(info.get("name", "")),
+                pending=int(info.get("pending") or 0),
+                lag=None if lag is None else int(lag),
+                consumers=int(info.get("consumers") or 0),
             )
-        streams.append(
-            {
-                "stream": name,
-                "length": length,
-                "dead_letters": int(await redis.xlen(dlq_key(key))),
-                "groups": groups,
-            }
         )
-    return {"checked_at": now, "services": services, "streams": streams}
+    return StreamStatus(
+        stream=name,
+        length=int(await redis.xlen(key)),
+        dead_letters=int(await redis.xlen(keys.dlq(key))),
+        groups=groups,
+        last_entry_at=await _last_entry_at(redis, key),
+    )
 
 
-def render_status(status: dict[str, Any], expected: tuple[str, ...]) -> str:
-    """Human-readable table of :func:`gather_status`'s result."""
-    lines = ["SERVICE   INSTANCE                       PID      AGE   STATE"]
-    alive = {s["service"] for s in status["services"]}
-    for record in status["services"]:
-        lines.append(
-            f"{record['service']:<9} {str(record.get('instance', ''))[:30]:<30} "
-            f"{record.get('pid', ''):<8} {record['age_s']:>4}s alive"
-        )
-    for name in expected:
-        if name not in alive:
-            lines.append(f"{name:<9} {'-':<30} {'-':<8} {'-':>5} DOWN (no heartbeat)")
-    lines.append("")
-    lines.append("STREAM           LENGTH  DLQ  GROUP     PENDING  LAG")
-    for stream in status["streams"]:
-        groups = stream["groups"] or [{"group": "-", "pending": "-", "lag": "-"}]
-        for group in groups:
-            lag = "?" if group["lag"] is None else group["lag"]
-            lines.append(
-                f"{stream['stream']:<16} {stream['length']:>6} {stream['dead_letters']:>4}  "
-                f"{group['group']:<9} {group['pending']:>7}  {lag}"
-            )
-    return "\n".join(lines)
+async def gather_streams(redis: Redis, keys: Keys) -> list[StreamStatus]:
+    """:func:`stream_status` of every stream, in pipeline order."""
+    return [await stream_status(redis, keys, name) for name in ALL_STREAMS]

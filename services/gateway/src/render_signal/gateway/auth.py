@@ -18,15 +18,12 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
+from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.magic import MagicLinkStore, iso_utc
-from render_signal.gateway.passwords import verify_password
-from render_signal.gateway.security import client_ip
-from render_signal.gateway.sessions import (
+from render_signal.gateway.guards import (
     SESSION_COOKIE,
     CsrfSession,
     Session,
-    SessionStore,
     clear_session_cookie,
     issue_login_csrf,
     optional_session,
@@ -34,8 +31,9 @@ from render_signal.gateway.sessions import (
     set_session_cookie,
     verify_login_csrf,
 )
-from render_signal.gateway.settings import GatewaySettings
-from render_signal.gateway.throttle import LoginThrottle
+from render_signal.gateway.magic import MagicLinkStore, iso_utc
+from render_signal.gateway.passwords import verify_password
+from render_signal.gateway.security import client_ip
 
 __all__ = ["INVALID_CREDENTIALS", "INVALID_LINK", "router", "templates"]
 
@@ -72,10 +70,6 @@ def safe_next(request: Request, target: str | None) -> str:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
-def _state(request: Request) -> tuple[GatewaySettings, SessionStore]:
-    return request.app.state.settings, request.app.state.sessions
-
-
 def _render_login(
     request: Request, *, error: str | None, status_code: int, next_url: str = "/"
 ) -> HTMLResponse:
@@ -107,19 +101,20 @@ async def login_page(
 @router.post("/login", response_class=HTMLResponse)
 async def login_submit(
     request: Request,
+    ctx: Context,
     username: Annotated[str, Form(max_length=256)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     csrf_token: Annotated[str, Form(max_length=256)] = "",
     next: Annotated[str, Form(max_length=2048)] = "/",
 ) -> Response:
     """Check the credentials; a new session id on success (rotation)."""
-    settings, sessions = _state(request)
+    settings, sessions = ctx.settings, ctx.sessions
     target = safe_next(request, next)
     generic = INVALID_CREDENTIALS[_lang(request)]
     if not verify_login_csrf(request, csrf_token):
         logger.warning("AUTH: login refused (CSRF check failed)")
         return _render_login(request, error=generic, status_code=403, next_url=target)
-    throttle: LoginThrottle = request.app.state.login_throttle
+    throttle = ctx.login_throttle
     ip = client_ip(request, settings.trusted_proxies)
     wait = await throttle.retry_after(username, ip)
     if wait > 0:
@@ -145,24 +140,25 @@ async def login_submit(
     return response
 
 
-async def _logout(request: Request) -> Response:
-    _, sessions = _state(request)
+async def _logout(request: Request, ctx: Context) -> Response:
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id:
-        await sessions.delete(session_id)
+        await ctx.sessions.delete(session_id)
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(request, response)
     return response
 
 
 @router.get("/logout")
-async def logout_get(request: Request) -> Response:
+async def logout_get(request: Request, ctx: Context) -> Response:
     """End the session server-side and go to the login page."""
-    return await _logout(request)
+    return await _logout(request, ctx)
 
 
 @router.post("/logout")
-async def logout_post(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+async def logout_post(
+    request: Request, ctx: Context, csrf_token: Annotated[str, Form()] = ""
+) -> Response:
     """Same as GET, for forms; refused cross-site or with a wrong token."""
     data = await optional_session(request)
     if data is not None:
@@ -171,7 +167,7 @@ async def logout_post(request: Request, csrf_token: Annotated[str, Form()] = "")
             submitted.encode(), data.csrf_token.encode()
         ):
             raise ApiError(403, "CSRF token missing or invalid")
-    return await _logout(request)
+    return await _logout(request, ctx)
 
 
 # -- magic links ---------------------------------------------------------------------
@@ -204,19 +200,14 @@ class RevokeResult(BaseModel):
     revoked: int
 
 
-def _magic(request: Request) -> MagicLinkStore:
-    store: MagicLinkStore = request.app.state.magic_links
-    return store
-
-
 @router.post("/api/auth/magic-link", status_code=201, response_model=MagicLinkCreated)
 async def create_magic_link(
-    request: Request, session: CsrfSession, body: MagicLinkRequest | None = None
+    request: Request, ctx: Context, session: CsrfSession, body: MagicLinkRequest | None = None
 ) -> dict[str, Any]:
     """A new login link: one-shot (expires after the TTL) or permanent (``unlimited``)."""
-    settings, _ = _state(request)
+    settings = ctx.settings
     unlimited = bool(body and body.unlimited)
-    token, link = await _magic(request).create(session.user, unlimited=unlimited)
+    token, link = await ctx.magic_links.create(session.user, unlimited=unlimited)
     base = (settings.public_base_url or str(request.base_url)).rstrip("/")
     logger.info(
         "AUTH: magic link %s created (%s)", link.id, "permanent" if unlimited else "one-shot"
@@ -232,25 +223,25 @@ async def create_magic_link(
 
 
 @router.get("/api/auth/magic-links", response_model=MagicLinkList)
-async def list_magic_links(request: Request, session: Session) -> dict[str, Any]:
+async def list_magic_links(ctx: Context, session: Session) -> dict[str, Any]:
     """Permanent links (one-shot links expire by themselves)."""
-    links = await _magic(request).list_permanent()
+    links = await ctx.magic_links.list_permanent()
     return {"success": True, "links": [MagicLinkStore.to_api(link) for _, link in links]}
 
 
 @router.delete("/api/auth/magic-links/{link_id}", response_model=RevokeResult)
-async def revoke_magic_link(request: Request, link_id: str, session: CsrfSession) -> dict[str, Any]:
+async def revoke_magic_link(ctx: Context, link_id: str, session: CsrfSession) -> dict[str, Any]:
     """Revoke one permanent link."""
-    if not await _magic(request).revoke(link_id):
+    if not await ctx.magic_links.revoke(link_id):
         raise ApiError(404, "Unknown magic link")
     logger.info("AUTH: magic link %s revoked", link_id)
     return {"success": True, "revoked": 1}
 
 
 @router.delete("/api/auth/magic-links", response_model=RevokeResult)
-async def revoke_all_magic_links(request: Request, session: CsrfSession) -> dict[str, Any]:
+async def revoke_all_magic_links(ctx: Context, session: CsrfSession) -> dict[str, Any]:
     """Revoke every permanent link."""
-    count = await _magic(request).revoke_all()
+    count = await ctx.magic_links.revoke_all()
     logger.info("AUTH: %d permanent magic links revoked", count)
     return {"success": True, "revoked": count}
 
@@ -275,11 +266,15 @@ async def magic_landing(request: Request, token: str) -> Response:
 
 @router.post("/login/magic/{token}", response_class=HTMLResponse)
 async def magic_login(
-    request: Request, token: str, csrf_token: Annotated[str, Form(max_length=256)] = ""
+    request: Request,
+    ctx: Context,
+    token: str,
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
     """Consume the link and open a magic-link session; one generic failure."""
-    settings, sessions = _state(request)
-    link = await _magic(request).consume(token) if verify_login_csrf(request, csrf_token) else None
+    settings, sessions = ctx.settings, ctx.sessions
+    consumed = verify_login_csrf(request, csrf_token)
+    link = await ctx.magic_links.consume(token) if consumed else None
     if link is None:
         logger.warning("AUTH: magic link refused")
         page = _render_login(

@@ -1,291 +1,272 @@
-"""Configuration APIs: read and validated writes of the config store documents.
+"""Configuration APIs: each runtime-config document read and written through its struct.
 
-Writes go through :class:`~render_signal.common.configstore.ConfigStore`, which
-bumps the version and notifies every service, so changes apply without a
-restart. There is ONE time window (``webhook_config.webhook_time_start/end``);
-the legacy ``get/set_webhook_time_window`` routes read and write it too.
+A write decodes the merged document into the struct the services read
+(``configdocs.apply_changes``): an invalid or unknown field is a 400 naming
+it, and nothing the API accepts can be dropped on the way. Target URLs are
+then checked against the outbound policy of this mode. The config store bumps
+the version and notifies every service, so changes apply without a restart.
+There is ONE time window (``webhook_config.webhook_time_start/end``); the
+original's ``get/set_webhook_time_window`` routes read and write it too.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Mapping
 
-from fastapi import APIRouter, Body, Request
-from render_signal.common.configstore import ConfigConflict, ConfigDocument, ConfigStore
-from render_signal.common.logs import mask_url
-from render_signal.gateway.errors import ApiError
-from render_signal.gateway.sessions import CsrfSession, Session
-from render_signal.gateway.validation import (
-    DEFAULT_PREFS,
-    DEFAULT_RUNTIME_FLAGS,
-    ConfigInvalid,
-    validate_absence,
-    validate_polling,
-    validate_prefs,
-    validate_routing_rules,
-    validate_runtime_flags,
-    validate_time_window,
-    validate_webhook_config,
+import msgspec
+from fastapi import APIRouter, Request
+from render_signal.common.appliedconfig import read_applied
+from render_signal.common.configdocs import (
+    ConfigDoc,
+    MakeConfig,
+    PollingConfig,
+    ProcessingPrefs,
+    RoutingRules,
+    RuntimeFlags,
+    WebhookConfig,
+    apply_changes,
 )
+from render_signal.common.configstore import Versioned
+from render_signal.common.errors import ConfigConflict, ConfigInvalid
+from render_signal.common.urls import policy_problem
+from render_signal.gateway.configviews import build_view, envelope_type
+from render_signal.gateway.context import Context
+from render_signal.gateway.errors import ApiError
+from render_signal.gateway.guards import CsrfSession, Session
+from render_signal.gateway.openapi import MsgspecResponse, body, read_json_object, returns
 
-__all__ = ["router", "save_document"]
+__all__ = ["check_targets", "router", "save_changes"]
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["config"])
 
-JsonBody = Annotated[dict[str, Any], Body()]
 
-WEBHOOK_DEFAULTS: dict[str, Any] = {
-    "webhook_ssl_verify": True,
-    "webhook_sending_enabled": True,
-    "webhook_delivery_mode": "json",
-    "webhook_fallback_on_415": True,
-    "webhook_time_start": None,
-    "webhook_time_end": None,
-    "absence_pause_enabled": False,
-    "absence_pause_days": [],
-}
-# What ingest applies when a key is absent (render_signal.ingest.schedule): shown as is.
-POLLING_DEFAULTS: dict[str, Any] = {
-    "active_days": [0, 1, 2, 3, 4, 5, 6],
-    "active_start_hour": 0,
-    "active_end_hour": 24,
-    "enable_subject_group_dedup": False,
-    "sender_of_interest_for_polling": [],
-    "vacation_start": None,
-    "vacation_end": None,
-    "enable_polling": True,
-}
+def check_targets(doc: ConfigDoc, *, dev_mode: bool) -> ConfigDoc:
+    """Refuse a document whose target URLs this mode may not call."""
+    for path, url in doc.target_urls():
+        problem = policy_problem(url, dev_mode=dev_mode)
+        if problem:
+            raise ConfigInvalid(f"{path}: {problem}")
+    return doc
 
 
-def _store(request: Request) -> ConfigStore:
-    store: ConfigStore = request.app.state.config_store
-    return store
+async def save_changes(
+    ctx: Context, doc_type: type[ConfigDoc], changes: Mapping[str, object]
+) -> Versioned[ConfigDoc]:
+    """Validate ``changes`` against the current document and write it (400/409 on failure)."""
+    dev = ctx.settings.common.dev_mode
+    try:
+        saved: Versioned[ConfigDoc] = await ctx.store.update(
+            doc_type,
+            lambda current: check_targets(apply_changes(doc_type, current, changes), dev_mode=dev),
+        )
+    except ConfigInvalid as exc:
+        raise ApiError(400, str(exc)) from exc
+    except ConfigConflict as exc:
+        raise ApiError(409, "Configuration changed concurrently; retry") from exc
+    logger.info("CONFIG: %s saved (version %d)", doc_type.NAME, saved.version)
+    return saved
 
 
-def _dev(request: Request) -> bool:
-    return bool(request.app.state.settings.common.dev_mode)
-
-
-async def save_document(
-    store: ConfigStore, name: str, build: Callable[[dict[str, Any]], dict[str, Any]]
-) -> ConfigDocument:
-    """Validate against the current document and write (optimistic, retried on races)."""
-    for _ in range(5):
-        current = await store.get(name)
-        try:
-            data = build(dict(current.data))
-        except ConfigInvalid as exc:
-            raise ApiError(400, str(exc)) from exc
-        try:
-            doc = await store.put(name, data, expected_version=current.version)
-        except ConfigConflict:
-            continue
-        logger.info("CONFIG: %s saved (version %d)", name, doc.version)
-        return doc
-    raise ApiError(409, "Configuration changed concurrently; retry")
-
-
-# -- webhook config ------------------------------------------------------------------
-def _webhook_view(doc: ConfigDocument, *, masked: bool) -> dict[str, Any]:
-    view = {**WEBHOOK_DEFAULTS, **doc.as_api()}
-    url = view.get("webhook_url")
-    view["webhook_url"] = (mask_url(url) if masked else url) if url else None
-    return view
-
-
-@router.get("/api/webhooks/config")
-async def get_webhook_config(request: Request, session: Session) -> dict[str, Any]:
-    """The webhook settings; the URL is masked ``scheme://host/***`` (it is a secret)."""
-    doc = await _store(request).get("webhook_config")
-    return {"success": True, "config": _webhook_view(doc, masked=True)}
-
-
-@router.post("/api/webhooks/config")
-async def set_webhook_config(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """Partial update: URL (https, no placeholder), flags, mode, window, absence."""
-    dev = _dev(request)
-    doc = await save_document(
-        _store(request),
-        "webhook_config",
-        lambda current: validate_webhook_config(payload, current, dev_mode=dev),
-    )
-    return {
-        "success": True,
-        "message": "Configuration updated.",
-        "config": _webhook_view(doc, masked=True),
-    }
-
-
-# -- the one time window -------------------------------------------------------------
-def _window(request: Request, doc: ConfigDocument) -> dict[str, Any]:
-    return {
-        "success": True,
-        "webhooks_time_start": doc.data.get("webhook_time_start") or None,
-        "webhooks_time_end": doc.data.get("webhook_time_end") or None,
-        "timezone": request.app.state.settings.common.timezone,
-    }
-
-
-@router.get("/api/webhooks/time-window")
-@router.get("/api/get_webhook_time_window")
-async def get_time_window(request: Request, session: Session) -> dict[str, Any]:
-    """The delivery time window (``HH:MM``; null when not set). Both paths, one window."""
-    return _window(request, await _store(request).get("webhook_config"))
-
-
-@router.post("/api/webhooks/time-window")
-@router.post("/api/set_webhook_time_window")
-async def set_time_window(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """``{start, end}``: HH:MM or HHhMM, both or neither (both empty clears)."""
-    start, end = (
-        (payload.get("start"), payload.get("end"))
-        if "start" in payload or "end" in payload
-        else (payload.get("webhook_time_start"), payload.get("webhook_time_end"))
+async def _answer(
+    ctx: Context,
+    doc_type: type[ConfigDoc],
+    key: str,
+    versioned: Versioned[ConfigDoc] | None = None,
+    message: str | None = None,
+) -> MsgspecResponse:
+    if versioned is None:
+        versioned = await ctx.store.read(doc_type)
+    view = build_view(versioned, await read_applied(ctx.redis, ctx.keys))
+    return MsgspecResponse(
+        envelope_type(doc_type, key)(success=True, message=message, **{key: view})
     )
 
-    def build(current: dict[str, Any]) -> dict[str, Any]:
-        s, e = validate_time_window(start, end)
-        return {**current, "webhook_time_start": s, "webhook_time_end": e}
 
-    doc = await save_document(_store(request), "webhook_config", build)
-    result = _window(request, doc)
-    cleared = result["webhooks_time_start"] is None
-    result["message"] = "Time window cleared." if cleared else "Time window updated."
-    return result
+def _document_routes(
+    doc_type: type[ConfigDoc], paths: tuple[str, ...], key: str, summary: str
+) -> None:
+    """GET (the view) and POST (a partial update) of one document, on each path."""
 
+    async def read(ctx: Context, session: Session) -> MsgspecResponse:
+        return await _answer(ctx, doc_type, key)
 
-# -- absence ---------------------------------------------------------------------------
-def _absence(doc: ConfigDocument) -> dict[str, Any]:
-    return {
-        "success": True,
-        "absence_pause_enabled": bool(doc.data.get("absence_pause_enabled", False)),
-        "absence_pause_days": list(doc.data.get("absence_pause_days") or []),
-    }
+    async def write(ctx: Context, session: CsrfSession, request: Request) -> MsgspecResponse:
+        saved = await save_changes(ctx, doc_type, await read_json_object(request))
+        return await _answer(ctx, doc_type, key, saved, f"{doc_type.NAME} updated.")
 
-
-@router.get("/api/absence")
-async def get_absence(request: Request, session: Session) -> dict[str, Any]:
-    """Absence Globale: no webhook at all on the listed days."""
-    return _absence(await _store(request).get("webhook_config"))
-
-
-@router.post("/api/absence")
-async def set_absence(request: Request, session: CsrfSession, payload: JsonBody) -> dict[str, Any]:
-    """``{absence_pause_enabled, absence_pause_days}``; enabling requires a day."""
-    doc = await save_document(
-        _store(request),
-        "webhook_config",
-        lambda current: {**current, **validate_absence(payload, current)},
-    )
-    return {**_absence(doc), "message": "Absence settings updated."}
+    for path in paths:
+        router.add_api_route(
+            path,
+            read,
+            methods=["GET"],
+            summary=f"Read {summary}",
+            responses=returns(envelope_type(doc_type, key)),
+        )
+        router.add_api_route(
+            path,
+            write,
+            methods=["POST"],
+            summary=f"Update {summary} (partial: the fields sent)",
+            responses=returns(envelope_type(doc_type, key)),
+            openapi_extra=body(doc_type),
+        )
 
 
-# -- routing rules ---------------------------------------------------------------------
-def _rules_view(doc: ConfigDocument) -> dict[str, Any]:
-    return {
-        "rules": list(doc.data.get("rules") or []),
-        "locked": bool(doc.data.get("locked", True)),
-        "_updated_at": doc.updated_at,
-        "_version": doc.version,
-    }
+_document_routes(WebhookConfig, ("/api/webhooks/config",), "config", "the webhook settings")
+_document_routes(
+    PollingConfig,
+    ("/api/polling_config", "/api/get_polling_config", "/api/update_polling_config"),
+    "config",
+    "the IMAP polling schedule",
+)
+_document_routes(
+    RuntimeFlags,
+    ("/api/runtime_flags", "/api/get_runtime_flags", "/api/update_runtime_flags"),
+    "flags",
+    "the runtime flags",
+)
+_document_routes(
+    ProcessingPrefs,
+    ("/api/processing_prefs", "/api/get_processing_prefs", "/api/update_processing_prefs"),
+    "prefs",
+    "the processing preferences",
+)
+_document_routes(MakeConfig, ("/api/make_config",), "config", "the Make.com scenarios")
 
 
-@router.get("/api/routing_rules")
-async def get_routing_rules(request: Request, session: Session) -> dict[str, Any]:
-    """The routing rules (first matching rule wins)."""
-    return {"success": True, "config": _rules_view(await _store(request).get("routing_rules"))}
+# -- routing rules: the whole list is replaced ---------------------------------------------
+@router.get("/api/routing_rules", responses=returns(envelope_type(RoutingRules, "config")))
+async def get_routing_rules(ctx: Context, session: Session) -> MsgspecResponse:
+    """The routing rules (the first enabled rule whose conditions all match wins)."""
+    return await _answer(ctx, RoutingRules, "config")
 
 
-@router.post("/api/routing_rules")
+@router.post(
+    "/api/routing_rules",
+    responses=returns(envelope_type(RoutingRules, "config")),
+    openapi_extra=body(RoutingRules),
+)
 async def set_routing_rules(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """Replace all rules; validated in full (regexes with re2, https targets)."""
-    dev = _dev(request)
-
-    def build(current: dict[str, Any]) -> dict[str, Any]:
-        doc = validate_routing_rules(payload, dev_mode=dev)
-        doc.setdefault("locked", current.get("locked", True))
-        return doc
-
-    doc = await save_document(_store(request), "routing_rules", build)
-    return {"success": True, "message": "Rules updated.", "config": _rules_view(doc)}
+    ctx: Context, session: CsrfSession, request: Request
+) -> MsgspecResponse:
+    """``{rules: [...], locked?}``: replace every rule (regexes in re2, https targets)."""
+    payload = await read_json_object(request)
+    if "rules" not in payload:
+        raise ApiError(400, "rules: required (the full list of rules)")
+    saved = await save_changes(ctx, RoutingRules, payload)
+    return await _answer(ctx, RoutingRules, "config", saved, "Rules updated.")
 
 
-# -- polling ---------------------------------------------------------------------------
-@router.get("/api/polling_config")
-@router.get("/api/get_polling_config")
-async def get_polling_config(request: Request, session: Session) -> dict[str, Any]:
-    """The IMAP polling schedule (``get_polling_config`` is the original's name)."""
-    doc = await _store(request).get("polling_config")
-    config = {**POLLING_DEFAULTS, **doc.as_api()}
-    config["timezone"] = request.app.state.settings.common.timezone
-    return {"success": True, "config": config}
+# -- the one time window -------------------------------------------------------------------
+class TimeWindow(msgspec.Struct, kw_only=True):
+    """The delivery window in force (``HH:MM``; null when none)."""
+
+    success: bool
+    webhooks_time_start: str | None
+    webhooks_time_end: str | None
+    timezone: str
+    source: str
+    message: str | None = None
 
 
-@router.post("/api/polling_config")
-@router.post("/api/update_polling_config")
-async def set_polling_config(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """Partial update of the polling schedule."""
-    await save_document(
-        _store(request), "polling_config", lambda current: validate_polling(payload, current)
+async def _window(ctx: Context, message: str | None = None) -> MsgspecResponse:
+    view = build_view(await ctx.store.read(WebhookConfig), await read_applied(ctx.redis, ctx.keys))
+    values = msgspec.to_builtins(view)
+    return MsgspecResponse(
+        TimeWindow(
+            success=True,
+            webhooks_time_start=values.get("webhook_time_start"),
+            webhooks_time_end=values.get("webhook_time_end"),
+            timezone=ctx.settings.common.timezone,
+            source=values["_sources"]["webhook_time_start"],
+            message=message,
+        )
     )
-    return {
-        **await get_polling_config(request, session),
-        "message": "Polling configuration updated.",
-    }
 
 
-# -- runtime flags ---------------------------------------------------------------------
-@router.get("/api/runtime_flags")
-@router.get("/api/get_runtime_flags")
-async def get_runtime_flags(request: Request, session: Session) -> dict[str, Any]:
-    """Runtime flags (booleans); ``get_runtime_flags`` is the original's name."""
-    doc = await _store(request).get("runtime_flags")
-    flags = {k: bool(doc.data.get(k, v)) for k, v in DEFAULT_RUNTIME_FLAGS.items()}
-    return {"success": True, "flags": flags}
+@router.get("/api/webhooks/time-window", responses=returns(TimeWindow))
+@router.get("/api/get_webhook_time_window", responses=returns(TimeWindow))
+async def get_time_window(ctx: Context, session: Session) -> MsgspecResponse:
+    """The delivery time window. Both paths, one window."""
+    return await _window(ctx)
 
 
-@router.post("/api/runtime_flags")
-@router.post("/api/update_runtime_flags")
-async def set_runtime_flags(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """Partial update of the runtime flags (applied live, no restart)."""
-    await save_document(
-        _store(request), "runtime_flags", lambda current: validate_runtime_flags(payload, current)
+class WindowChange(msgspec.Struct, kw_only=True):
+    """``{start, end}`` (or ``webhook_time_start``/``_end``): both or neither; both empty
+    clears the window (no window, whatever the environment says)."""
+
+    start: str | None = None
+    end: str | None = None
+
+
+@router.post(
+    "/api/webhooks/time-window", responses=returns(TimeWindow), openapi_extra=body(WindowChange)
+)
+@router.post(
+    "/api/set_webhook_time_window", responses=returns(TimeWindow), openapi_extra=body(WindowChange)
+)
+async def set_time_window(ctx: Context, session: CsrfSession, request: Request) -> MsgspecResponse:
+    """Set or clear the window (HH:MM or HHhMM)."""
+    payload = await read_json_object(request)
+    names = (
+        ("start", "end")
+        if "start" in payload or "end" in payload
+        else (
+            "webhook_time_start",
+            "webhook_time_end",
+        )
     )
-    flags = await get_runtime_flags(request, session)
-    return {**flags, "message": "Runtime flags updated (applied live)."}
+    start, end = (payload.get(name) for name in names)
+    blank = [value is None or value == "" for value in (start, end)]
+    if blank == [True, True]:
+        changes: dict[str, object] = {"webhook_time_start": None, "webhook_time_end": None}
+    elif True in blank:
+        raise ApiError(400, "start, end: both are required (or both empty to clear)")
+    else:
+        changes = {"webhook_time_start": start, "webhook_time_end": end}
+    await save_changes(ctx, WebhookConfig, changes)
+    cleared = blank == [True, True]
+    return await _window(ctx, "Time window cleared." if cleared else "Time window updated.")
 
 
-# -- processing prefs ------------------------------------------------------------------
-@router.get("/api/processing_prefs")
-@router.get("/api/get_processing_prefs")
-async def get_processing_prefs(request: Request, session: Session) -> dict[str, Any]:
-    """Processing preferences, defaults merged (both the new and the original path)."""
-    doc = await _store(request).get("processing_prefs")
-    return {"success": True, "prefs": {**DEFAULT_PREFS, **doc.as_api()}}
+# -- absence ---------------------------------------------------------------------------------
+class Absence(msgspec.Struct, kw_only=True):
+    """Absence Globale: no webhook at all on the listed days."""
+
+    success: bool
+    absence_pause_enabled: bool
+    absence_pause_days: list[str]
+    message: str | None = None
 
 
-@router.post("/api/processing_prefs")
-@router.post("/api/update_processing_prefs")
-async def set_processing_prefs(
-    request: Request, session: CsrfSession, payload: JsonBody
-) -> dict[str, Any]:
-    """Partial update with the original's bounds."""
-    await save_document(
-        _store(request), "processing_prefs", lambda current: validate_prefs(payload, current)
+def _absence(doc: WebhookConfig, message: str | None = None) -> MsgspecResponse:
+    return MsgspecResponse(
+        Absence(
+            success=True,
+            absence_pause_enabled=doc.absence_pause_enabled,
+            absence_pause_days=doc.absence_pause_days,
+            message=message,
+        )
     )
-    prefs = await get_processing_prefs(request, session)
-    return {**prefs, "message": "Processing preferences updated."}
+
+
+@router.get("/api/absence", responses=returns(Absence))
+async def get_absence(ctx: Context, session: Session) -> MsgspecResponse:
+    """Absence Globale settings."""
+    return _absence((await ctx.store.read(WebhookConfig)).doc)
+
+
+@router.post("/api/absence", responses=returns(Absence), openapi_extra=body(WebhookConfig))
+async def set_absence(ctx: Context, session: CsrfSession, request: Request) -> MsgspecResponse:
+    """``{absence_pause_enabled, absence_pause_days}``; enabling requires a day."""
+    payload = await read_json_object(request)
+    allowed = {"absence_pause_enabled", "absence_pause_days"}
+    unknown = sorted(set(payload) - allowed)
+    if unknown:
+        raise ApiError(400, f"{unknown[0]}: unknown field")
+    saved = await save_changes(ctx, WebhookConfig, payload)
+    assert isinstance(saved.doc, WebhookConfig)
+    return _absence(saved.doc, "Absence settings updated.")

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from render_signal.gateway.guards import require_page_session
 from render_signal.gateway.i18n import LANG_COOKIE, LANGUAGES, resolve_language, strings
-from render_signal.gateway.sessions import SessionData, require_page_session
+from render_signal.gateway.sessions import SessionData
 
 __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "install", "mount_static", "router", "templates"]
 

@@ -22,9 +22,10 @@ import shlex
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.sessions import CsrfSession, PasswordSession
+from render_signal.gateway.guards import CsrfSession, PasswordSession
 from render_signal.gateway.settings import GatewaySettings
 
 __all__ = ["mask_hook", "router"]
@@ -112,12 +113,12 @@ async def _try_api(settings: GatewaySettings, user: str) -> dict[str, Any]:
 
 @router.post("/api/deploy_application")
 async def deploy_application(
-    request: Request, session: PasswordSession, csrf: CsrfSession
+    ctx: Context, session: PasswordSession, csrf: CsrfSession
 ) -> dict[str, Any]:
     """Redeploy (password sessions only; 409 while another deploy is starting)."""
-    settings: GatewaySettings = request.app.state.settings
-    redis = request.app.state.redis
-    lock_key = f"{settings.common.key_prefix}gateway:deploy_lock"
+    settings = ctx.settings
+    redis = ctx.redis
+    lock_key = ctx.keys.deploy_lock
     token = secrets.token_hex(8)
     if not await redis.set(lock_key, token, nx=True, ex=LOCK_TTL_S):
         raise ApiError(409, "A deploy is already in progress")
@@ -137,7 +138,7 @@ async def deploy_application(
             if not argv:
                 raise ApiError(400, "DEPLOY_CMD is empty")
             task = asyncio.create_task(_run_command(argv, user))
-            background: set[asyncio.Task[None]] = request.app.state.background
+            background = ctx.background
             background.add(task)
             task.add_done_callback(background.discard)
             logger.info("DEPLOY: local fallback command scheduled by user %s", user)

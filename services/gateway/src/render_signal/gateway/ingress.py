@@ -18,10 +18,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from render_signal.common.configdocs import RuntimeFlags
 from render_signal.common.events import MailRaw
 from render_signal.common.identity import gmail_email_id, message_id_email_id, raw_message_id
-from render_signal.common.keys import STREAM_MAIL_RAW
 from render_signal.common.streams import publish
+from render_signal.gateway.context import Context, GatewayContext
 from render_signal.gateway.errors import ApiError
 from render_signal.gateway.settings import GatewaySettings
 
@@ -66,9 +67,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _publish(request: Request, event: MailRaw, email_id: str) -> JSONResponse:
-    prefix = request.app.state.settings.common.key_prefix
-    stream_id = await publish(request.app.state.redis, f"{prefix}{STREAM_MAIL_RAW}", event)
+async def _publish(ctx: GatewayContext, event: MailRaw, email_id: str) -> JSONResponse:
+    stream_id = await publish(ctx.redis, ctx.keys.mail_raw, event)
     logger.info(
         "INGRESS: accepted %s email (event %s, %d bytes)",
         event.source,
@@ -99,9 +99,9 @@ def _text(value: Any) -> str:
     response_model=Accepted,
     responses={400: {}, 401: {}, 409: {}, 413: {}, 503: {}},
 )
-async def ingress_gmail(request: Request) -> JSONResponse:
+async def ingress_gmail(request: Request, ctx: Context) -> JSONResponse:
     """The Apps Script contract: JSON ``{subject?, sender, body, date?}``."""
-    settings: GatewaySettings = request.app.state.settings
+    settings = ctx.settings
     _authorize(request, settings)
     raw = await _read_body(request, settings.max_ingress_bytes)
     try:
@@ -114,8 +114,8 @@ async def ingress_gmail(request: Request) -> JSONResponse:
     for required in ("sender", "body"):
         if not fields[required].strip():
             raise ApiError(400, f"Missing field: {required}")
-    flags = await request.app.state.config_store.get("runtime_flags")
-    if flags.data.get("gmail_ingress_enabled", True) is False:
+    flags = (await ctx.watcher.get(RuntimeFlags)).doc
+    if not flags.gmail_ingress_enabled:
         raise ApiError(409, "Gmail ingress disabled")
     event = MailRaw(
         event_id=uuid.uuid4().hex,
@@ -124,7 +124,7 @@ async def ingress_gmail(request: Request) -> JSONResponse:
         gmail=fields,
         original_size=len(raw),
     )
-    return await _publish(request, event, gmail_email_id(fields))
+    return await _publish(ctx, event, gmail_email_id(fields))
 
 
 @router.post(
@@ -139,9 +139,9 @@ async def ingress_gmail(request: Request) -> JSONResponse:
         }
     },
 )
-async def ingress_raw(request: Request) -> JSONResponse:
+async def ingress_raw(request: Request, ctx: Context) -> JSONResponse:
     """A whole RFC 822 message as the body (``message/rfc822``)."""
-    settings: GatewaySettings = request.app.state.settings
+    settings = ctx.settings
     _authorize(request, settings)
     raw = await _read_body(request, settings.max_ingress_bytes)
     if not raw.strip():
@@ -154,4 +154,4 @@ async def ingress_raw(request: Request) -> JSONResponse:
         original_size=len(raw),
     )
     message_id = raw_message_id(raw)
-    return await _publish(request, event, message_id_email_id(message_id) if message_id else "")
+    return await _publish(ctx, event, message_id_email_id(message_id) if message_id else "")

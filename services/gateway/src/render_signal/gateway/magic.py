@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import secrets
 import time
@@ -20,6 +19,8 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from render_signal.common.keys import Keys
+from render_signal.common.timefmt import iso
 
 __all__ = ["MagicLink", "MagicLinkStore", "hash_token", "iso_utc"]
 
@@ -56,11 +57,7 @@ class MagicLink(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def iso_utc(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return (
-        dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    )
+    return None if ts is None else iso(ts)
 
 
 def hash_token(token: str) -> str:
@@ -71,17 +68,17 @@ class MagicLinkStore:
     """Create, consume, list and revoke magic links."""
 
     def __init__(
-        self, redis: Redis, prefix: str, *, ttl_s: int = 900, clock: Callable[[], float] = time.time
+        self, redis: Redis, keys: Keys, *, ttl_s: int = 900, clock: Callable[[], float] = time.time
     ) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys
         self.ttl_s = max(60, ttl_s)
         self.clock = clock
-        self.index_key = f"{prefix}gateway:magic_permanent"
+        self.index_key = keys.magic_links_permanent
         self._consume = redis.register_script(_CONSUME)
 
     def key(self, token_hash: str) -> str:
-        return f"{self.prefix}gateway:magic:{token_hash}"
+        return self.keys.magic_link(token_hash)
 
     async def create(self, user: str, *, unlimited: bool) -> tuple[str, MagicLink]:
         """A new link; returns the raw token (shown once) and its record."""

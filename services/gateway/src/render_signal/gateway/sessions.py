@@ -1,58 +1,27 @@
-"""Server-side sessions in Redis, CSRF protection and the FastAPI auth dependencies.
+"""Server-side sessions in Redis.
 
 The browser holds only an opaque id (``secrets.token_urlsafe(32)``) in the
 ``rs_session`` cookie; Redis holds ``<prefix>gateway:session:<sha256(id)>``, so
 a Redis dump never yields a usable cookie and logout or expiry really ends the
 session. Sessions expire after ``SESSION_IDLE_SECONDS`` without a request and
-``SESSION_ABSOLUTE_SECONDS`` after login, whichever comes first.
-
-CSRF: a synchronizer token per session (``X-CSRF-Token`` header or
-``csrf_token`` form field, compared in constant time) plus a Sec-Fetch-Site /
-Origin check. Before login there is no session, so the login and magic-link
-forms use a signed double-submit cookie (``rs_login_csrf`` holds a nonce; the
-form carries ``HMAC(SECRET_KEY, nonce)``).
+``SESSION_ABSOLUTE_SECONDS`` after login, whichever comes first. The routes'
+guards (cookies, CSRF, the auth dependencies) are in :mod:`.guards`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlsplit
+from typing import Literal
 
 import msgspec
-from fastapi import Depends, Request, Response
 from redis.asyncio import Redis
-from render_signal.gateway.errors import ApiError, PageRedirect
-from render_signal.gateway.security import is_https
+from render_signal.common.keys import Keys
 
-__all__ = [
-    "LOGIN_CSRF_COOKIE",
-    "SESSION_COOKIE",
-    "CsrfSession",
-    "PageSession",
-    "PasswordSession",
-    "Session",
-    "SessionData",
-    "SessionStore",
-    "clear_session_cookie",
-    "csrf_protect",
-    "issue_login_csrf",
-    "optional_session",
-    "require_page_session",
-    "require_password_session",
-    "require_session",
-    "same_origin",
-    "set_session_cookie",
-    "verify_login_csrf",
-]
+__all__ = ["SessionData", "SessionStore"]
 
-SESSION_COOKIE = "rs_session"
-LOGIN_CSRF_COOKIE = "rs_login_csrf"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: last_seen is rewritten at most this often (one Redis write per request is waste).
 TOUCH_INTERVAL_S = 15.0
 
@@ -78,20 +47,20 @@ class SessionStore:
     def __init__(
         self,
         redis: Redis,
-        prefix: str,
+        keys: Keys,
         *,
         idle_s: int = 1800,
         absolute_s: int = 28800,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys
         self.idle_s = idle_s
         self.absolute_s = absolute_s
         self.clock = clock
 
     def key(self, session_id: str) -> str:
-        return f"{self.prefix}gateway:session:{_hash(session_id)}"
+        return self.keys.session(_hash(session_id))
 
     def _ttl(self, data: SessionData, now: float) -> int:
         remaining = data.created_at + self.absolute_s - now
@@ -141,173 +110,3 @@ class SessionStore:
 
     async def delete(self, session_id: str) -> None:
         await self.redis.delete(self.key(session_id))
-
-
-# -- cookies -----------------------------------------------------------------------
-def _trusted_proxies(request: Request) -> tuple[str, ...]:
-    settings = getattr(request.app.state, "settings", None)
-    return tuple(getattr(settings, "trusted_proxies", ()) or ())
-
-
-def set_session_cookie(request: Request, response: Response, session_id: str, max_age: int) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_id,
-        max_age=max_age,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=is_https(request, _trusted_proxies(request)),
-    )
-
-
-def clear_session_cookie(request: Request, response: Response) -> None:
-    response.delete_cookie(
-        SESSION_COOKIE,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=is_https(request, _trusted_proxies(request)),
-    )
-
-
-# -- origin and tokens ---------------------------------------------------------------
-def same_origin(request: Request, *, allow_null_origin: bool = False) -> bool:
-    """False for requests a browser marks cross-site or whose Origin is another host.
-
-    ``allow_null_origin``: pages served with ``Referrer-Policy: no-referrer`` (the
-    magic-link landing) make browsers send ``Origin: null`` on their own form
-    POSTs; those forms are protected by the signed double-submit token and
-    Sec-Fetch-Site, so ``null`` is accepted there only.
-    """
-    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
-        return False
-    origin = request.headers.get("origin")
-    if origin is None:
-        referer = request.headers.get("referer")
-        if not referer:
-            return True  # non-browser client: the token check still applies
-        origin = referer
-    if origin == "null":
-        return allow_null_origin
-    allowed = {request.headers.get("host", "").lower()}
-    settings = getattr(request.app.state, "settings", None)
-    base = getattr(settings, "public_base_url", "") or ""
-    if base:
-        allowed.add(urlsplit(base).netloc.lower())
-    return urlsplit(origin).netloc.lower() in allowed
-
-
-async def _submitted_token(request: Request) -> str:
-    header = request.headers.get("x-csrf-token") or request.headers.get("x-csrftoken")
-    if header:
-        return header
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-        form = await request.form()
-        value = form.get("csrf_token")
-        return value if isinstance(value, str) else ""
-    return ""
-
-
-def _login_csrf_secret(request: Request) -> bytes:
-    settings = request.app.state.settings
-    return f"login-csrf:{settings.secret_key}".encode()
-
-
-def _sign_nonce(request: Request, nonce: str) -> str:
-    return hmac.new(_login_csrf_secret(request), nonce.encode(), hashlib.sha256).hexdigest()
-
-
-def issue_login_csrf(request: Request, response: Response) -> str:
-    """The form token for a pre-session form; sets the nonce cookie when needed."""
-    nonce = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not (16 <= len(nonce) <= 128):
-        nonce = secrets.token_urlsafe(32)
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        nonce,
-        max_age=3600,
-        path="/login",
-        httponly=True,
-        samesite="lax",
-        secure=is_https(request, _trusted_proxies(request)),
-    )
-    return _sign_nonce(request, nonce)
-
-
-def verify_login_csrf(request: Request, submitted: str) -> bool:
-    """Signed double-submit check for the login and magic-link forms."""
-    nonce = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not nonce or not submitted or not same_origin(request, allow_null_origin=True):
-        return False
-    return hmac.compare_digest(_sign_nonce(request, nonce), submitted)
-
-
-# -- dependencies --------------------------------------------------------------------
-def _store(request: Request) -> SessionStore:
-    store: SessionStore = request.app.state.sessions
-    return store
-
-
-async def optional_session(request: Request) -> SessionData | None:
-    """The caller's session, or None (cached on the request)."""
-    if hasattr(request.state, "session"):
-        cached: SessionData | None = request.state.session
-        return cached
-    session_id = request.cookies.get(SESSION_COOKIE, "")
-    data = await _store(request).load(session_id) if session_id else None
-    request.state.session = data
-    request.state.session_id = session_id if data else None
-    return data
-
-
-async def require_session(request: Request) -> SessionData:
-    """API routes: 401 JSON ``{success: false, message}`` without a live session."""
-    data = await optional_session(request)
-    if data is None:
-        raise ApiError(401, "Authentication required")
-    return data
-
-
-async def require_page_session(request: Request) -> SessionData:
-    """HTML routes: 303 to ``/login?next=<this page>`` without a live session."""
-    data = await optional_session(request)
-    if data is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise PageRedirect(f"/login?next={quote(target, safe='')}")
-    return data
-
-
-async def require_password_session(
-    session: Annotated[SessionData, Depends(require_session)],
-) -> SessionData:
-    """Routes a magic link must never reach (deploy): 403 for magic-link sessions."""
-    if session.kind != "password":
-        raise ApiError(403, "This action requires a password login")
-    return session
-
-
-async def csrf_protect(
-    request: Request, session: Annotated[SessionData, Depends(require_session)]
-) -> SessionData:
-    """State-changing routes: same-origin and a matching CSRF token, else 403."""
-    if request.method in SAFE_METHODS:
-        return session
-    if not same_origin(request):
-        raise ApiError(403, "Cross-site request refused")
-    submitted = await _submitted_token(request)
-    if not submitted or not hmac.compare_digest(submitted.encode(), session.csrf_token.encode()):
-        raise ApiError(403, "CSRF token missing or invalid")
-    return session
-
-
-Session = Annotated[SessionData, Depends(require_session)]
-PageSession = Annotated[SessionData, Depends(require_page_session)]
-CsrfSession = Annotated[SessionData, Depends(csrf_protect)]
-PasswordSession = Annotated[SessionData, Depends(require_password_session)]
-
-
-def session_summary(data: SessionData) -> dict[str, Any]:
-    """What the UI may show about the session (never the id)."""
-    return {"user": data.user, "kind": data.kind, "created_at": data.created_at}

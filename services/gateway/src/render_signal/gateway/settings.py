@@ -29,6 +29,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     render_image_url: str
     deploy_cmd: str
     webhook_links_file: str
+    r2_public_base_url: str = ""
+    links_max_entries: int = 1000
     session_idle_s: int = 1800
     session_absolute_s: int = 28800
     login_max_failures: int = 5
@@ -60,6 +62,8 @@ def read_settings(env: EnvReader) -> GatewaySettings:
         render_image_url=env.string("RENDER_IMAGE_URL"),
         deploy_cmd=env.string("DEPLOY_CMD"),
         webhook_links_file=env.string("WEBHOOK_LINKS_FILE", "data/webhook_links.json"),
+        r2_public_base_url=env.string("R2_PUBLIC_BASE_URL"),
+        links_max_entries=env.integer("R2_LINKS_MAX_ENTRIES", 1000, minimum=1),
         session_idle_s=env.integer("SESSION_IDLE_SECONDS", 1800, minimum=60),
         session_absolute_s=env.integer("SESSION_ABSOLUTE_SECONDS", 28800, minimum=60),
         login_max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 
 from redis.asyncio import Redis
+from render_signal.common.keys import Keys
 
 __all__ = ["LoginThrottle"]
 
@@ -37,14 +38,14 @@ class LoginThrottle:
     def __init__(
         self,
         redis: Redis,
-        prefix: str,
+        keys: Keys,
         *,
         max_failures: int = 5,
         lockout_s: int = 30,
         window_s: int = 900,
     ) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys
         self.max_failures = max_failures
         self.lockout_s = lockout_s
         self.window_s = window_s
@@ -52,8 +53,7 @@ class LoginThrottle:
 
     def _keys(self, scope: str, value: str) -> tuple[str, str]:
         digest = hashlib.sha256(value.lower().encode()).hexdigest()[:32]
-        base = f"{self.prefix}gateway:login"
-        return f"{base}_fail:{scope}:{digest}", f"{base}_lock:{scope}:{digest}"
+        return self.keys.login_failures(scope, digest), self.keys.login_lock(scope, digest)
 
     async def retry_after(self, user: str, ip: str) -> int:
         """Seconds to wait (0 when neither the account nor the IP is locked)."""

@@ -18,6 +18,7 @@ import time
 
 import msgspec
 from redis.asyncio import Redis
+from render_signal.common.keys import Keys
 
 __all__ = ["Checkpoint", "CheckpointStore"]
 
@@ -49,13 +50,13 @@ class Checkpoint(msgspec.Struct, frozen=True):
 class CheckpointStore:
     """Reads and advances checkpoints under ``prefix``."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys
         self._advance = redis.register_script(_ADVANCE)
 
     def key(self, mailbox: str) -> str:
-        return f"{self.prefix}ingest:imap:checkpoint:{mailbox}"
+        return self.keys.imap_checkpoint(mailbox)
 
     async def load(self, mailbox: str) -> Checkpoint | None:
         raw: dict[bytes, bytes] = await self.redis.hgetall(self.key(mailbox))  # type: ignore[assignment]

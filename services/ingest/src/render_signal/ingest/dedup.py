@@ -8,6 +8,7 @@ a crash in between republishes the email (downstream absorbs duplicates by
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from render_signal.common.keys import Keys
 
 __all__ = ["SeenEmails"]
 
@@ -15,13 +16,13 @@ __all__ = ["SeenEmails"]
 class SeenEmails:
     """Which email ids ingest already published (TTL-bounded)."""
 
-    def __init__(self, redis: Redis, prefix: str, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, ttl_s: int) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys
         self.ttl_s = ttl_s
 
     def key(self, email_id: str) -> str:
-        return f"{self.prefix}ingest:seen:{email_id}"
+        return self.keys.ingest_seen(email_id)
 
     async def seen(self, email_id: str) -> bool:
         return bool(await self.redis.exists(self.key(email_id)))

@@ -31,7 +31,7 @@ import time
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from render_signal.common.events import MailRaw
-from render_signal.common.keys import STREAM_MAIL_RAW
+from render_signal.common.keys import Keys
 from render_signal.common.streams import publish
 from render_signal.ingest.checkpoint import Checkpoint, CheckpointStore
 from render_signal.ingest.faults import FaultPoints
@@ -75,7 +75,7 @@ class MailboxSync:
         self,
         redis: Redis,
         *,
-        prefix: str,
+        keys: Keys,
         checkpoints: CheckpointStore,
         max_email_bytes: int,
         mark_seen: bool,
@@ -83,7 +83,7 @@ class MailboxSync:
         faults: FaultPoints | None = None,
     ) -> None:
         self.redis = redis
-        self.stream_key = f"{prefix}{STREAM_MAIL_RAW}"
+        self.stream_key = keys.mail_raw
         self.checkpoints = checkpoints
         self.max_email_bytes = max_email_bytes
         self.mark_seen = mark_seen

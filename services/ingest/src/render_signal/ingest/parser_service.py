@@ -20,15 +20,17 @@ from collections.abc import Callable
 from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
+from render_signal.common.consumer import Consumer
 from render_signal.common.errors import PermanentError
 from render_signal.common.events import MailRaw, MailReceived
-from render_signal.common.keys import STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED
+from render_signal.common.keys import GROUP_INGEST, consumer_name
 from render_signal.common.logs import log_context, mask_email
-from render_signal.common.streams import Consumer, Delivery, publish
+from render_signal.common.streams import Delivery, publish
 from render_signal.ingest.analysis import Analysis, analyse, read_event
 from render_signal.ingest.dedup import SeenEmails
 from render_signal.ingest.filters import (
     SKIP_DUPLICATE,
+    SKIP_EXCLUDED,
     SKIP_GMAIL_DISABLED,
     SKIP_REASONS,
     SKIP_REPLY,
@@ -43,8 +45,6 @@ from render_signal.ingest.settings import IngestSettings
 __all__ = ["EMAILS", "PARSE_SECONDS", "ParserService", "run_parser"]
 
 logger = logging.getLogger(__name__)
-
-GROUP = "ingest"
 
 EMAILS = Counter(
     "render_signal_ingest_emails_total",
@@ -89,8 +89,8 @@ class ParserService:
             max_text_bytes=settings.max_text_bytes,
             max_parse_bytes=settings.max_parse_bytes,
         )
-        self.seen = SeenEmails(redis, settings.common.key_prefix, settings.dedup_ttl_s)
-        self.out_key = f"{settings.common.key_prefix}{STREAM_MAIL_RECEIVED}"
+        self.seen = SeenEmails(redis, settings.common.keys, settings.dedup_ttl_s)
+        self.out_key = settings.common.keys.mail_received
 
     def _analyse(self, event: MailRaw, detectors: frozenset[str]) -> Analysis:
         parsed = read_event(event, self.limits)
@@ -148,10 +148,15 @@ class ParserService:
         ):
             self._skip(SKIP_REPLY, event, parsed.sender_email, email_id)
             return
+        detection = result.detection
+        if policy.excluded_keyword(
+            detection.detector, parsed.subject, parsed.body_text, parsed.body_html
+        ):
+            self._skip(SKIP_EXCLUDED, event, parsed.sender_email, email_id)
+            return
         received_date = parsed.received_date or (
             dt.datetime.fromtimestamp(event.received_at, dt.UTC).isoformat().replace("+00:00", "Z")
         )
-        detection = result.detection
         received = MailReceived(
             event_id=event.event_id,
             email_id=email_id,
@@ -203,13 +208,13 @@ async def run_parser(
     """
     own_watcher = watcher is None
     if watcher is None:
-        watcher = ConfigWatcher(ConfigStore(redis, settings.common.key_prefix))
+        watcher = ConfigWatcher(ConfigStore(redis, settings.common.keys))
     service = ParserService(settings, redis, watcher, now=now)
     consumer: Consumer[MailRaw] = Consumer(
         redis,
-        stream_key=f"{settings.common.key_prefix}{STREAM_MAIL_RAW}",
-        group=GROUP,
-        consumer=f"ingest-{settings.common.instance}",
+        stream_key=settings.common.keys.mail_raw,
+        group=GROUP_INGEST,
+        consumer=consumer_name(GROUP_INGEST, settings.common.instance),
         event_type=MailRaw,
         handler=service.handle,
         batch_size=16,

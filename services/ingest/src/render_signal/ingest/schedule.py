@@ -6,9 +6,12 @@ midnight; start == end is an empty window, never active), ``vacation_start`` /
 ``vacation_end`` (ISO dates, inclusive), ``enable_polling`` (bool).
 ``sender_of_interest_for_polling`` is applied by the parser, not here.
 
-Defaults, i.e. what an empty or partial document means: polling enabled, every
-day, all day (hours 0-24), no vacation. So a fresh deployment watches at once.
-Evaluated in ``POLLING_TIMEZONE``; the clock is injected.
+Fields the dashboard has not set come from ``POLLING_ACTIVE_DAYS``,
+``POLLING_ACTIVE_START_HOUR`` and ``POLLING_ACTIVE_END_HOUR``; without those:
+every day, all day (hours 0-24), no vacation. (The original's default was
+Mon-Fri 9-23; a relay that ignores mail at night unless told is a surprise, so
+ours watches always unless configured -- the original's values are a setting
+away.) Evaluated in ``POLLING_TIMEZONE``; the clock is injected.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+from render_signal.common.configdocs import PollingConfig, pick
+from render_signal.ingest.settings import IngestSettings
 
 __all__ = ["PollingSchedule", "zone_clock"]
 
@@ -34,26 +38,8 @@ def zone_clock(timezone: str) -> Callable[[], dt.datetime]:
     return lambda: dt.datetime.now(zone)
 
 
-def _date(value: Any) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        logger.warning("SCHEDULE: ignoring invalid date %r", value)
-        return None
-
-
-def _hour(value: Any, default: int) -> int:
-    try:
-        hour = int(value)
-    except (TypeError, ValueError):
-        return default
-    return hour if 0 <= hour <= 24 else default
-
-
 class PollingSchedule(msgspec.Struct, frozen=True, kw_only=True):
-    """A parsed ``polling_config`` document."""
+    """The schedule in force: ``polling_config`` over the environment defaults."""
 
     enable_polling: bool = True
     active_days: tuple[int, ...] = ALL_DAYS
@@ -63,29 +49,15 @@ class PollingSchedule(msgspec.Struct, frozen=True, kw_only=True):
     vacation_end: dt.date | None = None
 
     @classmethod
-    def from_document(cls, data: dict[str, Any]) -> PollingSchedule:
-        """Lenient parse: a bad value falls back to its default (and is logged)."""
-        days_raw = data.get("active_days", ALL_DAYS)
-        days: list[int] = []
-        if isinstance(days_raw, list | tuple):
-            for d in days_raw:
-                try:
-                    if 0 <= int(d) <= 6:
-                        days.append(int(d))
-                except (TypeError, ValueError):
-                    logger.warning("SCHEDULE: ignoring invalid day %r", d)
-        enable = data.get("enable_polling", True)
-        if isinstance(enable, str):
-            enable = enable.strip().lower() in ("1", "true", "yes", "on")
+    def effective(cls, doc: PollingConfig, settings: IngestSettings) -> PollingSchedule:
+        """Stored values win; unset ones come from ``POLLING_ACTIVE_*``."""
         return cls(
-            enable_polling=bool(enable),
-            active_days=tuple(sorted(set(days)))
-            if isinstance(days_raw, list | tuple)
-            else ALL_DAYS,
-            active_start_hour=_hour(data.get("active_start_hour"), 0),
-            active_end_hour=_hour(data.get("active_end_hour"), 24),
-            vacation_start=_date(data.get("vacation_start")),
-            vacation_end=_date(data.get("vacation_end")),
+            enable_polling=doc.enable_polling,
+            active_days=tuple(pick(doc.active_days, list(settings.polling_active_days))),
+            active_start_hour=pick(doc.active_start_hour, settings.polling_start_hour),
+            active_end_hour=pick(doc.active_end_hour, settings.polling_end_hour),
+            vacation_start=doc.vacation_start,
+            vacation_end=doc.vacation_end,
         )
 
     def on_vacation(self, today: dt.date) -> bool:

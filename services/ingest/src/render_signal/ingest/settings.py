@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import msgspec
+from render_signal.common.appliedconfig import env_fallbacks
+from render_signal.common.records import AppliedValue
 from render_signal.common.settings import CommonSettings, EnvReader, read_common
 
-__all__ = ["IngestSettings", "read_settings"]
+__all__ = ["IngestSettings", "applied_env", "read_settings"]
 
 
 class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +41,10 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
     reconnect_max_s: float = 60.0
     inactive_check_s: float = 5.0
     fault_point: str = ""
+    polling_active_days: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
+    polling_start_hour: int = 0
+    polling_end_hour: int = 24
+    dedup_disabled: bool = False
 
 
 def read_settings(env: EnvReader) -> IngestSettings:
@@ -70,6 +76,7 @@ def read_settings(env: EnvReader) -> IngestSettings:
         env.problems.append("IMAP_INITIAL_SYNC: expected unseen, all or new")
         initial_sync = "unseen"
     fault_point = env.fault_point()
+    days = _weekday_numbers(env)
     return IngestSettings(
         common=common,
         imap_enabled=imap_enabled,
@@ -101,4 +108,38 @@ def read_settings(env: EnvReader) -> IngestSettings:
         reconnect_max_s=env.number("IMAP_RECONNECT_MAX_SECONDS", 60.0, minimum=0.01),
         inactive_check_s=env.number("POLLING_INACTIVE_CHECK_INTERVAL_SECONDS", 5.0, minimum=0.05),
         fault_point=fault_point,
+        polling_active_days=days,
+        polling_start_hour=env.integer("POLLING_ACTIVE_START_HOUR", 0, minimum=0, maximum=23),
+        polling_end_hour=env.integer("POLLING_ACTIVE_END_HOUR", 24, minimum=0, maximum=24),
+        dedup_disabled=env.boolean("DISABLE_EMAIL_ID_DEDUP", False),
+    )
+
+
+def _weekday_numbers(env: EnvReader) -> tuple[int, ...]:
+    """``POLLING_ACTIVE_DAYS``: comma-separated 0-6 (0 = Monday); default every day."""
+    every_day = (0, 1, 2, 3, 4, 5, 6)
+    found = env.raw("POLLING_ACTIVE_DAYS")
+    if found is None:
+        return every_day
+    parts = [p.strip() for p in found[1].split(",") if p.strip()]
+    if not parts or not all(p.isdigit() and 0 <= int(p) <= 6 for p in parts):
+        env.problems.append(
+            f"POLLING_ACTIVE_DAYS: expected comma-separated days 0-6 (0 = Monday), got {found[1]!r}"
+        )
+        return every_day
+    return tuple(sorted({int(p) for p in parts}))
+
+
+def applied_env(settings: IngestSettings) -> dict[str, AppliedValue]:
+    """The environment values ingest falls back on for unset config fields."""
+    return env_fallbacks(
+        settings.common,
+        {
+            "POLLING_ACTIVE_DAYS": list(settings.polling_active_days),
+            "POLLING_ACTIVE_START_HOUR": settings.polling_start_hour,
+            "POLLING_ACTIVE_END_HOUR": settings.polling_end_hour,
+            "SENDER_OF_INTEREST_FOR_POLLING": list(settings.sender_allowlist),
+            "DISABLE_EMAIL_ID_DEDUP": settings.dedup_disabled,
+        },
+        {"SENDER_OF_INTEREST_FOR_POLLING": ("GMAIL_SENDER_ALLOWLIST",)},
     )

@@ -28,7 +28,9 @@ from collections.abc import Callable
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from render_signal.common.configdocs import PollingConfig
 from render_signal.common.configstore import ConfigWatcher
+from render_signal.common.keys import consumer_name
 from render_signal.common.locks import RedisLock
 from render_signal.ingest.checkpoint import CheckpointStore
 from render_signal.ingest.faults import FaultPoints
@@ -99,14 +101,17 @@ class ImapWatcher:
             timeout_s=settings.imap_timeout_s,
             ca_file=settings.imap_ca_file,
         )
-        prefix = settings.common.key_prefix
+        keys = settings.common.keys
         self.lock = RedisLock(
-            redis, f"{prefix}poller_lock", settings.lock_ttl_s, owner=settings.common.instance
+            redis,
+            keys.poller_lock,
+            settings.lock_ttl_s,
+            owner=consumer_name("ingest", settings.common.instance),
         )
         self.sync = MailboxSync(
             redis,
-            prefix=prefix,
-            checkpoints=CheckpointStore(redis, prefix),
+            keys=keys,
+            checkpoints=CheckpointStore(redis, keys),
             max_email_bytes=settings.max_email_bytes,
             mark_seen=settings.mark_seen,
             initial_sync=settings.imap_initial_sync,
@@ -253,8 +258,8 @@ class ImapWatcher:
 
     # -- helpers ----------------------------------------------------------------------------
     async def _active(self) -> bool:
-        doc = await self.config.get("polling_config")
-        reason = PollingSchedule.from_document(doc.data).reason_inactive(self.clock())
+        polling = (await self.config.get(PollingConfig)).doc
+        reason = PollingSchedule.effective(polling, self.settings).reason_inactive(self.clock())
         self.schedule_checks += 1
         SCHEDULE_ACTIVE.set(1 if reason is None else 0)
         if reason != self._inactive_reason:

@@ -25,8 +25,8 @@ from typing import Literal
 import httpx
 import msgspec
 from render_signal.notify.clock import Clock, SystemClock
-from render_signal.notify.routing import Target, is_make_url
 from render_signal.notify.signing import webhook_headers
+from render_signal.notify.targets import Target, is_make_url
 
 __all__ = ["AttemptResult", "WebhookSender", "parse_retry_after"]
 

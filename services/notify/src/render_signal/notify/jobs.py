@@ -22,7 +22,8 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 from render_signal.common.events import MailOffloaded
-from render_signal.notify.routing import Target
+from render_signal.common.keys import Keys
+from render_signal.notify.targets import Target
 
 __all__ = ["SENT_TTL_S", "Job", "JobQueue"]
 
@@ -98,23 +99,23 @@ _decoder = msgspec.json.Decoder(Job)
 
 
 class JobQueue:
-    def __init__(self, redis: Redis, prefix: str, instance: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys, instance: str) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys
         self.instance = instance
-        self.jobs_key = f"{prefix}notify:jobs"
-        self.schedule_key = f"{prefix}notify:scheduled"
-        self.leases_key = f"{prefix}notify:leases"
+        self.jobs_key = keys.notify_jobs
+        self.schedule_key = keys.notify_scheduled
+        self.leases_key = keys.notify_leases
         self._claim = redis.register_script(_CLAIM)
         self._create_leased = redis.register_script(_CREATE_LEASED)
         self._recover = redis.register_script(_RECOVER)
         self._take_over = redis.register_script(_TAKE_OVER)
 
     def sent_key(self, webhook_id: str) -> str:
-        return f"{self.prefix}notify:sent:{webhook_id}"
+        return self.keys.notify_sent(webhook_id)
 
     def final_key(self, webhook_id: str) -> str:
-        return f"{self.prefix}notify:final:{webhook_id}"
+        return self.keys.notify_final(webhook_id)
 
     @staticmethod
     def encode(job: Job) -> bytes:

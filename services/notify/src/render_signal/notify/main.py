@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
+from render_signal.common.appliedconfig import AppliedConfigReporter
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
+from render_signal.common.consumer import Consumer
 from render_signal.common.events import MailOffloaded
-from render_signal.common.keys import STREAM_MAIL_OFFLOADED
+from render_signal.common.keys import GROUP_NOTIFY, consumer_name
 from render_signal.common.logs import setup_logging
+from render_signal.common.records import HeartbeatDetails
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import WorkerRuntime
 from render_signal.common.settings import load_or_exit
-from render_signal.common.streams import Consumer
 from render_signal.notify.clock import Clock, SystemClock
 from render_signal.notify.delivery import WebhookSender
+from render_signal.notify.liveconfig import LIVE_DOCUMENTS
 from render_signal.notify.makewatcher import MakeWatcher
 from render_signal.notify.scheduler import Scheduler
 from render_signal.notify.service import NotifyService
-from render_signal.notify.settings import NotifySettings, read_settings
+from render_signal.notify.settings import NotifySettings, applied_env, read_settings
 
 __all__ = ["main", "run"]
 
@@ -30,7 +32,15 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
     """Run the service until SIGTERM; returns the exit code."""
     clock = clock or SystemClock()
     redis = create_redis(settings.common.redis_url)
-    watcher = ConfigWatcher(ConfigStore(redis, settings.common.key_prefix))
+    watcher = ConfigWatcher(ConfigStore(redis, settings.common.keys))
+    reporter = AppliedConfigReporter(
+        watcher,
+        service="notify",
+        instance=settings.common.instance,
+        documents=LIVE_DOCUMENTS,
+        env=applied_env(settings),
+        interval_s=settings.common.heartbeat_interval_s,
+    )
     sender = WebhookSender(
         signing_secret=settings.signing_secret,
         makecom_api_key=settings.makecom_api_key,
@@ -40,9 +50,9 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
     scheduler = Scheduler(service, settings.scheduler_interval_s, settings.concurrency)
     consumer: Consumer[MailOffloaded] = Consumer(
         redis,
-        stream_key=settings.common.keys.stream(STREAM_MAIL_OFFLOADED),
-        group="notify",
-        consumer=settings.common.instance,
+        stream_key=settings.common.keys.mail_offloaded,
+        group=GROUP_NOTIFY,
+        consumer=consumer_name(GROUP_NOTIFY, settings.common.instance),
         event_type=MailOffloaded,
         handler=service.handle_event,
         concurrency=settings.concurrency,
@@ -53,12 +63,12 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
             " in the schedule (reason no_target) until a target is configured"
         )
 
-    def info() -> dict[str, Any]:
-        return {
-            "deferred": scheduler.deferred,
-            "handled": consumer.handled,
-            "config_versions": scheduler.config_versions(),
-        }
+    def details() -> HeartbeatDetails:
+        return HeartbeatDetails(
+            deferred=scheduler.deferred,
+            handled=consumer.handled,
+            config_versions=scheduler.config_versions(),
+        )
 
     async def consume(stop: asyncio.Event) -> None:
         # Not before the scheduler has taken back this instance's leftover leases.
@@ -66,10 +76,10 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
         if not stop.is_set():
             await consumer.run(stop)
 
-    runtime = WorkerRuntime(settings.common, redis, info=info)
+    runtime = WorkerRuntime(settings.common, redis, details=details)
     make = MakeWatcher(settings, watcher, clock)
     try:
-        return await runtime.run([consume, scheduler.run, watcher.listen, make.run])
+        return await runtime.run([consume, scheduler.run, watcher.listen, make.run, reporter.run])
     finally:
         await sender.aclose()
 

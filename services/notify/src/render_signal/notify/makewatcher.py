@@ -19,7 +19,7 @@ import httpx
 from redis.exceptions import RedisError
 from render_signal.common.configstore import ConfigWatcher
 from render_signal.notify.clock import Clock
-from render_signal.notify.routing import load_live_config
+from render_signal.notify.liveconfig import load_live_config
 from render_signal.notify.settings import NotifySettings
 
 __all__ = ["MakeWatcher"]

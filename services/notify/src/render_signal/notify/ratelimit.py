@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from redis.asyncio import Redis
+from render_signal.common.keys import Keys
 
 __all__ = ["RateLimiter"]
 
@@ -32,15 +33,15 @@ return oldest[2]
 class RateLimiter:
     """``acquire`` returns None when the send may go, else the time a slot frees."""
 
-    def __init__(self, redis: Redis, prefix: str, window_s: float = WINDOW_S) -> None:
+    def __init__(self, redis: Redis, keys: Keys, window_s: float = WINDOW_S) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys
         self.window_s = window_s
         self._script = redis.register_script(_ACQUIRE)
 
     def key(self, target_url: str) -> str:
         digest = hashlib.sha256(target_url.encode()).hexdigest()[:16]
-        return f"{self.prefix}notify:ratelimit:{digest}"
+        return self.keys.notify_ratelimit(digest)
 
     async def acquire(self, target_url: str, member: str, limit: int, now: float) -> float | None:
         if limit <= 0:

@@ -1,33 +1,23 @@
 """Routing-rule matching (original §6.6), safe against regex denial of service.
 
-Regexes run on google-re2 (linear time, no catastrophic backtracking) and
-are capped at :data:`MAX_REGEX_LEN` characters; a pattern that does not
-compile counts as no match, as in the original.
+Regexes run on google-re2 (linear time, no catastrophic backtracking), compiled
+once (``common.configrules.compile_pattern``); a pattern that does not compile
+counts as no match, as in the original. Disabled rules never match.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from collections.abc import Sequence
 
-import re2
+from render_signal.common.configrules import (
+    MAX_REGEX_LEN,
+    RoutingRule,
+    RuleCondition,
+    compile_pattern,
+)
 from render_signal.common.events import MailOffloaded
 
-__all__ = ["MAX_REGEX_LEN", "condition_matches", "field_value", "first_matching_rule"]
-
-MAX_REGEX_LEN = 200
-FIELDS = ("sender", "subject", "body", "detector", "provider")
-
-
-@functools.lru_cache(maxsize=256)
-def _compile(pattern: str, case_sensitive: bool) -> Any:
-    options = re2.Options()
-    options.case_sensitive = case_sensitive
-    options.log_errors = False
-    try:
-        return re2.compile(pattern, options)
-    except re2.error:
-        return None
+__all__ = ["condition_matches", "field_value", "first_matching_rule"]
 
 
 def field_value(event: MailOffloaded, field: str) -> str:
@@ -45,43 +35,37 @@ def field_value(event: MailOffloaded, field: str) -> str:
     return ""
 
 
-def condition_matches(condition: dict[str, Any], event: MailOffloaded) -> bool:
+def condition_matches(condition: RuleCondition, event: MailOffloaded) -> bool:
     """One ``{field, operator, value, case_sensitive}`` condition."""
-    field = str(condition.get("field", ""))
-    operator = str(condition.get("operator", ""))
-    value = str(condition.get("value", ""))
-    case_sensitive = bool(condition.get("case_sensitive", False))
-    if field not in FIELDS or not value:
-        return False
-    text = field_value(event, field)
-    if operator == "regex":
+    value = condition.value
+    text = field_value(event, condition.field)
+    if condition.operator == "regex":
         if len(value) > MAX_REGEX_LEN:
             return False
-        compiled = _compile(value, case_sensitive)
+        compiled = compile_pattern(value, condition.case_sensitive)
         return compiled is not None and compiled.search(text) is not None
-    if operator == "contains":
-        return value in text if case_sensitive else value.lower() in text.lower()
-    if operator == "equals":
-        candidates = {
-            "sender": [event.sender_email, event.sender_address],
-            "provider": [link.provider for link in event.links],
-        }.get(field, [text])
+    if condition.operator == "contains":
+        if condition.case_sensitive:
+            return value in text
+        return value.lower() in text.lower()
+    candidates = {
+        "sender": [event.sender_email, event.sender_address],
+        "provider": [link.provider for link in event.links],
+    }.get(condition.field, [text])
 
-        def norm(s: str) -> str:
-            return s.strip() if case_sensitive else s.strip().lower()
+    def norm(s: str) -> str:
+        return s.strip() if condition.case_sensitive else s.strip().lower()
 
-        return any(norm(c) == norm(value) for c in candidates)
-    return False
+    return any(norm(c) == norm(value) for c in candidates)
 
 
-def first_matching_rule(rules: list[Any], event: MailOffloaded) -> dict[str, Any] | None:
-    """The first rule whose conditions all match (a rule with none never matches)."""
+def first_matching_rule(rules: Sequence[RoutingRule], event: MailOffloaded) -> RoutingRule | None:
+    """The first enabled rule whose conditions all match (one with none never matches)."""
     for rule in rules:
-        if not isinstance(rule, dict):
-            continue
-        conditions = rule.get("conditions") or []
-        if not isinstance(conditions, list) or not conditions:
-            continue
-        if all(isinstance(c, dict) and condition_matches(c, event) for c in conditions):
+        if (
+            rule.enabled
+            and rule.conditions
+            and all(condition_matches(c, event) for c in rule.conditions)
+        ):
             return rule
     return None

@@ -20,8 +20,7 @@ import logging
 
 from redis.exceptions import RedisError
 from render_signal.notify import metrics
-from render_signal.notify.deadletters import dead_letter_key
-from render_signal.notify.routing import LIVE_DOCUMENTS, load_live_config
+from render_signal.notify.liveconfig import LIVE_DOCUMENTS, load_live_config
 from render_signal.notify.service import NotifyService
 
 __all__ = ["Scheduler"]
@@ -77,8 +76,8 @@ class Scheduler:
                     logger.error("SCHEDULER: item failed; retried after its lease: %r", result)
         self.deferred = await service.queue.count()
         metrics.DEFERRED.set(self.deferred)
-        metrics.DEAD_LETTERS.set(await service.redis.xlen(dead_letter_key(service.prefix)))
-        if not service.watcher.versions().keys() >= set(LIVE_DOCUMENTS):
+        metrics.DEAD_LETTERS.set(await service.redis.xlen(service.keys.notify_dead_letters))
+        if not service.watcher.versions().keys() >= {doc.NAME for doc in LIVE_DOCUMENTS}:
             # A change notification dropped a document: load it now (not at the
             # next email) so the heartbeat's config_versions shows it arrived.
             await load_live_config(service.watcher, service.settings)

@@ -13,25 +13,29 @@ import asyncio
 import json
 import logging
 import random
-from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigWatcher
+from render_signal.common.deadletters import add_webhook_dead_letter
 from render_signal.common.events import MailOffloaded
+from render_signal.common.keys import consumer_name
 from render_signal.common.logs import mask_url
+from render_signal.common.records import AttemptStatus
 from render_signal.common.streams import Delivery
+from render_signal.common.timefmt import iso
+from render_signal.common.webhooklog import append_attempt
 from render_signal.notify import metrics
 from render_signal.notify.clock import Clock
-from render_signal.notify.deadletters import add_dead_letter, disabled_targets_key
 from render_signal.notify.delivery import AttemptResult, WebhookSender
 from render_signal.notify.jobs import Job, JobQueue
+from render_signal.notify.liveconfig import LiveConfig, load_live_config
 from render_signal.notify.payload import build_payload, encode_payload
 from render_signal.notify.ratelimit import RateLimiter
 from render_signal.notify.records import build_dead_letter, build_log_entry
-from render_signal.notify.routing import LiveConfig, Target, load_live_config, resolve_targets
 from render_signal.notify.settings import NotifySettings
 from render_signal.notify.signing import webhook_id
-from render_signal.notify.weblog import iso, write_webhook_log
+from render_signal.notify.targets import Target, resolve_targets
 from render_signal.notify.window import DESABO, decide
 
 __all__ = ["NotifyService"]
@@ -52,12 +56,12 @@ class NotifyService:
     ) -> None:
         self.settings = settings
         self.redis = redis
-        self.prefix = settings.common.key_prefix
+        self.keys = settings.common.keys
         self.watcher = watcher
         self.clock = clock
         self.sender = sender
-        self.queue = JobQueue(redis, self.prefix, settings.common.instance)
-        self.limiter = RateLimiter(redis, self.prefix)
+        self.queue = JobQueue(redis, self.keys, consumer_name("notify", settings.common.instance))
+        self.limiter = RateLimiter(redis, self.keys)
         self.lease_s = settings.timeout_s * 4 + 60.0
 
     # -- stream entry ------------------------------------------------------------
@@ -129,7 +133,7 @@ class NotifyService:
             )
             if not await self.queue.create(job, now + self.lease_s):
                 return
-        if await self.redis.hexists(disabled_targets_key(self.prefix), target.url):
+        if await self.redis.hexists(self.keys.notify_disabled_targets, target.url):
             await self._dead_letter(job, None, "target_disabled", b"")
             return
         if (
@@ -142,7 +146,7 @@ class NotifyService:
             return
         gate = config.gate
         if target.policy is not None:
-            gate = type(gate)(**{**_fields(gate), "policy": target.policy})
+            gate = msgspec.structs.replace(gate, policy=target.policy)
         decision = decide(gate, now, event.detector, event.is_urgent)
         if decision.action == "drop":
             await self._finish(job, "skipped", decision.reason)
@@ -187,7 +191,7 @@ class NotifyService:
             await self.queue.done(job.webhook_id)
             return
         if result.outcome == "retry":
-            delay = self._backoff(job.attempt, result.retry_after)
+            delay = self._backoff(job.attempt, result.retry_after, config.retry_base_s)
             started = job.first_attempt_at or now
             capped = config.max_attempts > 0 and job.attempt >= config.max_attempts
             if not capped and now + delay <= started + self.settings.retry_window_s:
@@ -200,7 +204,7 @@ class NotifyService:
             return
         if result.outcome == "gone":
             await self.redis.hset(
-                disabled_targets_key(self.prefix),
+                self.keys.notify_disabled_targets,
                 job.target.url,
                 json.dumps(
                     {"disabled_at": iso(now), "status": 410, "email_id": job.event.email_id}
@@ -209,9 +213,9 @@ class NotifyService:
             logger.error("NOTIFY: target %s answered 410: disabled", mask_url(job.target.url))
         await self._dead_letter(job, result, result.failure_reason or "gone", body)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Full jitter: random(0, min(cap, base * 2^(n-1))), at least Retry-After."""
-        ceiling = min(self.settings.retry_cap_s, self.settings.retry_base_s * 2 ** (attempt - 1))
+    def _backoff(self, attempt: int, retry_after: float | None, base_s: float) -> float:
+        """Equal jitter: half to all of min(cap, base * 2^(n-1)), at least Retry-After."""
+        ceiling = min(self.settings.retry_cap_s, base_s * 2 ** (attempt - 1))
         delay = random.uniform(ceiling / 2, ceiling)  # half-jitter floor keeps growth visible
         if retry_after is not None:
             delay = max(delay, retry_after)
@@ -242,7 +246,7 @@ class NotifyService:
             await self._log(job, "deferred", reason=reason, due=due)
 
     async def _finish(
-        self, job: Job, status: str, reason: str, status_code: int | None = None
+        self, job: Job, status: AttemptStatus, reason: str, status_code: int | None = None
     ) -> None:
         metrics.DELIVERIES.labels(job.target.target_class, "skipped").inc()
         await self.queue.mark_final(job.webhook_id, status)
@@ -257,10 +261,8 @@ class NotifyService:
         if result is not None:
             metrics.ATTEMPTS.labels(cls, "dead_letter").inc()
         metrics.DELIVERIES.labels(cls, "dead_letter").inc()
-        await add_dead_letter(
-            self.redis,
-            self.prefix,
-            build_dead_letter(job, result, reason, body, self.clock.now()),
+        await add_webhook_dead_letter(
+            self.redis, self.keys, build_dead_letter(job, result, reason, body, self.clock.now())
         )
         await self.queue.mark_final(job.webhook_id, "dead_letter")
         await self._log(job, "dead_letter", result=result, reason=reason)
@@ -276,7 +278,7 @@ class NotifyService:
     async def _log(
         self,
         job: Job,
-        status: str,
+        status: AttemptStatus,
         *,
         result: AttemptResult | None = None,
         reason: str | None = None,
@@ -292,8 +294,4 @@ class NotifyService:
             due=due,
             status_code=status_code,
         )
-        await write_webhook_log(self.redis, self.prefix, entry)
-
-
-def _fields(struct: Any) -> dict[str, Any]:
-    return {name: getattr(struct, name) for name in struct.__struct_fields__}
+        await append_attempt(self.redis, self.keys, entry)

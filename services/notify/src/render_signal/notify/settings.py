@@ -20,9 +20,13 @@ Variables added by the notify service (defaults in brackets):
 from __future__ import annotations
 
 import msgspec
+from render_signal.common.appliedconfig import env_fallbacks
+from render_signal.common.configdocs import normalise_time
+from render_signal.common.errors import ConfigInvalid
+from render_signal.common.records import AppliedValue
 from render_signal.common.settings import CommonSettings, EnvReader, read_common
 
-__all__ = ["NotifySettings", "read_settings"]
+__all__ = ["NotifySettings", "applied_env", "read_settings"]
 
 
 class NotifySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +65,7 @@ def read_settings(env: EnvReader) -> NotifySettings:
         env.problems.append("WEBHOOK_DELIVERY_MODE: expected json or form")
         mode = "json"
     make_host = env.string("MAKE_API_HOST", "eu1.make.com")
+    start, end = _window(env)
     return NotifySettings(
         common=common,
         webhook_url=webhook_url,
@@ -70,8 +75,8 @@ def read_settings(env: EnvReader) -> NotifySettings:
         sending_enabled=env.boolean("WEBHOOK_SENDING_ENABLED", True),
         delivery_mode=mode,
         fallback_on_415=env.boolean("WEBHOOK_FALLBACK_ON_415", True),
-        time_start=env.string("WEBHOOKS_TIME_START", "", "WEBHOOK_TIME_START"),
-        time_end=env.string("WEBHOOKS_TIME_END", "", "WEBHOOK_TIME_END"),
+        time_start=start,
+        time_end=end,
         retry_window_s=env.number("WEBHOOK_RETRY_WINDOW_SECONDS", 86400.0, minimum=1.0),
         timeout_s=env.number("WEBHOOK_TIMEOUT_SECONDS", 30.0, minimum=0.1),
         retry_base_s=env.number("WEBHOOK_RETRY_BASE_SECONDS", 5.0, minimum=0.0),
@@ -85,4 +90,51 @@ def read_settings(env: EnvReader) -> NotifySettings:
         make_api_base_url=env.string("MAKE_API_BASE_URL", f"https://{make_host}").rstrip("/"),
         make_watcher_interval_s=env.number("MAKE_WATCHER_INTERVAL_SECONDS", 60.0, minimum=0.01),
         fault=env.fault_point(),
+    )
+
+
+def _window(env: EnvReader) -> tuple[str, str]:
+    """``WEBHOOKS_TIME_START``/``_END`` (legacy ``WEBHOOK_TIME_*``): both or neither, valid."""
+    found = {}
+    for name, raw in (
+        ("WEBHOOKS_TIME_START", env.raw("WEBHOOKS_TIME_START", "WEBHOOK_TIME_START")),
+        ("WEBHOOKS_TIME_END", env.raw("WEBHOOKS_TIME_END", "WEBHOOK_TIME_END")),
+    ):
+        if raw is None:
+            continue
+        try:
+            found[name] = normalise_time(raw[1], raw[0])
+        except ConfigInvalid as exc:
+            env.problems.append(str(exc))
+            return "", ""
+    if len(found) == 1:
+        env.problems.append("WEBHOOKS_TIME_START/WEBHOOKS_TIME_END: set both (HH:MM) or neither")
+        return "", ""
+    return found.get("WEBHOOKS_TIME_START", ""), found.get("WEBHOOKS_TIME_END", "")
+
+
+def applied_env(settings: NotifySettings) -> dict[str, AppliedValue]:
+    """The environment values notify falls back on for unset config fields."""
+    return env_fallbacks(
+        settings.common,
+        {
+            "WEBHOOK_URL": settings.webhook_url,
+            "WEBHOOK_SSL_VERIFY": settings.ssl_verify,
+            "WEBHOOK_SENDING_ENABLED": settings.sending_enabled,
+            "WEBHOOK_DELIVERY_MODE": settings.delivery_mode,
+            "WEBHOOK_FALLBACK_ON_415": settings.fallback_on_415,
+            "WEBHOOKS_TIME_START": settings.time_start or None,
+            "WEBHOOKS_TIME_END": settings.time_end or None,
+            # retry_count = attempts - 1; unset (0) means "until the retry window ends".
+            "WEBHOOK_MAX_ATTEMPTS": settings.max_attempts - 1 if settings.max_attempts else None,
+            "WEBHOOK_RETRY_BASE_SECONDS": settings.retry_base_s,
+            "WEBHOOK_TIMEOUT_SECONDS": settings.timeout_s,
+            "WEBHOOK_RATE_LIMIT_PER_HOUR": settings.rate_limit_per_hour,
+            "ALLOW_CUSTOM_WEBHOOK_WITHOUT_LINKS": settings.allow_without_links,
+            "MAKE_SCENARIO_IDS": list(settings.make_scenario_ids),
+        },
+        {
+            "WEBHOOKS_TIME_START": ("WEBHOOK_TIME_START",),
+            "WEBHOOKS_TIME_END": ("WEBHOOK_TIME_END",),
+        },
     )

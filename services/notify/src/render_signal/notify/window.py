@@ -22,6 +22,8 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
+from render_signal.common.configdocs import WEEKDAYS
+from render_signal.common.events import DETECTOR_DESABO
 
 __all__ = [
     "DESABO",
@@ -34,8 +36,7 @@ __all__ = [
     "parse_hhmm",
 ]
 
-DESABO = "desabonnement_journee_tarifs"
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DESABO = DETECTOR_DESABO
 _HHMM = re.compile(r"^\s*([01]?\d|2[0-3])\s*[:hH]\s*([0-5]\d)\s*$")
 
 

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Literal
 
-__all__ = ["CircuitBreaker"]
+__all__ = ["BreakerState", "CircuitBreaker"]
+
+BreakerState = Literal["closed", "open", "half_open"]
 
 
 class CircuitBreaker:
@@ -30,19 +33,19 @@ class CircuitBreaker:
         cooldown_s: float = 30.0,
         *,
         clock: Callable[[], float] = time.monotonic,
-        on_change: Callable[[str], None] | None = None,
+        on_change: Callable[[BreakerState], None] | None = None,
     ) -> None:
         self.failure_threshold = max(1, failure_threshold)
         self.cooldown_s = cooldown_s
         self._clock = clock
         self._on_change = on_change
-        self._state = "closed"
+        self._state: BreakerState = "closed"
         self._failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
 
     @property
-    def state(self) -> str:
+    def state(self) -> BreakerState:
         """``closed``, ``open`` or ``half_open`` (an open breaker past its cool-down)."""
         if self._state == "open" and self._clock() - self._opened_at >= self.cooldown_s:
             return "half_open"
@@ -75,7 +78,7 @@ class CircuitBreaker:
         """The probe ended without a verdict (cancelled): let the next call probe."""
         self._probe_in_flight = False
 
-    def _set(self, state: str) -> None:
+    def _set(self, state: BreakerState) -> None:
         if state != self._state:
             self._state = state
             if self._on_change is not None:

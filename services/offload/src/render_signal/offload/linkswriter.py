@@ -3,9 +3,9 @@
 Writing the file is a locked read-modify-write of the whole array with two
 fsyncs; doing it once per email made it the most expensive part of offload.
 :class:`LinksFileWriter` collects new rows and writes them in **one**
-:meth:`LinksFile.append` (same lock, dedup, cap and atomic replace) at most
-every ``interval_s`` after the first pending row, or at once when
-``max_batch`` rows are pending.
+``LinksFile.append`` (``common.linkjournal``: same lock, dedup, cap and atomic
+replace) at most every ``interval_s`` after the first pending row, or at once
+when ``max_batch`` rows are pending.
 
 Durability (nothing is lost on a crash):
 
@@ -39,22 +39,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
-from render_signal.offload.linksfile import LinksFile
+from render_signal.common.linkjournal import LinkRecord, LinksFile
 
 __all__ = ["LinksFileWriter", "dedup_field"]
 
 logger = logging.getLogger(__name__)
 
+_row_decoder = msgspec.json.Decoder(LinkRecord)
 
-def dedup_field(row: dict[str, str]) -> str:
+
+def dedup_field(row: LinkRecord) -> str:
     """The file's dedup key ``(source_url, r2_url, provider)`` as one hash field."""
-    return f"{row['source_url']}\n{row['r2_url']}\n{row['provider']}"
+    return "\n".join(row.file_key())
 
 
 class LinksFileWriter:
@@ -86,7 +88,7 @@ class LinksFileWriter:
         self.interval_s = interval_s
         self.max_batch = max(1, max_batch)
         self.max_pending = max(self.max_batch, max_pending)
-        self._pending: list[dict[str, str]] = []
+        self._pending: list[LinkRecord] = []
         self._first_pending_at = 0.0
         self._signal = asyncio.Event()
         self._closing = False
@@ -100,11 +102,11 @@ class LinksFileWriter:
         return len(self._pending)
 
     # -- producer side ---------------------------------------------------------------
-    def stage(self, pipe: Any, row: dict[str, str]) -> None:
+    def stage(self, pipe: Any, row: LinkRecord) -> None:
         """Add the staging HSET for ``row`` to ``pipe`` (the journal's MULTI)."""
-        pipe.hset(self.staged_key, dedup_field(row), json.dumps(row, ensure_ascii=False))
+        pipe.hset(self.staged_key, dedup_field(row), msgspec.json.encode(row))
 
-    def submit(self, rows: list[dict[str, str]]) -> None:
+    def submit(self, rows: list[LinkRecord]) -> None:
         """Queue ``rows`` for the next flush (never blocks, never raises)."""
         if not rows:
             return
@@ -133,15 +135,13 @@ class LinksFileWriter:
             return 0
         if not raw:
             return 0
-        rows: list[tuple[bytes, dict[str, str]]] = []
+        rows: list[tuple[bytes, LinkRecord]] = []
         for field, value in raw.items():
             try:
-                row = json.loads(value)
-            except ValueError:
+                rows.append((field, _row_decoder.decode(value)))
+            except (msgspec.DecodeError, msgspec.ValidationError):
                 continue
-            if isinstance(row, dict) and {"source_url", "r2_url", "provider"} <= set(row):
-                rows.append((field, row))
-        rows.sort(key=lambda item: str(item[1].get("created_at", "")))
+        rows.sort(key=lambda item: item[1].created_at)
         added = 0
         if rows:
             try:

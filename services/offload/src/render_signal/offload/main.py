@@ -10,26 +10,23 @@ import asyncio
 import logging
 
 from redis.asyncio import Redis
+from render_signal.common.consumer import Consumer
 from render_signal.common.events import MailReceived
-from render_signal.common.keys import STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED
+from render_signal.common.keys import GROUP_OFFLOAD, consumer_name
+from render_signal.common.linkjournal import LinkJournal, LinksFile
 from render_signal.common.logs import mask_url, setup_logging
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import Component, WorkerRuntime
 from render_signal.common.settings import load_or_exit
-from render_signal.common.streams import Consumer
 from render_signal.offload.breaker import CircuitBreaker
-from render_signal.offload.journal import LinkJournal
-from render_signal.offload.linksfile import LinksFile
 from render_signal.offload.linkswriter import LinksFileWriter
 from render_signal.offload.service import OffloadService
 from render_signal.offload.settings import OffloadSettings, read_settings
 from render_signal.offload.worker_client import WorkerClient
 
-__all__ = ["GROUP", "build_service", "claim_idle_ms", "main", "run"]
+__all__ = ["build_service", "claim_idle_ms", "main", "run"]
 
 logger = logging.getLogger(__name__)
-
-GROUP = "offload"
 
 
 def claim_idle_ms(settings: OffloadSettings) -> int:
@@ -40,7 +37,7 @@ def claim_idle_ms(settings: OffloadSettings) -> int:
 
 def build_service(settings: OffloadSettings, redis: Redis) -> OffloadService:
     """The handler object, with a Worker client only when offload is enabled."""
-    prefix = settings.common.key_prefix
+    keys = settings.common.keys
     client: WorkerClient | None = None
     if settings.enabled:
         client = WorkerClient(
@@ -58,14 +55,13 @@ def build_service(settings: OffloadSettings, redis: Redis) -> OffloadService:
         writer = LinksFileWriter(
             LinksFile(settings.links_file, settings.links_max_entries),
             redis,
-            f"{prefix}offload:links:unfiled",
+            keys.links_file_staged,
         )
     return OffloadService(
         redis,
-        prefix=prefix,
-        out_stream=f"{prefix}{STREAM_MAIL_OFFLOADED}",
+        keys=keys,
         client=client,
-        journal=LinkJournal(redis, prefix, max_age_s=settings.reuse_max_age_s),
+        journal=LinkJournal(redis, keys, max_age_s=settings.reuse_max_age_s),
         links_writer=writer,
     )
 
@@ -89,16 +85,16 @@ async def run(settings: OffloadSettings) -> int:
         )
     consumer: Consumer[MailReceived] = Consumer(
         redis,
-        stream_key=settings.common.keys.stream(STREAM_MAIL_RECEIVED),
-        group=GROUP,
-        consumer=settings.common.instance,
+        stream_key=settings.common.keys.mail_received,
+        group=GROUP_OFFLOAD,
+        consumer=consumer_name(GROUP_OFFLOAD, settings.common.instance),
         event_type=MailReceived,
         handler=service.handle,
         batch_size=16,
         concurrency=max(4, settings.concurrency),
         claim_idle_ms=claim_idle_ms(settings),
     )
-    runtime = WorkerRuntime(settings.common, redis, info=service.info)
+    runtime = WorkerRuntime(settings.common, redis, details=service.details)
 
     async def consume(stop: asyncio.Event) -> None:
         # Staged links-file rows of a crashed run are recovered before reading.

@@ -32,11 +32,13 @@ from typing import Any
 
 from redis.asyncio import Redis
 from render_signal.common.events import DeliveryLink, MailOffloaded, MailReceived, encode_entry
+from render_signal.common.keys import Keys
+from render_signal.common.linkjournal import LinkJournal, LinkRecord
 from render_signal.common.logs import log_context, mask_url
+from render_signal.common.records import HeartbeatDetails
 from render_signal.common.streams import DEFAULT_MAXLEN, PUBLISHED, Delivery
+from render_signal.common.timefmt import iso
 from render_signal.offload.allowlist import refusal_reason
-from render_signal.offload.journal import LinkJournal
-from render_signal.offload.linksfile import make_entry
 from render_signal.offload.linkswriter import LinksFileWriter
 from render_signal.offload.metrics import ATTEMPTS, FALLBACKS, provider_label
 from render_signal.offload.normalise import normalise
@@ -66,8 +68,7 @@ class OffloadService:
 
     Args:
         redis: stream and journal client.
-        prefix: Redis key prefix.
-        out_stream: full key of mail.offloaded.
+        keys: this deployment's Redis keys.
         client: the Worker client, or None when offload is disabled.
         journal: Redis link journal (reuse of earlier r2_urls).
         links_writer: coalescing writer of the original's JSON journal file, or None.
@@ -77,15 +78,14 @@ class OffloadService:
         self,
         redis: Redis,
         *,
-        prefix: str,
-        out_stream: str,
+        keys: Keys,
         client: WorkerClient | None,
         journal: LinkJournal,
         links_writer: LinksFileWriter | None,
     ) -> None:
         self.redis = redis
-        self.prefix = prefix
-        self.out_stream = out_stream
+        self.keys = keys
+        self.out_stream = keys.mail_offloaded
         self.client = client
         self.journal = journal
         self.links_writer = links_writer
@@ -116,24 +116,19 @@ class OffloadService:
             if self.client is not None:
                 await self.client.aclose()
 
-    def done_key(self, event_id: str) -> str:
-        return f"{self.prefix}offload:done:{event_id}"
-
-    def info(self) -> dict[str, Any]:
+    def details(self) -> HeartbeatDetails:
         """Heartbeat details (dashboard status)."""
-        details: dict[str, Any] = {
-            "offload": "enabled" if self.client is not None else "disabled",
-            "published": self.published,
-        }
-        if self.client is not None:
-            details["breaker"] = self.client.breaker.state
-        return details
+        return HeartbeatDetails(
+            offload="enabled" if self.client is not None else "disabled",
+            published=self.published,
+            breaker=None if self.client is None else self.client.breaker.state,
+        )
 
     async def handle(self, event: MailReceived, delivery: Delivery) -> None:
         """Consumer handler: offload, then publish once per event id."""
         token = log_context.set({"event_id": event.event_id, "email_id": event.email_id})
         try:
-            done_key = self.done_key(event.event_id)
+            done_key = self.keys.offload_done(event.event_id)
             if await self.redis.exists(done_key):
                 self.duplicates_skipped += 1
                 logger.info(
@@ -171,7 +166,7 @@ class OffloadService:
             self.duplicates_skipped += 1
             return None
         self.published += 1
-        PUBLISHED.labels(self.out_stream.rsplit(":", 1)[-1]).inc()
+        PUBLISHED.labels(Keys.stream_name(self.out_stream)).inc()
         return result.decode() if isinstance(result, bytes) else str(result)
 
     async def offload_links(self, event: MailReceived) -> tuple[DeliveryLink, ...]:
@@ -187,7 +182,7 @@ class OffloadService:
 
     async def _offload_one(
         self, link: DeliveryLink, email_id: str
-    ) -> tuple[DeliveryLink, dict[str, str] | None]:
+    ) -> tuple[DeliveryLink, LinkRecord | None]:
         provider = link.provider or "unknown"
         label = provider_label(provider)
         try:
@@ -236,15 +231,17 @@ class OffloadService:
             FALLBACKS.labels(result.reason or "exception").inc()
             return kept, None
         ATTEMPTS.labels(label, "success").inc()
-        row = make_entry(source, result.r2_url, provider, result.original_filename)
+        row = LinkRecord(
+            source_url=source,
+            r2_url=result.r2_url,
+            provider=provider,
+            created_at=iso(),
+            original_filename=result.original_filename or None,
+        )
         writer = self.links_writer
         try:
             await self.journal.put(
-                source,
-                r2_url=result.r2_url,
-                provider=provider,
-                original_filename=result.original_filename,
-                also=None if writer is None else lambda pipe: writer.stage(pipe, row),
+                [row], also=None if writer is None else lambda pipe: writer.stage(pipe, row)
             )
         except Exception as exc:  # journal is an optimisation; the r2_url is still good
             logger.warning("OFFLOAD: link journal write failed: %s", type(exc).__name__)

@@ -1,0 +1,124 @@
+"""The gateway's shared state, opened in the lifespan, and its typed route dependencies.
+
+Routes never read ``request.app.state``: they declare what they need
+(``Settings``, ``RedisClient``, ``Store``, ``Context``) and FastAPI hands it
+over, typed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from redis.asyncio import Redis
+from render_signal.common.appliedconfig import AppliedConfigReporter
+from render_signal.common.configdocs import RoutingRules, RuntimeFlags
+from render_signal.common.configstore import ConfigStore, ConfigWatcher
+from render_signal.common.heartbeat import Heartbeat
+from render_signal.common.redisclient import create_redis
+from render_signal.gateway.magic import MagicLinkStore
+from render_signal.gateway.sessions import SessionStore
+from render_signal.gateway.settings import GatewaySettings
+from render_signal.gateway.throttle import LoginThrottle
+
+__all__ = [
+    "Context",
+    "GatewayContext",
+    "RedisClient",
+    "Settings",
+    "Store",
+    "app_context",
+    "context",
+]
+
+
+class GatewayContext:
+    """Everything the routes share; Redis-backed parts exist between open() and close()."""
+
+    redis: Redis
+    store: ConfigStore
+    watcher: ConfigWatcher
+    sessions: SessionStore
+    magic_links: MagicLinkStore
+    login_throttle: LoginThrottle
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.keys = settings.common.keys
+        #: Fire-and-forget tasks (deploy command) kept referenced until done.
+        self.background: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        settings = self.settings
+        self.redis = create_redis(settings.common.redis_url)
+        self.store = ConfigStore(self.redis, self.keys)
+        self.watcher = ConfigWatcher(self.store)
+        self.sessions = SessionStore(
+            self.redis,
+            self.keys,
+            idle_s=settings.session_idle_s,
+            absolute_s=settings.session_absolute_s,
+        )
+        self.magic_links = MagicLinkStore(self.redis, self.keys, ttl_s=settings.magic_link_ttl_s)
+        self.login_throttle = LoginThrottle(
+            self.redis,
+            self.keys,
+            max_failures=settings.login_max_failures,
+            lockout_s=settings.login_lockout_s,
+        )
+        heartbeat = Heartbeat(
+            self.redis,
+            self.keys,
+            service="gateway",
+            instance=settings.common.instance,
+            interval_s=settings.common.heartbeat_interval_s,
+        )
+        reporter = AppliedConfigReporter(
+            self.watcher,
+            service="gateway",
+            instance=settings.common.instance,
+            documents=(RuntimeFlags, RoutingRules),
+            env={},
+            interval_s=settings.common.heartbeat_interval_s,
+        )
+        for component in (heartbeat.run, self.watcher.listen, reporter.run):
+            self._tasks.append(asyncio.create_task(component(self._stop)))
+
+    async def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 3)
+        await self.redis.aclose()
+
+
+def app_context(app: FastAPI) -> GatewayContext:
+    """The app's :class:`GatewayContext` (the one place ``app.state`` is read)."""
+    found: GatewayContext = app.state.context
+    return found
+
+
+def context(request: Request) -> GatewayContext:
+    """The :class:`GatewayContext` of the app serving ``request``."""
+    return app_context(request.app)
+
+
+def _settings(ctx: Annotated[GatewayContext, Depends(context)]) -> GatewaySettings:
+    return ctx.settings
+
+
+def _redis(ctx: Annotated[GatewayContext, Depends(context)]) -> Redis:
+    return ctx.redis
+
+
+def _store(ctx: Annotated[GatewayContext, Depends(context)]) -> ConfigStore:
+    return ctx.store
+
+
+Context = Annotated[GatewayContext, Depends(context)]
+Settings = Annotated[GatewaySettings, Depends(_settings)]
+RedisClient = Annotated[Redis, Depends(_redis)]
+Store = Annotated[ConfigStore, Depends(_store)]
