@@ -26,6 +26,7 @@ from render_signal.common.envreader import load_env_file
 from render_signal.common.pytest_plugin import require_component
 from render_signal.common.redisserver import find_redis_server
 
+from .harness.dashboard import login
 from .stack import Stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,17 +44,6 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield running
     finally:
         running.kill()
-
-
-def _login(client: httpx.Client, user: str, password: str) -> None:
-    page = client.get("/login")
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert match, f"no CSRF token in the login form: {page.status_code}"
-    reply = client.post(
-        "/login",
-        data={"username": user, "password": password, "csrf_token": match.group(1), "next": "/"},
-    )
-    assert reply.status_code == 303, f"login failed: {reply.status_code} {reply.text[:200]}"
 
 
 def _sink_records(path: Path) -> list[dict[str, Any]]:
@@ -77,7 +67,7 @@ def test_newcomer_up_send_and_see_the_webhook_in_the_dashboard(
         sink_path = stack.workdir / sink_path
 
     with httpx.Client(base_url=gateway, timeout=10) as client:
-        _login(client, env.get("DASHBOARD_USER", "admin"), env["DASHBOARD_PASSWORD"])
+        login(client, env.get("DASHBOARD_USER", "admin"), env["DASHBOARD_PASSWORD"])
         before = {e.get("webhook_id") for e in client.get("/api/webhook_logs").json()["logs"]}
 
         started = time.monotonic()

@@ -275,3 +275,26 @@ async def test_ingest_parser_reply_prefix_and_detector_prefs(start_parser: Any) 
     assert plain and plain[0].links  # links still extracted, no detector ran
     assert counter("skipped", "reply_prefix") == before + 1
     assert not any(m.subject.startswith("RE:") for m in await parser.received())
+
+
+async def test_exclude_keywords_skip_emails_live(start_parser: Any) -> None:
+    """processing_prefs.exclude_keywords*: applied by the running parser, no restart."""
+    parser: Parser = await start_parser()
+    await parser.store.apply(
+        ProcessingPrefs,
+        {
+            "exclude_keywords": ["Annulé"],
+            "exclude_keywords_recadrage": ["test interne"],
+            "exclude_keywords_autorepondeur": ["recadrage"],  # DESABO only: no effect here
+        },
+    )
+    before = counter("skipped", "excluded_keyword")
+    await parser.send(raw_event(eml(subject="Lot 3 ANNULÉ", message_id="ex-1@client.fr")))
+    await parser.send(raw_event(eml(body=f"test interne, à faire pour 14h30\n{SMASH}\n")))
+    kept = "ex-3@client.fr"
+    await parser.send(raw_event(eml(message_id=kept)))
+    await parser.marker()
+    got = await parser.received()
+    assert [m.email_id for m in got if m.subject != "marker"] == [message_id_email_id(kept)]
+    assert got[0].detector == "recadrage"  # the DESABO-only keyword did not apply to it
+    assert counter("skipped", "excluded_keyword") == before + 2

@@ -17,10 +17,12 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import redis as redis_sync
 from render_signal.common.configdocs import BY_NAME
 from render_signal.common.configstore import ConfigStore
@@ -28,6 +30,7 @@ from render_signal.common.keys import Keys
 from render_signal.common.redisclient import create_redis
 from render_signal.common.redisserver import RedisServer, find_redis_server, free_port
 
+from .dashboard import login
 from .fakes import ProviderFiles, Receiver
 from .mail import HttpIngress, ImapAppender
 from .processes import REPO, ServiceProcess, WorkerProcess, http_ok
@@ -291,6 +294,12 @@ class Pipeline:
             service.wait_ready(timeout_s)
 
     # -- state --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def dashboard(self) -> Iterator[httpx.Client]:
+        """An httpx client logged in to the gateway, closed on leaving the block."""
+        with httpx.Client(base_url=self.gateway_url, timeout=15) as client:
+            yield login(client, "admin", self.dashboard_password)
+
     def sync_redis(self) -> redis_sync.Redis:
         return redis_sync.Redis.from_url(self.redis.url, socket_timeout=5)
 

@@ -40,6 +40,8 @@ def _loose(kind: Any) -> Any:
         return functools.reduce(operator.or_, loose)
     if origin is list:
         return list[_loose(typing.get_args(kind)[0])]  # type: ignore[misc]
+    if kind is int:
+        return int | float  # WEBHOOK_TIMEOUT_SECONDS=2.5 is applied as it is
     return kind
 
 
