@@ -20,12 +20,12 @@ never lost nor applied twice.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 from render_signal.common.keys import Keys
 from render_signal.common.records import DeadLetter
+from render_signal.common.streams import read_range
 
 __all__ = [
     "DEAD_LETTER_MAXLEN",
@@ -41,7 +41,7 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(DeadLetter)
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -60,7 +60,7 @@ async def list_webhook_dead_letters(
     redis: Redis, keys: Keys, count: int = 200
 ) -> list[tuple[str, DeadLetter]]:
     """``(entry id, record)``, newest first; undecodable entries are skipped."""
-    rows: Any = await redis.xrevrange(keys.notify_dead_letters, count=count)
+    rows = await read_range(redis, keys.notify_dead_letters, count=count, newest_first=True)
     letters: list[tuple[str, DeadLetter]] = []
     for entry_id, fields in rows:
         try:
@@ -73,10 +73,10 @@ async def list_webhook_dead_letters(
 async def replay_stream_dead_letter(redis: Redis, stream_key: str, entry_id: str) -> bool:
     """Move one ``<stream_key>.dlq`` entry back onto ``stream_key``. False if unknown."""
     key = Keys.dlq(stream_key)
-    rows: Any = await redis.xrange(key, min=entry_id, max=entry_id)
+    rows = await read_range(redis, key, start=entry_id, end=entry_id)
     if not rows:
         return False
-    fields: dict[bytes, bytes] = rows[0][1]
+    fields = rows[0][1]
     async with redis.pipeline(transaction=True) as pipe:
         pipe.xadd(stream_key, {"type": fields.get(b"type", b""), "data": fields.get(b"data", b"")})
         pipe.xdel(key, entry_id)
@@ -92,7 +92,7 @@ async def replay_webhook_dead_letter(
     Raises:
         ValueError: the record has no job to replay.
     """
-    rows: Any = await redis.xrange(keys.notify_dead_letters, min=entry_id, max=entry_id)
+    rows = await read_range(redis, keys.notify_dead_letters, start=entry_id, end=entry_id)
     if not rows:
         return None
     letter = _decoder.decode(rows[0][1].get(b"data", b""))

@@ -19,7 +19,7 @@ __all__ = ["gather_streams", "stream_status"]
 LAG_COUNT_CAP = 10_000
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 

@@ -43,8 +43,10 @@ __all__ = [
     "LAST_LOOP",
     "PUBLISHED",
     "Delivery",
+    "Entry",
     "ensure_group",
     "publish",
+    "read_range",
     "trim_acknowledged",
 ]
 
@@ -75,6 +77,30 @@ LAST_LOOP = Gauge(
 PUBLISHED = Counter(
     "render_signal_stream_published_total", "Entries published, by stream", ["stream"]
 )
+
+
+#: A stream entry as redis-py returns it (bytes responses): ``(id, fields)``.
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+async def read_range(
+    redis: Redis,
+    key: str,
+    *,
+    start: str = "-",
+    end: str = "+",
+    count: int | None = None,
+    newest_first: bool = False,
+) -> list[Entry]:
+    """XRANGE (or XREVRANGE with ``newest_first``) as typed entries.
+
+    ``start``/``end`` are given oldest-to-newest either way.
+    """
+    if newest_first:
+        rows: Any = await redis.xrevrange(key, max=end, min=start, count=count)
+    else:
+        rows = await redis.xrange(key, min=start, max=end, count=count)
+    return [(entry_id, fields or {}) for entry_id, fields in rows]
 
 
 class Delivery(msgspec.Struct, frozen=True):

@@ -13,7 +13,6 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -89,7 +88,7 @@ async def _publish(ctx: GatewayContext, event: MailRaw, email_id: str) -> JSONRe
     )
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 

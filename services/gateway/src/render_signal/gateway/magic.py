@@ -173,5 +173,5 @@ class MagicLinkStore:
         }
 
 
-def _s(value: Any) -> str:
+def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
