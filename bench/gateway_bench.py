@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from render_signal.devstack.ports import free_port
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", "3"))
@@ -43,12 +43,6 @@ app = Starlette(routes=[Route("/api/ping", ping)])
 uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_level="warning",
             access_log=False)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _wait_ready(base: str, deadline_s: float = 20.0) -> None:
@@ -116,7 +110,7 @@ async def _measure(redis_url: str, tmp: Path) -> dict[str, Any]:
             "target": "https://hook.eu2.make.com/***",
         }
         await client.lpush(f"{prefix}webhook_logs", json.dumps(entry))
-    gw_port, bare_port = _free_port(), _free_port()
+    gw_port, bare_port = free_port(), free_port()
     env = {
         **os.environ,
         "RENDER_SIGNAL_ENV": "test",
@@ -182,7 +176,7 @@ def run() -> dict[str, Any]:
         url = os.environ.get("REDIS_URL")
         if url:
             return asyncio.run(_measure(url, Path(tmp)))
-        from render_signal.common.redisserver import RedisServer
+        from render_signal.devstack.redisserver import RedisServer
 
         server = RedisServer(Path(tmp) / "redis", aof=False).start()
         try:

@@ -24,9 +24,9 @@ import httpx
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.events import DeliveryLink, MailOffloaded
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import Delivery
+from render_signal.devstack.redisserver import RedisServer
 from render_signal.notify.clock import SystemClock
 from render_signal.notify.delivery import WebhookSender
 from render_signal.notify.service import NotifyService

@@ -36,9 +36,9 @@ from redis.asyncio import Redis
 from render_signal.common.events import DeliveryLink, MailReceived, encode_entry
 from render_signal.common.keys import STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import Consumer, ensure_group
+from render_signal.devstack.redisserver import RedisServer
 from render_signal.offload.main import GROUP, build_service
 from render_signal.offload.settings import read_settings
 

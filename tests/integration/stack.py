@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from render_signal.common.redisserver import free_port
+from render_signal.devstack.ports import free_port
 
 PORT_VARS = ("PORT", "INGEST_METRICS_PORT", "OFFLOAD_METRICS_PORT", "NOTIFY_METRICS_PORT")
 
@@ -31,7 +31,7 @@ class Stack:
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "render_signal.common.cli", *args],
+            [sys.executable, "-m", "render_signal.devstack.cli", *args],
             cwd=self.workdir,
             env=self.env,
             capture_output=True,
@@ -42,7 +42,7 @@ class Stack:
     def up(self) -> None:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "render_signal.common.cli", "up"],
+            [sys.executable, "-m", "render_signal.devstack.cli", "up"],
             cwd=self.workdir,
             env=self.env,
             stdout=self._log,

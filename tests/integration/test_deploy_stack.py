@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from render_signal.common.pytest_plugin import require_component
-from render_signal.common.redisserver import free_port
+from render_signal.devstack.ports import free_port
+from render_signal.devstack.pytest_plugin import require_component
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

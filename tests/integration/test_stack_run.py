@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from render_signal.common.pytest_plugin import require_component
-from render_signal.common.redisserver import find_redis_server
+from render_signal.devstack.pytest_plugin import require_component
+from render_signal.devstack.redisserver import find_redis_server
 
 from .stack import Stack, pid_alive
 

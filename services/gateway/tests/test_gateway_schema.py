@@ -8,7 +8,6 @@ the deploy route runs a harmless ``python -c pass``.
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
@@ -22,6 +21,7 @@ import schemathesis
 import uvicorn
 from gateway_testkit import API_TOKEN, PASSWORD, USER, build_settings, form_csrf
 from hypothesis import HealthCheck, settings
+from render_signal.devstack.ports import free_port
 from render_signal.gateway.app import create_app
 
 
@@ -32,13 +32,6 @@ def _rfc822(ctx: Any, value: Any) -> bytes:
 
 _schema_app = create_app(build_settings({"REDIS_URL": "redis://127.0.0.1:1/0"}))
 schema = schemathesis.openapi.from_dict(_schema_app.openapi()).exclude(path="/logout")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +48,7 @@ def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
             }
         )
     )
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
     )

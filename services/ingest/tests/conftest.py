@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
-from render_signal.common.pytest_plugin import require_component
 from render_signal.common.settings import EnvReader
+from render_signal.devstack.pytest_plugin import require_component
 from render_signal.ingest.settings import IngestSettings, read_settings
 from render_signal.ingest.watcher import ImapWatcher
 

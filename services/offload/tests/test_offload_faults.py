@@ -8,12 +8,12 @@ breaker sends the next email straight to fallback (the stand-in sees nothing).
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
 from offload_harness import mail, make_settings, offload_env, running_service, send, wait_offloaded
 from redis.asyncio import Redis
+from render_signal.devstack.ports import free_port
 from render_signal.offload.normalise import normalise
 from standin import WorkerStandIn
 
@@ -96,16 +96,10 @@ async def test_worker_fault_falls_back_and_breaker_skips_next_email(
                 assert worker.count() == expected_requests + 1
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_worker_down_costs_bounded_time_then_breaker_opens(
     redis: Redis, redis_url: str, key_prefix: str
 ) -> None:
-    endpoint = f"http://127.0.0.1:{closed_port()}/"
+    endpoint = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
     settings = make_settings(fault_env(redis_url, key_prefix, endpoint))
     async with running_service(redis, settings) as service:
         started = time.time()

@@ -24,7 +24,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 from offload_harness import mail, make_settings, offload_env, running_service, send, wait_offloaded
 from redis.asyncio import Redis
-from render_signal.common.pytest_plugin import require_component
+from render_signal.devstack.pytest_plugin import require_component
 from render_signal.offload.normalise import normalise
 from render_signal.offload.objectkey import object_key
 

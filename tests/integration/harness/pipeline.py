@@ -24,7 +24,8 @@ from typing import Any
 import redis as redis_sync
 from render_signal.common.configstore import ConfigStore
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer, find_redis_server, free_port
+from render_signal.devstack.ports import free_port
+from render_signal.devstack.redisserver import RedisServer, find_redis_server
 
 from .fakes import ProviderFiles, Receiver
 from .mail import HttpIngress, ImapAppender

@@ -16,7 +16,7 @@ from render_signal.common.heartbeat import read_heartbeats
 from render_signal.common.keys import ALL_STREAMS
 from render_signal.common.streams import dlq_key
 
-__all__ = ["gather_status", "render_status"]
+__all__ = ["gather_status"]
 
 
 def _text(value: Any) -> Any:
@@ -59,28 +59,3 @@ async def gather_status(redis: Redis, prefix: str) -> dict[str, Any]:
             }
         )
     return {"checked_at": now, "services": services, "streams": streams}
-
-
-def render_status(status: dict[str, Any], expected: tuple[str, ...]) -> str:
-    """Human-readable table of :func:`gather_status`'s result."""
-    lines = ["SERVICE   INSTANCE                       PID      AGE   STATE"]
-    alive = {s["service"] for s in status["services"]}
-    for record in status["services"]:
-        lines.append(
-            f"{record['service']:<9} {str(record.get('instance', ''))[:30]:<30} "
-            f"{record.get('pid', ''):<8} {record['age_s']:>4}s alive"
-        )
-    for name in expected:
-        if name not in alive:
-            lines.append(f"{name:<9} {'-':<30} {'-':<8} {'-':>5} DOWN (no heartbeat)")
-    lines.append("")
-    lines.append("STREAM           LENGTH  DLQ  GROUP     PENDING  LAG")
-    for stream in status["streams"]:
-        groups = stream["groups"] or [{"group": "-", "pending": "-", "lag": "-"}]
-        for group in groups:
-            lag = "?" if group["lag"] is None else group["lag"]
-            lines.append(
-                f"{stream['stream']:<16} {stream['length']:>6} {stream['dead_letters']:>4}  "
-                f"{group['group']:<9} {group['pending']:>7}  {lag}"
-            )
-    return "\n".join(lines)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer, find_redis_server
+from render_signal.devstack.redisserver import RedisServer, find_redis_server
 
 __all__ = ["eventually", "require_component"]
 

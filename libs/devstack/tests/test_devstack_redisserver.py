@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from render_signal.common.events import MailRaw
-from render_signal.common.pytest_plugin import eventually, require_component
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer, embedded_redis_server, find_redis_server
 from render_signal.common.streams import Consumer, Delivery, publish, trim_acknowledged
+from render_signal.devstack.pytest_plugin import eventually, require_component
+from render_signal.devstack.redisserver import RedisServer, embedded_redis_server, find_redis_server
 
 
 def test_fallback_order_env_then_path_then_embedded(tmp_path: Path, monkeypatch: Any) -> None:
