@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from render_signal.devstack.polling import eventually
 from render_signal.devstack.ports import free_port
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
@@ -46,16 +47,15 @@ uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_leve
 
 
 async def _wait_ready(base: str, deadline_s: float = 20.0) -> None:
-    end = time.monotonic() + deadline_s
     async with httpx.AsyncClient(base_url=base, timeout=2) as client:
-        while time.monotonic() < end:
+
+        async def ready() -> bool:
             try:
-                if (await client.get("/api/ping")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"server at {base} did not become ready")
+                return (await client.get("/api/ping")).status_code == 200
+            except httpx.HTTPError:  # not listening yet
+                return False
+
+        await eventually(ready, deadline_s, f"the server at {base}", interval_s=0.1)
 
 
 async def _load(base: str, path: str, cookies: dict[str, str] | None = None) -> float:

@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from render_signal.devstack.polling import wait_until
 
 from .harness.mail import make_email
 from .harness.pipeline import Pipeline
@@ -36,13 +37,6 @@ def _log_statuses(pipeline: Pipeline, marker: str) -> list[str]:
         client.close()
     entries = [json.loads(item) for item in raw]
     return [str(e.get("status")) for e in reversed(entries) if marker in str(e.get("subject"))]
-
-
-def _wait(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_deferred_email_survives_restarts_and_is_sent_once_when_window_opens(
@@ -65,7 +59,7 @@ def test_deferred_email_survives_restarts_and_is_sent_once_when_window_opens(
 
     marker = f"E2E-{int(time.time()):x}-7"
     pipeline.ingress.post(marker, make_email(marker))
-    _wait(lambda: "deferred" in _log_statuses(pipeline, marker), 15, "the deferral log entry")
+    wait_until(lambda: "deferred" in _log_statuses(pipeline, marker), 15, "the deferral log entry")
     assert time.time() < opens_at - 5, "set-up too slow: the window opened before the restarts"
     assert pipeline.receiver.snapshot() == []
 
@@ -89,13 +83,13 @@ def test_deferred_email_survives_restarts_and_is_sent_once_when_window_opens(
     # Exactly once: the job is finished (nothing left scheduled), one request only.
     client = pipeline.sync_redis()
     try:
-        _wait(
+        wait_until(
             lambda: client.zcard(f"{pipeline.key_prefix}notify:scheduled") == 0,
             10,
             "the notify schedule to drain",
         )
     finally:
         client.close()
-    _wait(lambda: "success" in _log_statuses(pipeline, marker), 5, "the success log entry")
+    wait_until(lambda: "success" in _log_statuses(pipeline, marker), 5, "the success log entry")
     assert [d.marker for d in pipeline.receiver.snapshot()] == [marker]
     assert _log_statuses(pipeline, marker).count("success") == 1

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from render_signal.devstack.polling import wait_until
 from standardwebhooks.webhooks import Webhook
 
 from .harness.fakes import Delivery
@@ -104,10 +105,12 @@ def test_imap_append_to_receiver(pipeline_factory: Callable[..., Pipeline]) -> N
     _check_delivery(pipeline, delivery, sent, message, window_end)
     # Exactly one delivery of this email, and nothing stuck or dead-lettered.
     assert [d.marker for d in pipeline.receiver.snapshot()] == [marker]
-    deadline = time.monotonic() + 10
-    while any((counts := pipeline.pending_and_dlq()).values()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(counts.values()), counts
+    wait_until(
+        lambda: not any(pipeline.pending_and_dlq().values()),
+        10,
+        lambda: f"nothing pending or dead-lettered: {pipeline.pending_and_dlq()}",
+        interval_s=0.1,
+    )
 
 
 def test_http_ingress_to_receiver(pipeline_factory: Callable[..., Pipeline]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigConflict, ConfigStore, ConfigWatcher
-from render_signal.devstack.pytest_plugin import eventually
+from render_signal.devstack.polling import eventually
 
 
 async def test_document_written_by_another_process_is_seen_without_restart(

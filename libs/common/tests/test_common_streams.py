@@ -14,7 +14,7 @@ from render_signal.common.errors import PermanentError
 from render_signal.common.events import MailRaw, MailReceived
 from render_signal.common.redisclient import create_redis
 from render_signal.common.streams import Consumer, Delivery, publish
-from render_signal.devstack.pytest_plugin import eventually
+from render_signal.devstack.polling import eventually
 from render_signal.devstack.redisserver import RedisServer
 
 

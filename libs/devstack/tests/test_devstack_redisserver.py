@@ -11,7 +11,8 @@ from typing import Any
 from render_signal.common.events import MailRaw
 from render_signal.common.redisclient import create_redis
 from render_signal.common.streams import Consumer, Delivery, publish, trim_acknowledged
-from render_signal.devstack.pytest_plugin import eventually, require_component
+from render_signal.devstack.polling import eventually
+from render_signal.devstack.pytest_plugin import require_component
 from render_signal.devstack.redisserver import RedisServer, embedded_redis_server, find_redis_server
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,7 @@ import schemathesis
 import uvicorn
 from gateway_testkit import API_TOKEN, PASSWORD, USER, build_settings, form_csrf
 from hypothesis import HealthCheck, settings
+from render_signal.devstack.polling import wait_until
 from render_signal.devstack.ports import free_port
 from render_signal.gateway.app import create_app
 
@@ -54,10 +54,7 @@ def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        thread.join(0.02)
+    wait_until(lambda: server.started, 15, "uvicorn to start")
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base) as client:
         page = client.get("/login")

@@ -16,7 +16,6 @@ master in its own process group.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import selectors
@@ -28,7 +27,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +45,6 @@ __all__ = [
     "metric",
     "mid",
     "raw_events",
-    "wait_for",
 ]
 
 MAIL_UID = 65534  # nobody: Dovecot refuses uid 0 for mail users
@@ -331,20 +328,6 @@ class SilentProxy:
 # -- test harness helpers ------------------------------------------------------------
 def metric(name: str, labels: dict[str, str] | None = None) -> float:
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[Any]], timeout_s: float, what: str = "condition"
-) -> Any:
-    """Poll ``condition`` until truthy (returned) or fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def raw_events(redis: Redis, key_prefix: str) -> list[MailRaw]:

@@ -12,10 +12,10 @@ from dovecot_fixture import (
     metric,
     mid,
     raw_events,
-    wait_for,
 )
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore
+from render_signal.devstack.polling import eventually
 from render_signal.ingest.schedule import PollingSchedule
 
 UTC = dt.UTC
@@ -54,11 +54,11 @@ async def test_enable_polling_change_applies_without_restart(
     await store.put("polling_config", {"enable_polling": False})
     running = await start_watcher(settings_for())
     watcher = running.watcher
-    await wait_for(lambda: _at_least(watcher, 1), 10, "first schedule check")
+    await eventually(lambda: _at_least(watcher, 1), 10, "first schedule check")
     message = make_email("held back by the schedule")
     dovecot.append(message)
     checks = watcher.schedule_checks
-    await wait_for(lambda: _at_least(watcher, checks + 3), 10, "three re-checks after the append")
+    await eventually(lambda: _at_least(watcher, checks + 3), 10, "three re-checks after the append")
     assert await _no_events(redis, key_prefix)
     assert metric("render_signal_imap_connected") == 0.0
     assert metric("render_signal_imap_schedule_active") == 0.0
@@ -68,7 +68,7 @@ async def test_enable_polling_change_applies_without_restart(
     async def published() -> list:
         return await raw_events(redis, key_prefix)
 
-    (event,) = await wait_for(published, 10, "the email once polling is enabled")
+    (event,) = await eventually(published, 10, "the email once polling is enabled")
     assert message_id_of(event) == mid(message)
 
 
@@ -82,7 +82,7 @@ async def test_active_days_and_hours_follow_the_injected_clock(
     message = make_email("sunday night")
     dovecot.append(message)
     checks = watcher.schedule_checks
-    await wait_for(lambda: _at_least(watcher, checks + 3), 10, "re-checks on Sunday")
+    await eventually(lambda: _at_least(watcher, checks + 3), 10, "re-checks on Sunday")
     assert await _no_events(redis, key_prefix)
 
     await store.update(
@@ -92,7 +92,7 @@ async def test_active_days_and_hours_follow_the_injected_clock(
     async def published() -> list:
         return await raw_events(redis, key_prefix)
 
-    (event,) = await wait_for(published, 10, "the email inside the wrapped window")
+    (event,) = await eventually(published, 10, "the email inside the wrapped window")
     assert message_id_of(event) == mid(message)
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 from notify_harness import Harness, make_event, make_settings, paris
-from notify_proc import INSTANCE, heartbeat_info, pause, start_notify, until, wait_exit
+from notify_proc import INSTANCE, heartbeat_info, start_notify, wait_exit
 from receiver import Receiver
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore
 from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import STREAM_MAIL_OFFLOADED
 from render_signal.common.streams import ensure_group, publish
+from render_signal.devstack.polling import eventually
 from render_signal.notify.clock import ManualClock
 from render_signal.notify.jobs import Job, JobQueue
 from render_signal.notify.routing import Target
@@ -39,16 +40,15 @@ def rx() -> Iterator[Receiver]:
 
 async def wait_settled(redis: Redis, stream: str, entry_id: str, wid: str, prefix: str) -> None:
     """Until the group has delivered and acked ``entry_id`` and the send is recorded."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    async def settled() -> bool:
         groups = await redis.xinfo_groups(stream)
         group = next(g for g in groups if g["name"] == b"notify")
         last = group["last-delivered-id"].decode()
         sent = await redis.exists(f"{prefix}notify:sent:{wid}")
-        if group["pending"] == 0 and last >= entry_id and sent:
-            return
-        await pause()
-    raise AssertionError("notify did not settle")
+        return bool(group["pending"] == 0 and last >= entry_id and sent)
+
+    await eventually(settled, 30, "notify to settle")
 
 
 async def successes(redis: Redis, prefix: str, email_id: str) -> int:
@@ -106,9 +106,7 @@ async def test_sigterm_restart_never_sends_twice(
         again = await publish(redis, stream, event)
         await wait_settled(redis, stream, again, wid, key_prefix)
         heartbeat = f"{key_prefix}heartbeat:notify:{INSTANCE}"
-        deadline = time.monotonic() + 10
-        while not await redis.exists(heartbeat) and time.monotonic() < deadline:
-            await pause()
+        await eventually(lambda: redis.exists(heartbeat), 10, "notify's heartbeat")
         info = json.loads(await redis.get(heartbeat))
         assert info["deferred"] == 0
         assert rx.ids() == [wid]
@@ -145,7 +143,7 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
         assert rx.ids() == [wid, wid]
         assert await queue.holder(wid) == INSTANCE
         # The stream entry is long acked: only the schedule knows about the job.
-        await until(lambda: _no_pending(redis, stream), "the entry to be acked")
+        await eventually(lambda: _no_pending(redis, stream), 30, "the entry to be acked")
     finally:
         proc.kill()
     assert wait_exit(proc) == -signal.SIGKILL
@@ -159,7 +157,7 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
     proc = start_notify(redis_url, key_prefix, rx, tmp_path)
     try:
         rx.wait_for(3, timeout=60)
-        await until(lambda: redis.exists(queue.sent_key(wid)), "the send to be recorded")
+        await eventually(lambda: redis.exists(queue.sent_key(wid)), 30, "the send to be recorded")
         delivered = rx.requests[2].at
         print(f"recovered and delivered {delivered - restarted:.2f} s after the restart")
         assert rx.ids()[2] == wid
@@ -239,7 +237,7 @@ async def test_heartbeat_reports_loaded_config_versions(
         return dict((await heartbeat_info(redis, key_prefix)).get("config_versions") or {})
 
     try:
-        seen = await until(versions, "config_versions in the heartbeat")
+        seen = await eventually(versions, 30, "config_versions in the heartbeat")
         assert seen["routing_rules"] == 1
         assert seen["webhook_config"] == 0  # never written
         # A change made while notify is idle shows up without any email.
@@ -250,7 +248,7 @@ async def test_heartbeat_reports_loaded_config_versions(
             now = await versions()
             return now.get("routing_rules") == 2 and now.get("webhook_config") == 1
 
-        assert await until(changed, "the new versions in the heartbeat")
+        assert await eventually(changed, 30, "the new versions in the heartbeat")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc) == 0

@@ -6,8 +6,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from redis.asyncio import Redis
 from render_signal.common.events import MailReceived
 from render_signal.common.keys import STREAM_MAIL_RECEIVED
 from render_signal.common.streams import Consumer, ensure_group
+from render_signal.devstack.polling import eventually
 from render_signal.offload.linksfile import LinksFile, make_entry
 from render_signal.offload.linkswriter import LinksFileWriter
 from render_signal.offload.main import GROUP, build_service
@@ -159,13 +158,6 @@ def _file_sources(path: Path) -> list[str]:
     return [i["source_url"] for i in json.loads(path.read_text(encoding="utf-8"))]
 
 
-async def _poll(predicate: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def _stage(redis: Redis, writer: LinksFileWriter, rows: list[dict[str, str]]) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         for row in rows:
@@ -190,7 +182,7 @@ async def test_writer_coalesces_rows_into_one_flush_and_unstages(
         async def written() -> bool:
             return len(_file_sources(path)) == 40 and not await redis.exists(staged)
 
-        await _poll(written, "the coalesced flush")
+        await eventually(written, 10, "the coalesced flush")
         assert _file_sources(path) == [r["source_url"] for r in rows]  # order kept
         assert writer.flushes == 1  # one locked read-modify-write, not ten
         check_schema(json.loads(path.read_text(encoding="utf-8")))
@@ -255,7 +247,7 @@ async def test_failed_file_write_is_retried_not_dropped(
         async def failed() -> bool:
             return writer.failures >= 1
 
-        await _poll(failed, "a failed write")
+        await eventually(failed, 10, "a failed write")
         assert writer.pending == 2
         assert await redis.hlen(staged) == 2  # still staged for a restart
         blocker.unlink()
@@ -263,7 +255,7 @@ async def test_failed_file_write_is_retried_not_dropped(
         async def written() -> bool:
             return len(_file_sources(path)) == 2
 
-        await _poll(written, "the retried write")
+        await eventually(written, 10, "the retried write")
         assert _file_sources(path) == [r["source_url"] for r in rows]
     finally:
         await writer.aclose()
