@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from render_signal.devstack.polling import wait_until
 
+from .harness.fakes import marker_of
 from .harness.mail import make_email
 from .harness.pipeline import Pipeline
 from .harness.tzshift import shifted_zone
@@ -61,7 +62,7 @@ def test_deferred_email_survives_restarts_and_is_sent_once_when_window_opens(
     pipeline.ingress.post(marker, make_email(marker))
     wait_until(lambda: "deferred" in _log_statuses(pipeline, marker), 15, "the deferral log entry")
     assert time.time() < opens_at - 5, "set-up too slow: the window opened before the restarts"
-    assert pipeline.receiver.snapshot() == []
+    assert pipeline.receiver.requests == []
 
     # Restart everything, Redis included (SIGTERM: a normal restart / deploy).
     for service in pipeline.services.values():
@@ -91,5 +92,5 @@ def test_deferred_email_survives_restarts_and_is_sent_once_when_window_opens(
     finally:
         client.close()
     wait_until(lambda: "success" in _log_statuses(pipeline, marker), 5, "the success log entry")
-    assert [d.marker for d in pipeline.receiver.snapshot()] == [marker]
+    assert [marker_of(d) for d in pipeline.receiver.requests] == [marker]
     assert _log_statuses(pipeline, marker).count("success") == 1

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from receiver import Receiver
 from redis.asyncio import Redis
+from render_signal.devstack.receiver import Receiver
 
 INSTANCE = "notify-crash-test"
 
@@ -26,7 +26,7 @@ def start_notify(
         "RENDER_SIGNAL_ENV": "dev",
         "RENDER_SIGNAL_ENV_FILE": str(tmp / "absent.env"),
         "RENDER_SIGNAL_INSTANCE": INSTANCE,
-        "WEBHOOK_URL": rx.url(),
+        "WEBHOOK_URL": rx.url,
         "NOTIFY_METRICS_PORT": "0",
         "NOTIFY_SCHEDULER_INTERVAL_SECONDS": "0.05",
         "HEARTBEAT_INTERVAL_SECONDS": "0.5",

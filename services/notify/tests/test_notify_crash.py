@@ -10,19 +10,17 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from notify_harness import Harness, make_event, make_settings, paris
 from notify_proc import INSTANCE, heartbeat_info, start_notify, wait_exit
-from receiver import Receiver
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore
 from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import STREAM_MAIL_OFFLOADED
 from render_signal.common.streams import ensure_group, publish
 from render_signal.devstack.polling import eventually
+from render_signal.devstack.receiver import Receiver
 from render_signal.notify.clock import ManualClock
 from render_signal.notify.jobs import Job, JobQueue
 from render_signal.notify.routing import Target
@@ -30,12 +28,6 @@ from render_signal.notify.signing import webhook_id
 from render_signal.notify.weblog import read_webhook_logs
 
 OTHER = "notify-other-replica"
-
-
-@pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
 
 
 async def wait_settled(redis: Redis, stream: str, entry_id: str, wid: str, prefix: str) -> None:
@@ -65,7 +57,7 @@ async def test_sigkill_after_send_before_ack_then_restart(
     entry = await publish(redis, stream, event)
     proc = start_notify(redis_url, key_prefix, rx, tmp_path, fault="notify.after_send")
     try:
-        rx.wait_for(1, timeout=30)
+        rx.wait_for(1, timeout_s=30)
         assert wait_exit(proc) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
@@ -94,7 +86,7 @@ async def test_sigterm_restart_never_sends_twice(
     entry = await publish(redis, stream, event)
     proc = start_notify(redis_url, key_prefix, rx, tmp_path)
     try:
-        rx.wait_for(1, timeout=30)
+        rx.wait_for(1, timeout_s=30)
         wid = rx.ids()[0]
         await wait_settled(redis, stream, entry, wid, key_prefix)
     finally:
@@ -127,7 +119,7 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
 ) -> None:
     queue = JobQueue(redis, key_prefix, INSTANCE)
     # Another live replica holds a lease on some other job: it must stand.
-    other = job_for(make_event(), rx.url(), time.time())
+    other = job_for(make_event(), rx.url, time.time())
     assert await JobQueue(redis, key_prefix, OTHER).create(other, time.time() + 180)
     other_lease_end = await redis.zscore(queue.schedule_key, other.webhook_id)
     stream = f"{key_prefix}{STREAM_MAIL_OFFLOADED}"
@@ -138,7 +130,7 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
     rx.hold()  # ... which the scheduler leases and sends; the receiver sits on it
     proc = start_notify(redis_url, key_prefix, rx, tmp_path, WEBHOOK_RETRY_BASE_SECONDS="0.2")
     try:
-        rx.wait_for(2, timeout=30)
+        rx.wait_for(2, timeout_s=30)
         wid = rx.ids()[0]
         assert rx.ids() == [wid, wid]
         assert await queue.holder(wid) == INSTANCE
@@ -156,7 +148,7 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
     restarted = time.time()
     proc = start_notify(redis_url, key_prefix, rx, tmp_path)
     try:
-        rx.wait_for(3, timeout=60)
+        rx.wait_for(3, timeout_s=60)
         await eventually(lambda: redis.exists(queue.sent_key(wid)), 30, "the send to be recorded")
         delivered = rx.requests[2].at
         print(f"recovered and delivered {delivered - restarted:.2f} s after the restart")
@@ -186,7 +178,7 @@ async def test_recover_takes_back_only_own_leases_and_never_resends(
 ) -> None:
     start = paris(2026, 3, 30, 10, 0)
     settings = make_settings(
-        redis_url, key_prefix, WEBHOOK_URL=rx.url(), RENDER_SIGNAL_INSTANCE=INSTANCE
+        redis_url, key_prefix, WEBHOOK_URL=rx.url, RENDER_SIGNAL_INSTANCE=INSTANCE
     )
     h = Harness(redis, settings, ManualClock(start))
     try:
@@ -194,10 +186,10 @@ async def test_recover_takes_back_only_own_leases_and_never_resends(
         # Leftovers of this replica's previous life: one whose send never
         # completed, one whose 2xx was recorded just before the crash.
         pending, sent = make_event(), make_event()
-        mine = job_for(pending, rx.url(), start)
-        done = job_for(sent, rx.url(), start)
+        mine = job_for(pending, rx.url, start)
+        done = job_for(sent, rx.url, start)
         theirs_event = make_event()
-        theirs = job_for(theirs_event, rx.url(), start)
+        theirs = job_for(theirs_event, rx.url, start)
         assert await h.service.queue.create(mine, lease_end)
         assert await h.service.queue.create(done, lease_end)
         assert await h.service.queue.mark_sent(done.webhook_id)

@@ -134,7 +134,7 @@ async def test_ssrf_refused_links_never_reach_the_worker(
         async with running_service(redis, settings):
             await send(redis, key_prefix, mail("ssrf", *bad, good))
             [(_, out)] = await wait_offloaded(redis, key_prefix, 1)
-    assert [r.body["source_url"] for r in worker.requests] == ["https://fromsmash.com/Good1"]
+    assert [r.json["source_url"] for r in worker.requests] == ["https://fromsmash.com/Good1"]
     for link, (provider, raw) in zip(out.links[:-1], bad, strict=True):
         assert link.r2_url is None
         assert link.direct_url == normalise(provider, raw)
@@ -166,8 +166,8 @@ async def test_worker_contract_and_global_concurrency_cap(
     first = worker.requests[0]
     assert first.headers["X-R2-FETCH-TOKEN"] == "standin-token-123"
     assert first.headers["Content-Type"] == "application/json"
-    assert set(first.body) == {"source_url", "object_key", "bucket", "provider", "email_id"}
-    assert first.body["bucket"] == "render-signal-test"
+    assert set(first.json) == {"source_url", "object_key", "bucket", "provider", "email_id"}
+    assert first.json["bucket"] == "render-signal-test"
     for _, out in rows:
         assert all(
             link.r2_url and link.original_filename == "report final.zip" for link in out.links

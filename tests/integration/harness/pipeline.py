@@ -27,7 +27,7 @@ from render_signal.common.redisclient import create_redis
 from render_signal.devstack.ports import free_port
 from render_signal.devstack.redisserver import RedisServer, find_redis_server
 
-from .fakes import ProviderFiles, Receiver
+from .fakes import ProviderFiles, WebhookReceiver
 from .mail import HttpIngress, ImapAppender
 from .processes import REPO, ServiceProcess, WorkerProcess, http_ok
 
@@ -105,7 +105,7 @@ class Pipeline:
         self.dovecot: Any = None
         self.files = ProviderFiles(files_bytes)
         self.worker: WorkerProcess | None = None
-        self.receiver = Receiver(receiver_retry_after_s)
+        self.receiver = WebhookReceiver(receiver_retry_after_s)
         self.ports = {name: free_port() for name in SERVICES}
         self.extra_env = dict(extra_env or {})
         self.services: dict[str, ServiceProcess] = {}

@@ -3,67 +3,51 @@
 When no ``WEBHOOK_URL`` is configured, ``render-signal up`` starts this sink on
 loopback and points notify at it, so a newcomer sees a full delivery without a
 Make.com account. Every request is appended to a JSON-lines file and answered
-``200 {"success": true}`` (the original's success shape).
+``200 {"success": true}`` (the original's success shape). It is a
+:class:`~render_signal.devstack.receiver.Receiver` that keeps its requests in
+the file rather than in memory.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from render_signal.devstack.receiver import JSON, Receiver, Recorded, Reply
 
 __all__ = ["RecordingSink"]
 
+SINK_REPLY = Reply(200, b'{"success": true, "message": "recorded by the dev sink"}', JSON)
+
 
 class RecordingSink:
-    """Threaded HTTP server on 127.0.0.1 recording requests to ``record_path``."""
+    """HTTP server on 127.0.0.1 recording requests to ``record_path``."""
 
     def __init__(self, record_path: Path, port: int = 0) -> None:
         self.record_path = record_path
-        self._lock = threading.Lock()
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(min(length, 50 * 1024 * 1024))
-                sink.record(self.path, dict(self.headers.items()), body)
-                reply = b'{"success": true, "message": "recorded by the dev sink"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return  # requests are in the record file; keep the console quiet
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # history=0: a stack may run for days; the file is the record.
+        self.receiver = Receiver(SINK_REPLY, port=port, history=0, on_request=self.record)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return self.receiver.url
 
-    def record(self, path: str, headers: dict[str, str], body: bytes) -> None:
+    def record(self, request: Recorded) -> None:
+        """Append ``request`` to the file (called under the receiver's lock: one writer)."""
         entry = {
-            "received_at": time.time(),
-            "path": path,
-            "webhook_id": headers.get("webhook-id") or headers.get("Webhook-Id"),
-            "headers": {k: v for k, v in headers.items() if k.lower() != "authorization"},
-            "body": body.decode("utf-8", errors="replace"),
+            "received_at": request.at,
+            "path": request.path,
+            "webhook_id": request.headers.get("webhook-id"),
+            "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+            "body": request.body.decode("utf-8", errors="replace"),
         }
-        with self._lock, self.record_path.open("a", encoding="utf-8") as handle:
+        with self.record_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
     def start(self) -> RecordingSink:
         self.record_path.parent.mkdir(parents=True, exist_ok=True)
-        self._thread.start()
+        self.receiver.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.receiver.stop()
