@@ -5,18 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from dovecot_fixture import (
-    DovecotServer,
-    make_email,
-    message_id_of,
-    metric,
-    mid,
-    raw_events,
-)
+from ingest_testkit import make_email, message_id_of, metric, mid, raw_events
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.events import MailReceived, decode_entry
 from render_signal.common.settings import EnvReader
+from render_signal.devstack.dovecot import DovecotServer
 from render_signal.devstack.polling import eventually
 from render_signal.ingest.checkpoint import CheckpointStore
 from render_signal.ingest.settings import read_settings

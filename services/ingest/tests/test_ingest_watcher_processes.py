@@ -10,8 +10,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from dovecot_fixture import DovecotServer, make_email, message_id_of, mid, raw_events
+from ingest_testkit import make_email, message_id_of, mid, raw_events
 from redis.asyncio import Redis
+from render_signal.devstack.dovecot import DovecotServer
 from render_signal.devstack.polling import eventually
 from render_signal.ingest.checkpoint import CheckpointStore
 

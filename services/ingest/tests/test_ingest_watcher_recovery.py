@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from dovecot_fixture import (
-    DovecotServer,
-    SilentProxy,
-    make_email,
-    message_id_of,
-    metric,
-    mid,
-    raw_events,
-)
+from ingest_testkit import SilentProxy, make_email, message_id_of, metric, mid, raw_events
 from redis.asyncio import Redis
+from render_signal.devstack.dovecot import DovecotServer
 from render_signal.devstack.polling import eventually
 
 

@@ -5,16 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from dovecot_fixture import (
-    DovecotServer,
-    make_email,
-    message_id_of,
-    metric,
-    mid,
-    raw_events,
-)
+from ingest_testkit import make_email, message_id_of, metric, mid, raw_events
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore
+from render_signal.devstack.dovecot import DovecotServer
 from render_signal.devstack.polling import eventually
 from render_signal.ingest.schedule import PollingSchedule
 
