@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Iterator  # noqa: E402
 import pytest  # noqa: E402  (after the sys.path line that makes the helpers importable)
 from notify_harness import Factory, Harness, make_settings  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
+from render_signal.devstack.clock import ManualClock  # noqa: E402
 from render_signal.devstack.receiver import Receiver  # noqa: E402
-from render_signal.notify.clock import ManualClock  # noqa: E402
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.events import DeliveryLink, MailOffloaded
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import Delivery
-from render_signal.notify.clock import ManualClock
+from render_signal.devstack.clock import ManualClock
 from render_signal.notify.delivery import WebhookSender
 from render_signal.notify.scheduler import Scheduler
 from render_signal.notify.service import NotifyService

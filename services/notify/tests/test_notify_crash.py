@@ -19,9 +19,9 @@ from render_signal.common.configstore import ConfigStore
 from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import STREAM_MAIL_OFFLOADED
 from render_signal.common.streams import ensure_group, publish
+from render_signal.devstack.clock import ManualClock
 from render_signal.devstack.polling import eventually
 from render_signal.devstack.receiver import Receiver
-from render_signal.notify.clock import ManualClock
 from render_signal.notify.jobs import Job, JobQueue
 from render_signal.notify.routing import Target
 from render_signal.notify.signing import webhook_id
