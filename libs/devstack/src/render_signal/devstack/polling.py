@@ -54,17 +54,15 @@ async def eventually(
     interval_s: float = 0.02,
 ) -> Any:
     """Await ``check`` until it is truthy and return that value (see the module docstring)."""
-    deadline = time.monotonic() + timeout_s
+    deadline = _Deadline(timeout_s, what, interval_s)
     while True:
-        last = time.monotonic() >= deadline
+        final = deadline.passed()
         value = check()
         if inspect.isawaitable(value):
             value = await value
         if value:
             return value
-        if last:
-            raise AssertionError(_timed_out(timeout_s, what))
-        await asyncio.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
+        await asyncio.sleep(deadline.pause_after_miss(final))
 
 
 def wait_until(
@@ -75,16 +73,30 @@ def wait_until(
     interval_s: float = 0.02,
 ) -> T:
     """Call ``check`` until it is truthy and return that value (see the module docstring)."""
-    deadline = time.monotonic() + timeout_s
+    deadline = _Deadline(timeout_s, what, interval_s)
     while True:
-        last = time.monotonic() >= deadline
-        value = check()
-        if value:
+        final = deadline.passed()
+        if value := check():
             return value
-        if last:
-            raise AssertionError(_timed_out(timeout_s, what))
-        time.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
+        time.sleep(deadline.pause_after_miss(final))
 
 
-def _timed_out(timeout_s: float, what: Description) -> str:
-    return f"timed out after {timeout_s}s waiting for {what() if callable(what) else what}"
+class _Deadline:
+    """The one schedule both helpers follow (they differ only in how they sleep)."""
+
+    def __init__(self, timeout_s: float, what: Description, interval_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.what = what
+        self.interval_s = interval_s
+        self.at = time.monotonic() + timeout_s
+
+    def passed(self) -> bool:
+        """Read before a check: a check started after the deadline is the final one."""
+        return time.monotonic() >= self.at
+
+    def pause_after_miss(self, final: bool) -> float:
+        """Seconds to wait before the next check; fails when the missed one was final."""
+        if final:
+            what = self.what() if callable(self.what) else self.what
+            raise AssertionError(f"timed out after {self.timeout_s}s waiting for {what}")
+        return min(self.interval_s, max(0.0, self.at - time.monotonic()))
