@@ -28,7 +28,7 @@ format: ## Apply ruff formatting and autofixes
 	$(UV) run ruff format .
 
 typecheck: ## mypy, strict on every src/ tree
-	$(UV) run mypy libs/common/src services/ingest/src services/offload/src services/notify/src services/gateway/src
+	$(UV) run mypy libs/common/src libs/devstack/src services/ingest/src services/offload/src services/notify/src services/gateway/src
 
 worker-test: ## The R2 Worker's own tests, in workerd
 	@if [ -d deploy/r2-worker/node_modules ]; then cd deploy/r2-worker && npm test; \

@@ -206,7 +206,7 @@ def naive_floor(pipeline: Pipeline, corpus: list[bytes], duration_s: float = 15.
                 links.append(json.loads(response.read()).get("r2_url"))
         payload = json.dumps({"subject": "naive", "links": links}).encode()
         request = urllib.request.Request(
-            pipeline.receiver.url.replace("/hook", "/naive"),
+            pipeline.receiver.url_for("/naive"),
             data=payload,
             headers={"Content-Type": "application/json"},
         )

@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from render_signal.devstack.polling import eventually
+from render_signal.devstack.ports import free_port
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "16"))
 DURATION_S = float(os.environ.get("BENCH_DURATION_S", "3"))
@@ -45,23 +46,16 @@ uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), log_leve
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _wait_ready(base: str, deadline_s: float = 20.0) -> None:
-    end = time.monotonic() + deadline_s
     async with httpx.AsyncClient(base_url=base, timeout=2) as client:
-        while time.monotonic() < end:
+
+        async def ready() -> bool:
             try:
-                if (await client.get("/api/ping")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"server at {base} did not become ready")
+                return (await client.get("/api/ping")).status_code == 200
+            except httpx.HTTPError:  # not listening yet
+                return False
+
+        await eventually(ready, deadline_s, f"the server at {base}", interval_s=0.1)
 
 
 async def _load(base: str, path: str, cookies: dict[str, str] | None = None) -> float:
@@ -122,7 +116,7 @@ async def _measure(redis_url: str, tmp: Path) -> dict[str, Any]:
             status="success",
         )
         await append_attempt(client, Keys(prefix), entry)
-    gw_port, bare_port = _free_port(), _free_port()
+    gw_port, bare_port = free_port(), free_port()
     env = {
         **os.environ,
         "RENDER_SIGNAL_ENV": "test",
@@ -188,7 +182,7 @@ def run() -> dict[str, Any]:
         url = os.environ.get("REDIS_URL")
         if url:
             return asyncio.run(_measure(url, Path(tmp)))
-        from render_signal.common.redisserver import RedisServer
+        from render_signal.devstack.redisserver import RedisServer
 
         server = RedisServer(Path(tmp) / "redis", aof=False).start()
         try:

@@ -13,10 +13,8 @@ import asyncio
 import json
 import os
 import tempfile
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,33 +23,14 @@ from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.events import DeliveryLink, MailOffloaded
 from render_signal.common.keys import Keys
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import Delivery
+from render_signal.devstack.receiver import Receiver
+from render_signal.devstack.redisserver import RedisServer
 from render_signal.notify.clock import SystemClock
 from render_signal.notify.delivery import WebhookSender
 from render_signal.notify.service import NotifyService
 from render_signal.notify.settings import read_settings
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256
-    daemon_threads = True
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = b'{"success": true}'
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def _event(i: int) -> MailOffloaded:
@@ -132,9 +111,8 @@ async def _measure(redis_url: str, url: str, n: int, concurrency: int) -> dict[s
 
 
 def run(n: int = 500, concurrency: int = 16) -> dict[str, Any]:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    receiver = Receiver(history=0).start()  # answers 200 {"success": true}, keeps nothing
+    url = receiver.url
     redis_server: RedisServer | None = None
     try:
         redis_url = os.environ.get("REDIS_URL", "")
@@ -143,8 +121,7 @@ def run(n: int = 500, concurrency: int = 16) -> dict[str, Any]:
             redis_url = redis_server.url
         return asyncio.run(_measure(redis_url, url, n, concurrency))
     finally:
-        server.shutdown()
-        server.server_close()
+        receiver.stop()
         if redis_server is not None:
             redis_server.stop()
 

@@ -37,9 +37,10 @@ from render_signal.common.consumer import Consumer
 from render_signal.common.events import DeliveryLink, MailReceived, encode_entry
 from render_signal.common.keys import STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import ensure_group
+from render_signal.devstack.polling import eventually
+from render_signal.devstack.redisserver import RedisServer
 from render_signal.offload.main import GROUP, build_service
 from render_signal.offload.settings import read_settings
 
@@ -70,11 +71,11 @@ async def _fill(redis: Redis, stream: str, n: int) -> None:
 
 
 async def _wait_len(redis: Redis, stream: str, n: int, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while await redis.xlen(stream) < n:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{stream} never reached {n}")
-        await asyncio.sleep(0.005)
+    async def reached() -> bool:
+        return int(await redis.xlen(stream)) >= n
+
+    # Polled often: the measured time ends when the last entry is seen.
+    await eventually(reached, timeout_s, f"{stream} to reach {n}", interval_s=0.005)
 
 
 async def _raw(redis: Redis, prefix: str, n: int) -> tuple[float, float]:

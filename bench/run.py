@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from render_signal.common.redisserver import find_redis_server
+from render_signal.devstack.redisserver import find_redis_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SERVICE_BENCHES = ("ingest", "offload", "notify", "gateway")

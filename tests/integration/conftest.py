@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from render_signal.common.pytest_plugin import require_component
+from render_signal.devstack.pytest_plugin import require_component
 
 from .harness.pipeline import Pipeline, missing_components
 

@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from render_signal.common.redisserver import free_port
+from render_signal.devstack.polling import wait_until
+from render_signal.devstack.ports import free_port
 
 PORT_VARS = ("PORT", "INGEST_METRICS_PORT", "OFFLOAD_METRICS_PORT", "NOTIFY_METRICS_PORT")
 
@@ -31,7 +31,7 @@ class Stack:
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "render_signal.common.cli", *args],
+            [sys.executable, "-m", "render_signal.devstack.cli", *args],
             cwd=self.workdir,
             env=self.env,
             capture_output=True,
@@ -42,7 +42,7 @@ class Stack:
     def up(self) -> None:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "render_signal.common.cli", "up"],
+            [sys.executable, "-m", "render_signal.devstack.cli", "up"],
             cwd=self.workdir,
             env=self.env,
             stdout=self._log,
@@ -51,14 +51,14 @@ class Stack:
         )
 
     def state(self) -> dict[str, object]:
-        deadline = time.monotonic() + 30
         path = self.workdir / ".run" / "state.json"
-        while time.monotonic() < deadline:
-            if path.is_file():
-                return dict(json.loads(path.read_text()))
+
+        def written() -> bool:
             assert self.process is not None and self.process.poll() is None, self.output()
-            time.sleep(0.05)
-        raise AssertionError(f"no state file; output:\n{self.output()}")
+            return path.is_file()
+
+        wait_until(written, 30, lambda: f"the state file; output:\n{self.output()}")
+        return dict(json.loads(path.read_text()))
 
     def interrupt(self, timeout: float = 60) -> int:
         """Ctrl-C, as a person would press it."""

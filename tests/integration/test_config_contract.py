@@ -145,7 +145,7 @@ def _expected(name: str, value: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    from render_signal.common.pytest_plugin import require_component
+    from render_signal.devstack.pytest_plugin import require_component
 
     from .harness.pipeline import missing_components
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from render_signal.common.pytest_plugin import require_component
+from render_signal.devstack.pytest_plugin import require_component
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

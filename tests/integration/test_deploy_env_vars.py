@@ -1,7 +1,7 @@
 """Every environment variable the code reads is documented, and vice versa.
 
-The scanner parses services/*/src and libs/common/src (minus the pytest plugin,
-which reads test-only variables) for:
+The scanner parses services/*/src, libs/common/src and libs/devstack/src (minus
+the pytest plugin, which reads test-only variables) for:
 
 * ``EnvReader`` calls: ``env.string/boolean/integer/number("X", default, *aliases)``
   and ``env.secret/url/csv/required/raw("X", *aliases)``; legacy aliases count;
@@ -33,7 +33,7 @@ PLATFORM_VARS = {"HOSTNAME", "PATH"}
 
 
 def source_files() -> list[Path]:
-    files = [*ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("libs/common/src/**/*.py")]
+    files = [*ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("libs/*/src/**/*.py")]
     return sorted(p for p in files if p.name != "pytest_plugin.py")
 
 

@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -27,8 +26,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from render_signal.common.pytest_plugin import require_component
-from render_signal.common.redisserver import free_port
+from render_signal.devstack import polling
+from render_signal.devstack.ports import free_port
+from render_signal.devstack.pytest_plugin import require_component
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -51,19 +51,20 @@ def http_get(url: str, timeout: float = 3) -> tuple[int, str]:
 
 
 def wait_until(check, timeout: float, what: str, diagnostics=lambda: ""):
-    """Poll ``check`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
+    """:func:`polling.wait_until` for a server still starting: a connection error is "not yet"."""
+    errors: list[OSError] = []
+
+    def attempt():
         try:
-            value = check()
+            return check()
         except OSError as exc:  # not listening yet
-            last_error = exc
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} ({last_error}):\n{diagnostics()}")
+            errors.append(exc)
+            return None
+
+    def describe() -> str:
+        return f"{what} ({errors[-1] if errors else None}):\n{diagnostics()}"
+
+    return polling.wait_until(attempt, timeout, describe, interval_s=0.2)
 
 
 @dataclass

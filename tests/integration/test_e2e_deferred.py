@@ -18,7 +18,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from render_signal.common.keys import Keys
+from render_signal.devstack.polling import wait_until
 
+from .harness.fakes import marker_of
 from .harness.mail import make_email
 from .harness.pipeline import Pipeline
 from .harness.tzshift import shifted_zone
@@ -37,13 +39,6 @@ def _log_statuses(pipeline: Pipeline, marker: str) -> list[str]:
         client.close()
     entries = [json.loads(item) for item in raw]
     return [str(e.get("status")) for e in reversed(entries) if marker in str(e.get("subject"))]
-
-
-def _wait(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_deferred_email_survives_restarts_and_is_sent_once_when_window_opens(
@@ -66,9 +61,9 @@ def test_deferred_email_survives_restarts_and_is_sent_once_when_window_opens(
 
     marker = f"E2E-{int(time.time()):x}-7"
     pipeline.ingress.post(marker, make_email(marker))
-    _wait(lambda: "deferred" in _log_statuses(pipeline, marker), 15, "the deferral log entry")
+    wait_until(lambda: "deferred" in _log_statuses(pipeline, marker), 15, "the deferral log entry")
     assert time.time() < opens_at - 5, "set-up too slow: the window opened before the restarts"
-    assert pipeline.receiver.snapshot() == []
+    assert pipeline.receiver.requests == []
 
     # Restart everything, Redis included (SIGTERM: a normal restart / deploy).
     for service in pipeline.services.values():
@@ -90,13 +85,13 @@ def test_deferred_email_survives_restarts_and_is_sent_once_when_window_opens(
     # Exactly once: the job is finished (nothing left scheduled), one request only.
     client = pipeline.sync_redis()
     try:
-        _wait(
+        wait_until(
             lambda: client.zcard(Keys(pipeline.key_prefix).notify_scheduled) == 0,
             10,
             "the notify schedule to drain",
         )
     finally:
         client.close()
-    _wait(lambda: "success" in _log_statuses(pipeline, marker), 5, "the success log entry")
-    assert [d.marker for d in pipeline.receiver.snapshot()] == [marker]
+    wait_until(lambda: "success" in _log_statuses(pipeline, marker), 5, "the success log entry")
+    assert [marker_of(d) for d in pipeline.receiver.requests] == [marker]
     assert _log_statuses(pipeline, marker).count("success") == 1

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 from render_signal.common.envreader import load_env_file
-from render_signal.common.pytest_plugin import require_component
-from render_signal.common.redisserver import find_redis_server
+from render_signal.devstack.pytest_plugin import require_component
+from render_signal.devstack.redisserver import find_redis_server
 
 from .harness.dashboard import login
 from .stack import Stack

@@ -16,9 +16,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from render_signal.devstack.polling import wait_until
+from render_signal.devstack.receiver import Recorded
 from standardwebhooks.webhooks import Webhook
 
-from .harness.fakes import Delivery
+from .harness.fakes import marker_of
 from .harness.mail import Sent, make_email
 from .harness.pipeline import Pipeline
 from .harness.window import open_window
@@ -50,7 +52,7 @@ def _started(pipeline_factory: Callable[..., Pipeline]) -> tuple[Pipeline, str]:
 
 
 def _check_delivery(
-    pipeline: Pipeline, delivery: Delivery, sent: Sent, message: bytes, window_end: str
+    pipeline: Pipeline, delivery: Recorded, sent: Sent, message: bytes, window_end: str
 ) -> dict[str, Any]:
     # Signature: Standard Webhooks, verified by the reference library.
     verified = Webhook(pipeline.signing_secret).verify(delivery.body, delivery.headers)
@@ -103,11 +105,13 @@ def test_imap_append_to_receiver(pipeline_factory: Callable[..., Pipeline]) -> N
     )
     _check_delivery(pipeline, delivery, sent, message, window_end)
     # Exactly one delivery of this email, and nothing stuck or dead-lettered.
-    assert [d.marker for d in pipeline.receiver.snapshot()] == [marker]
-    deadline = time.monotonic() + 10
-    while any((counts := pipeline.pending_and_dlq()).values()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(counts.values()), counts
+    assert [marker_of(d) for d in pipeline.receiver.requests] == [marker]
+    wait_until(
+        lambda: not any(pipeline.pending_and_dlq().values()),
+        10,
+        lambda: f"nothing pending or dead-lettered: {pipeline.pending_and_dlq()}",
+        interval_s=0.1,
+    )
 
 
 def test_http_ingress_to_receiver(pipeline_factory: Callable[..., Pipeline]) -> None:
@@ -120,4 +124,4 @@ def test_http_ingress_to_receiver(pipeline_factory: Callable[..., Pipeline]) -> 
     latency = delivery.at - sent.at
     print(f"e2e HTTP ingress -> receiver: {latency * 1000:.0f} ms")
     _check_delivery(pipeline, delivery, sent, message, window_end)
-    assert [d.marker for d in pipeline.receiver.snapshot()] == [marker]
+    assert [marker_of(d) for d in pipeline.receiver.requests] == [marker]

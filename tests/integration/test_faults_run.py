@@ -123,7 +123,7 @@ def test_fault_run(pipeline_factory: Callable[..., Pipeline], request: pytest.Fi
             break
         time.sleep(0.2)
 
-    report = check(history, pipeline.receiver.snapshot(), lanes.faults)
+    report = check(history, pipeline.receiver.requests, lanes.faults)
     print(
         f"fault run: seed={seed}; injection {injected_at - started:.0f}s,"
         f" drain {drained_at - injected_at:.0f}s"

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from render_signal.common.pytest_plugin import require_component
-from render_signal.common.redisserver import find_redis_server
+from render_signal.devstack.polling import wait_until
+from render_signal.devstack.pytest_plugin import require_component
+from render_signal.devstack.redisserver import find_redis_server
 
 from .stack import Stack, pid_alive
 
@@ -75,18 +76,20 @@ def test_supervisor_restarts_a_crashed_service(stack: Stack) -> None:
     state = stack.state()
     notify = next(c for c in state["children"] if c["service"] == "notify")  # type: ignore[union-attr]
     os.kill(int(notify["pid"]), signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    while "notify exited with code -9; restarting" not in stack.output():
-        assert time.monotonic() < deadline, stack.output()
-        time.sleep(0.1)
-    # The restarted notify beats again (fresh pid in its heartbeat).
-    while time.monotonic() < deadline:
+    wait_until(
+        lambda: "notify exited with code -9; restarting" in stack.output(),
+        20,
+        lambda: f"the supervisor to restart notify:\n{stack.output()}",
+        interval_s=0.1,
+    )
+
+    def beats_again() -> bool:  # the restarted notify: a fresh pid in its heartbeat
         status = stack.cli("status", "--json")
-        if f'"pid": {notify["pid"]}' not in status.stdout and status.returncode == 0:
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError(stack.output())
+        return f'"pid": {notify["pid"]}' not in status.stdout and status.returncode == 0
+
+    wait_until(
+        beats_again, 20, lambda: f"notify's new heartbeat:\n{stack.output()}", interval_s=0.2
+    )
     assert stack.interrupt() == 0
 
 
@@ -162,14 +165,20 @@ def test_ingress_reply_carries_the_email_id_the_webhook_will_carry(stack: Stack)
     assert all(len(i) == 32 for i in ids), replies
 
     sink = stack.workdir / ".run" / "sink.jsonl"
-    deadline = time.monotonic() + 20
     seen: set[str] = set()
-    while time.monotonic() < deadline and not set(ids) <= seen:
+
+    def both_delivered() -> bool:
         if sink.exists():
             for line in sink.read_text().splitlines():
                 seen.add(json.loads(json.loads(line)["body"])["microsoft_graph_email_id"])
-        time.sleep(0.1)
-    assert set(ids) <= seen, (ids, seen, stack.output()[-3000:])
+        return set(ids) <= seen
+
+    wait_until(
+        both_delivered,
+        20,
+        lambda: f"{ids} at the dev sink (seen {seen}):\n{stack.output()[-3000:]}",
+        interval_s=0.1,
+    )
     assert stack.interrupt() == 0
 
 
@@ -187,17 +196,18 @@ def test_killing_the_supervisor_outright_leaves_no_process(stack: Stack) -> None
     assert stack.process is not None
     os.kill(stack.process.pid, signal.SIGKILL)  # the supervisor only, not its group
     stack.process.wait(timeout=10)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and [p for p in pids if pid_alive(p)]:
-        time.sleep(0.1)
-    assert not [p for p in pids if pid_alive(p)], "services outlived their supervisor"
-    while time.monotonic() < deadline:
+    wait_until(
+        lambda: not [p for p in pids if pid_alive(p)],
+        30,
+        "the services to die with their supervisor",
+        interval_s=0.1,
+    )
+
+    def redis_gone() -> bool:
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", redis_port)) != 0:
-                break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("redis outlived its supervisor")
+            return sock.connect_ex(("127.0.0.1", redis_port)) != 0
+
+    wait_until(redis_gone, 30, "redis to die with its supervisor", interval_s=0.1)
 
 
 def test_make_run_on_a_fresh_clone(tmp_path: Path) -> None:
@@ -225,11 +235,17 @@ def test_make_run_on_a_fresh_clone(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         state_file = clone / ".run" / "state.json"
-        deadline = time.monotonic() + 240  # includes `uv sync` and `npm ci` in the clone
-        while not state_file.exists():
+
+        def started() -> bool:
             assert make.poll() is None, (tmp_path / "make-run.log").read_text()
-            assert time.monotonic() < deadline, (tmp_path / "make-run.log").read_text()
-            time.sleep(0.2)
+            return state_file.exists()
+
+        wait_until(  # includes `uv sync` and `npm ci` in the clone
+            started,
+            240,
+            lambda: f"`make run` to start:\n{(tmp_path / 'make-run.log').read_text()}",
+            interval_s=0.2,
+        )
         status = subprocess.run(
             [str(clone / ".venv" / "bin" / "render-signal"), "status", "--wait", "20"],
             cwd=clone, env=env, capture_output=True, text=True, timeout=60,
@@ -242,10 +258,12 @@ def test_make_run_on_a_fresh_clone(tmp_path: Path) -> None:
         assert "Dev login:  admin / " in output
         os.killpg(make.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
         make.wait(timeout=60)
-        deadline = time.monotonic() + 30
-        while [p for p in pids if pid_alive(p)] and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [p for p in pids if pid_alive(p)], "a service outlived Ctrl-C"
+        wait_until(
+            lambda: not [p for p in pids if pid_alive(p)],
+            30,
+            "the services to stop after Ctrl-C",
+            interval_s=0.1,
+        )
         assert "RENDER_SIGNAL_ENV=dev" in (clone / ".env").read_text()
     finally:
         if make.poll() is None:

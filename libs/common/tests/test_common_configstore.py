@@ -20,7 +20,7 @@ from render_signal.common.configdocs import (
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.errors import ConfigConflict, ConfigInvalid
 from render_signal.common.keys import Keys
-from render_signal.common.pytest_plugin import eventually
+from render_signal.devstack.polling import eventually
 
 
 async def test_document_written_by_another_process_is_seen_without_restart(

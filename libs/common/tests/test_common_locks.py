@@ -9,7 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from render_signal.common.locks import RedisLock
-from render_signal.common.pytest_plugin import eventually
+from render_signal.devstack.polling import eventually
 
 
 async def test_two_contenders_one_holder_and_release_is_owner_only(

@@ -13,10 +13,10 @@ from redis.asyncio import Redis
 from render_signal.common.consumer import Consumer
 from render_signal.common.errors import PermanentError
 from render_signal.common.events import MailRaw, MailReceived
-from render_signal.common.pytest_plugin import eventually
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer
 from render_signal.common.streams import Delivery, publish
+from render_signal.devstack.polling import eventually
+from render_signal.devstack.redisserver import RedisServer
 
 
 def raw(event_id: str) -> MailRaw:

@@ -31,10 +31,10 @@ import redis as redis_sync
 import uvicorn
 from render_signal.common.events import DeliveryLink, MailOffloaded, encode_entry
 from render_signal.common.keys import Keys
-from render_signal.common.pytest_plugin import require_component
 from render_signal.common.records import WebhookAttempt
-from render_signal.common.redisserver import free_port
 from render_signal.common.settings import EnvReader
+from render_signal.devstack.ports import free_port
+from render_signal.devstack.pytest_plugin import require_component
 from render_signal.gateway.app import create_app
 from render_signal.gateway.settings import read_settings
 

@@ -6,9 +6,7 @@ import asyncio
 import json
 import logging
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,71 +14,37 @@ import httpx
 import pytest
 from gateway_testkit import Gateway, csrf_of, login
 from render_signal.common.logs import RedactingFormatter
+from render_signal.devstack.receiver import JSON, Receiver, Recorded, Reply
 
 HOOK_KEY = "hookkey-sentinel-31c9"
 API_KEY = "rnd_apikey-sentinel-88aa"
 
 
-class RenderStandIn:
-    """A real HTTP server on loopback that records what it receives."""
+class RenderStandIn(Receiver):
+    """The Render side: a Deploy Hook (GET) and the deploys API (POST), recording requests."""
 
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
+        super().__init__(self._by_method)
         self.hook_status = 200
         self.api_status = 201
-        stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def _record(self, body: bytes) -> None:
-                stand_in.requests.append(
-                    {
-                        "method": self.command,
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "body": body,
-                    }
-                )
-
-            def do_GET(self) -> None:
-                self._record(b"")
-                self.send_response(stand_in.hook_status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                self._record(body)
-                reply = json.dumps({"id": "dep-123", "status": "created"}).encode()
-                self.send_response(stand_in.api_status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _by_method(self, request: Recorded) -> Reply:
+        if request.method == "GET":
+            return Reply(self.hook_status)
+        created = json.dumps({"id": "dep-123", "status": "created"}).encode()
+        return Reply(self.api_status, created, JSON)
 
 
 @pytest.fixture
 def render() -> Iterator[RenderStandIn]:
-    stand_in = RenderStandIn()
-    yield stand_in
-    stand_in.close()
+    with RenderStandIn() as stand_in:
+        yield stand_in
 
 
 def _hook_env(render: RenderStandIn) -> dict[str, str]:
     return {
-        "RENDER_DEPLOY_HOOK_URL": f"{render.base}/deploy/srv-abc?key={HOOK_KEY}",
-        "RENDER_DEPLOY_HOOK_PREFIX": f"{render.base}/deploy/",
+        "RENDER_DEPLOY_HOOK_URL": f"{render.base_url}/deploy/srv-abc?key={HOOK_KEY}",
+        "RENDER_DEPLOY_HOOK_PREFIX": f"{render.base_url}/deploy/",
     }
 
 
@@ -88,7 +52,7 @@ def _api_env(render: RenderStandIn) -> dict[str, str]:
     return {
         "RENDER_API_KEY": API_KEY,
         "RENDER_SERVICE_ID": "srv-abc",
-        "RENDER_API_BASE_URL": render.base,
+        "RENDER_API_BASE_URL": render.base_url,
         "RENDER_IMAGE_URL": "docker.io/acme/render-signal:1.2.3",
     }
 
@@ -119,7 +83,7 @@ async def test_hook_path_and_key_never_logged(
         "success": True,
         "message": "Render deploy triggered via Deploy Hook",
     }
-    assert [(r["method"], r["path"]) for r in render.requests] == [
+    assert [(r.method, r.path) for r in render.requests] == [
         ("GET", f"/deploy/srv-abc?key={HOOK_KEY}")
     ]
     ours = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
@@ -149,10 +113,10 @@ async def test_api_path_after_a_failing_hook(
     assert response.json()["deploy_id"] == "dep-123"
     assert response.json()["status"] == "created"
     hook, api = render.requests
-    assert hook["method"] == "GET"
-    assert (api["method"], api["path"]) == ("POST", "/v1/services/srv-abc/deploys")
-    assert api["headers"]["Authorization"] == f"Bearer {API_KEY}"
-    assert json.loads(api["body"]) == {
+    assert hook.method == "GET"
+    assert (api.method, api.path) == ("POST", "/v1/services/srv-abc/deploys")
+    assert api.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert api.json == {
         "clearCache": "do_not_clear",
         "imageUrl": "docker.io/acme/render-signal:1.2.3",
     }
@@ -199,7 +163,7 @@ async def test_invalid_hook_prefix_is_400_without_fallthrough(
     marker = tmp_path / "deployed"
     gw: Gateway = await gateway_factory(
         make_settings(
-            RENDER_DEPLOY_HOOK_URL=f"{render.base}/elsewhere?key={HOOK_KEY}",
+            RENDER_DEPLOY_HOOK_URL=f"{render.base_url}/elsewhere?key={HOOK_KEY}",
             DEPLOY_CMD=_command(marker),
         )
     )

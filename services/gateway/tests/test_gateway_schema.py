@@ -8,10 +8,8 @@ the deploy route runs a harmless ``python -c pass``.
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +20,8 @@ import schemathesis
 import uvicorn
 from gateway_testkit import API_TOKEN, PASSWORD, USER, build_settings, form_csrf
 from hypothesis import HealthCheck, settings
+from render_signal.devstack.polling import wait_until
+from render_signal.devstack.ports import free_port
 from render_signal.gateway.app import create_app
 
 
@@ -32,13 +32,6 @@ def _rfc822(ctx: Any, value: Any) -> bytes:
 
 _schema_app = create_app(build_settings({"REDIS_URL": "redis://127.0.0.1:1/0"}))
 schema = schemathesis.openapi.from_dict(_schema_app.openapi()).exclude(path="/logout")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +48,13 @@ def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
             }
         )
     )
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        thread.join(0.02)
+    wait_until(lambda: server.started, 15, "uvicorn to start")
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base) as client:
         page = client.get("/login")

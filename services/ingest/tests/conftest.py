@@ -13,14 +13,14 @@ import pytest
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.keys import Keys
-from render_signal.common.pytest_plugin import require_component
 from render_signal.common.settings import EnvReader
+from render_signal.devstack.dovecot import DovecotServer, dovecot_binary
+from render_signal.devstack.pytest_plugin import require_component
 from render_signal.ingest.settings import IngestSettings, read_settings
 from render_signal.ingest.watcher import ImapWatcher
 
+# The test modules import their helpers (ingest_testkit) from this directory.
 sys.path.insert(0, str(Path(__file__).parent))
-
-from dovecot_fixture import DovecotServer, dovecot_binary
 
 
 @pytest.fixture

@@ -5,20 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-from dovecot_fixture import (
-    DovecotServer,
-    make_email,
-    message_id_of,
-    metric,
-    mid,
-    raw_events,
-    wait_for,
-)
+from ingest_testkit import make_email, message_id_of, metric, mid, raw_events
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.events import MailReceived, decode_entry
 from render_signal.common.keys import Keys, consumer_name
 from render_signal.common.settings import EnvReader
+from render_signal.devstack.dovecot import DovecotServer
+from render_signal.devstack.polling import eventually
 from render_signal.ingest.checkpoint import CheckpointStore
 from render_signal.ingest.settings import read_settings
 from render_signal.ingest.watcher import ImapWatcher
@@ -38,7 +32,7 @@ async def test_append_during_idle_is_published_without_waiting_for_a_poll(
     )
     running = await start_watcher(settings)
     parser = _start_parser(settings, redis, running.stop)
-    await wait_for(lambda: _idle(running), 10, "IDLE mode")
+    await eventually(lambda: _idle(running), 10, "IDLE mode")
     assert metric("render_signal_imap_connected") == 1.0
 
     message = make_email("Idle push", "https://www.dropbox.com/scl/fi/abc/file.zip?dl=0")
@@ -48,7 +42,7 @@ async def test_append_during_idle_is_published_without_waiting_for_a_poll(
     async def published() -> list:
         return [e for e in await raw_events(redis, key_prefix) if message_id_of(e) == mid(message)]
 
-    (event,) = await wait_for(published, poll_interval, "the mail.raw entry")
+    (event,) = await eventually(published, poll_interval, "the mail.raw entry")
     elapsed = event.trace["published"] - appended_at
     print(f"\nIMAP IDLE: APPEND -> mail.raw publish in {elapsed:.3f}s")
     # Only IDLE can explain a publish before the first poll would even have started.
@@ -67,10 +61,10 @@ async def test_append_during_idle_is_published_without_waiting_for_a_poll(
     assert event.imap_arrived_at is not None
     assert event.imap_arrived_at <= event.trace["published"]
     assert event.trace["imap_seen"] == event.imap_arrived_at
-    await wait_for(
+    await eventually(
         lambda: _checkpoint_at(redis, key_prefix, uid), 5, "checkpoint advanced to the UID"
     )
-    await wait_for(lambda: _seen(dovecot, uid), 5, "\\Seen set after publishing")
+    await eventually(lambda: _seen(dovecot, uid), 5, "\\Seen set after publishing")
     owner = consumer_name("ingest", settings.common.instance)
     assert (await running.watcher.lock.holder() or "").startswith(f"{owner}:")
     assert await redis.exists("render_signal:poller_lock".replace("render_signal:", key_prefix))
@@ -80,7 +74,7 @@ async def test_append_during_idle_is_published_without_waiting_for_a_poll(
             entries = await redis.xrange(f"{key_prefix}mail.received")
             return [decode_entry(fields, MailReceived) for _, fields in entries]
 
-        (parsed,) = await wait_for(received, 10, "the mail.received entry")
+        (parsed,) = await eventually(received, 10, "the mail.received entry")
         assert parsed.subject == "Idle push"
         assert [link.provider for link in parsed.links] == ["dropbox"]
         running.stop.set()
@@ -114,14 +108,14 @@ async def test_first_start_relays_unseen_only_and_oversized_mail_is_truncated(
     big = make_email("big one", "x" * 8000)
     settings = settings_for(MAX_EMAIL_BYTES="2048", IMAP_MARK_SEEN="false")
     running = await start_watcher(settings)
-    await wait_for(lambda: _idle(running), 10, "IDLE mode")
+    await eventually(lambda: _idle(running), 10, "IDLE mode")
     big_uid = dovecot.append(big)
 
     async def two() -> list:
         events = await raw_events(redis, key_prefix)
         return events if len(events) >= 2 else []
 
-    events = await wait_for(two, 10, "two entries")
+    events = await eventually(two, 10, "two entries")
     by_mid = {message_id_of(e): e for e in events}
     assert set(by_mid) == {mid(unread), mid(big)}  # the read one is not replayed
     truncated = by_mid[mid(big)]
@@ -144,7 +138,7 @@ async def test_uidvalidity_change_rebaselines_without_replaying_the_mailbox(
     settings = settings_for()
     before = metric("render_signal_imap_uidvalidity_changes_total")
     running = await start_watcher(settings)
-    await wait_for(lambda: _idle(running), 10, "IDLE mode")
+    await eventually(lambda: _idle(running), 10, "IDLE mode")
     assert metric("render_signal_imap_uidvalidity_changes_total") == before + 1
     store = CheckpointStore(redis, Keys(key_prefix))
     box = await store.load("INBOX")
@@ -159,7 +153,7 @@ async def test_uidvalidity_change_rebaselines_without_replaying_the_mailbox(
     async def one() -> list:
         return await raw_events(redis, key_prefix)
 
-    (event,) = await wait_for(one, 10, "the new mail")
+    (event,) = await eventually(one, 10, "the new mail")
     assert message_id_of(event) == mid(fresh)
     assert event.uid == uid == 4
 
@@ -190,7 +184,7 @@ async def test_burst_arriving_mid_sync_is_published_without_waiting(
     poll_interval = 120.0
     settings = settings_for(EMAIL_POLLING_INTERVAL_SECONDS=str(poll_interval))
     running = await start_watcher(settings)
-    await wait_for(lambda: _idle(running), 10, "IDLE mode")
+    await eventually(lambda: _idle(running), 10, "IDLE mode")
     messages = [make_email(f"Burst {i}", "https://fromsmash.com/b{i}") for i in range(90)]
     started = time.monotonic()
 
@@ -204,7 +198,7 @@ async def test_burst_arriving_mid_sync_is_published_without_waiting(
         seen = {message_id_of(e) for e in await raw_events(redis, key_prefix)}
         return {mid(m) for m in messages} <= seen
 
-    await wait_for(all_published, 60, "every message of the burst")
+    await eventually(all_published, 60, "every message of the burst")
     elapsed = time.monotonic() - started
     print(f"\nburst of {len(messages)}: all published {elapsed:.1f}s after the first APPEND")
     assert elapsed < poll_interval, "only the backstop re-sync found some of the burst"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +19,7 @@ from render_signal.common.events import MailRaw, MailReceived, decode_entry
 from render_signal.common.keys import STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED, Keys
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import ensure_group, publish
+from render_signal.devstack.polling import eventually
 from render_signal.ingest.identity import legacy_email_id, message_id_email_id
 from render_signal.ingest.parser_service import run_parser
 from render_signal.ingest.settings import IngestSettings, read_settings
@@ -182,15 +184,17 @@ async def test_ingest_parser_allowlist_change_applies_without_restart(start_pars
 
     # The stored list overrides the env list, read live by the running parser.
     await parser.store.apply(PollingConfig, {"sender_of_interest_for_polling": ["OTHER@else.fr"]})
-    deadline = time.monotonic() + 15
-    n = 0
-    while time.monotonic() < deadline:
-        n += 1
-        await parser.send(raw_event(eml(sender="other@else.fr", message_id=f"o-{n}-x@else.fr")))
+    n = itertools.count(1)
+
+    async def other_sender_accepted() -> bool:
+        await parser.send(
+            raw_event(eml(sender="other@else.fr", message_id=f"o-{next(n)}-x@else.fr"))
+        )
         got = await parser.wait_for(lambda r: any(m.sender_email == "other@else.fr" for m in r), 1)
-        if any(m.sender_email == "other@else.fr" for m in got):
-            break
-    assert any(m.sender_email == "other@else.fr" for m in await parser.received())
+        return any(m.sender_email == "other@else.fr" for m in got)
+
+    # Sent again until the running parser has read the stored list.
+    await eventually(other_sender_accepted, 15, "the stored sender list to apply")
     # ... and the env-listed sender is now refused.
     mid = "agence-late@client.fr"
     await parser.send(raw_event(eml(message_id=mid)))
@@ -207,13 +211,12 @@ async def test_ingest_parser_malformed_entries_dead_lettered(start_parser: Any) 
     await parser.redis.xadd(parser.raw_key, {"type": b"mail.raw/1", "data": b"{not json"})
     await parser.send(MailRaw(event_id="g-bad", source="gmail_push", received_at=time.time()))
     dlq = Keys.dlq(parser.raw_key)
-    deadline = time.monotonic() + 15
-    entries: list[Any] = []
-    while time.monotonic() < deadline:
-        entries = await parser.redis.xrange(dlq)
-        if len(entries) >= 3:
-            break
-        await asyncio.sleep(0.05)
+
+    async def three_dead_letters() -> list[Any]:
+        entries: list[Any] = await parser.redis.xrange(dlq)
+        return entries if len(entries) >= 3 else []
+
+    entries = await eventually(three_dead_letters, 15, "three dead letters")
     errors = sorted(fields[b"error"].decode() for _id, fields in entries)
     assert len(errors) == 3
     assert errors[0].startswith("malformed: cannot decode event")
@@ -249,14 +252,17 @@ async def test_ingest_parser_gmail_push_shape(start_parser: Any) -> None:
     # Runtime flag off: Gmail pushes are skipped with their reason.
     before = counter("skipped", "gmail_ingress_disabled")
     await parser.store.apply(RuntimeFlags, {"gmail_ingress_enabled": False})
-    deadline = time.monotonic() + 15
-    while counter("skipped", "gmail_ingress_disabled") == before and time.monotonic() < deadline:
+
+    async def gmail_push_skipped() -> bool:
         other = {**fields, "date": f"2025-06-03T{time.time()}"}
         await parser.send(
             MailRaw(event_id=uuid.uuid4().hex, source="gmail_push", received_at=0.0, gmail=other)
         )
         await parser.marker()
-    assert counter("skipped", "gmail_ingress_disabled") > before
+        return counter("skipped", "gmail_ingress_disabled") > before
+
+    # Sent again until the running parser has read the flag.
+    await eventually(gmail_push_skipped, 15, "Gmail pushes skipped by the flag")
 
 
 async def test_ingest_parser_reply_prefix_and_detector_prefs(start_parser: Any) -> None:
@@ -264,15 +270,16 @@ async def test_ingest_parser_reply_prefix_and_detector_prefs(start_parser: Any) 
     before = counter("skipped", "reply_prefix")
     await parser.send(raw_event(eml(subject="RE: TR : Lot 3", message_id="re-1@client.fr")))
     await parser.store.apply(ProcessingPrefs, {"detectors_enabled": []})
-    deadline = time.monotonic() + 15
-    plain: list[MailReceived] = []
-    n = 0
-    while not plain and time.monotonic() < deadline:
-        n += 1
-        await parser.send(raw_event(eml(message_id=f"nodet-{n}@client.fr")))
+    n = itertools.count(1)
+
+    async def undetected() -> list[MailReceived]:
+        await parser.send(raw_event(eml(message_id=f"nodet-{next(n)}@client.fr")))
         got = await parser.wait_for(lambda r: any(m.detector is None for m in r), 1)
-        plain = [m for m in got if m.detector is None and m.subject != "marker"]
-    assert plain and plain[0].links  # links still extracted, no detector ran
+        return [m for m in got if m.detector is None and m.subject != "marker"]
+
+    # Sent again until the running parser has read the preferences.
+    plain = await eventually(undetected, 15, "an email parsed without detectors")
+    assert plain[0].links  # links still extracted, no detector ran
     assert counter("skipped", "reply_prefix") == before + 1
     assert not any(m.subject.startswith("RE:") for m in await parser.received())
 

@@ -10,9 +10,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from dovecot_fixture import DovecotServer, make_email, message_id_of, mid, raw_events, wait_for
+from ingest_testkit import make_email, message_id_of, mid, raw_events
 from redis.asyncio import Redis
 from render_signal.common.keys import Keys
+from render_signal.devstack.dovecot import DovecotServer
+from render_signal.devstack.polling import eventually
 from render_signal.ingest.checkpoint import CheckpointStore
 
 LOCK_TTL_S = 3.0
@@ -69,22 +71,22 @@ async def test_two_processes_one_watches_and_the_other_takes_over_after_sigkill(
             # The token starts with the owner: ``ingest-<instance>``.
             return value.decode().split(":", 1)[0].removeprefix("ingest-") if value else ""
 
-        first = await wait_for(holder, 20, "a lock holder")
+        first = await eventually(holder, 20, "a lock holder")
         other = "w2" if first == "w1" else "w1"
-        await wait_for(lambda: procs[first].logged("IMAP: connected"), 20, "holder connected")
-        await wait_for(lambda: procs[other].logged("singleton lock held by"), 20, "other waiting")
+        await eventually(lambda: procs[first].logged("IMAP: connected"), 20, "holder connected")
+        await eventually(lambda: procs[other].logged("singleton lock held by"), 20, "other waiting")
         assert "singleton lock acquired" in procs[first].text()
 
         e1 = make_email("seen by the first holder")
         dovecot.append(e1)
-        await wait_for(lambda: _have(redis, key_prefix, [e1]), 15, "e1 published")
+        await eventually(lambda: _have(redis, key_prefix, [e1]), 15, "e1 published")
 
         procs[first].kill()  # SIGKILL: no release, the lock must expire
         killed_at = time.monotonic()
         after = [make_email(f"while the holder is dead {i}") for i in range(2)]
         for message in after:
             dovecot.append(message)
-        await wait_for(lambda: procs[other].logged("singleton lock acquired"), 15, "takeover")
+        await eventually(lambda: procs[other].logged("singleton lock acquired"), 15, "takeover")
         takeover_s = time.monotonic() - killed_at
         retry_s = max(0.2, min(LOCK_TTL_S / 10, 10.0))
         print(f"\nlock takeover {takeover_s:.2f}s after SIGKILL (TTL {LOCK_TTL_S}s)")
@@ -92,7 +94,7 @@ async def test_two_processes_one_watches_and_the_other_takes_over_after_sigkill(
         assert "IMAP: connected" not in procs[other].text().split("singleton lock acquired")[0]
 
         everything = [e1, *after]
-        await wait_for(lambda: _have(redis, key_prefix, everything), 15, "all emails")
+        await eventually(lambda: _have(redis, key_prefix, everything), 15, "all emails")
         events = await raw_events(redis, key_prefix)
         assert sorted(Counter(e.event_id for e in events).values()) == [1, 1, 1]
         assert Counter(message_id_of(e) for e in events) == Counter(mid(m) for m in everything)
@@ -114,7 +116,7 @@ async def test_sigkill_between_xadd_and_checkpoint_loses_nothing(
     )
     survivor: IngestProcess | None = None
     try:
-        await wait_for(lambda: crashing.logged("IMAP: connected"), 20, "watcher connected")
+        await eventually(lambda: crashing.logged("IMAP: connected"), 20, "watcher connected")
         message = make_email("crash right after XADD")
         uid = dovecot.append(message)
         assert crashing.proc.wait(timeout=20) == -signal.SIGKILL
@@ -133,8 +135,8 @@ async def test_sigkill_between_xadd_and_checkpoint_loses_nothing(
             box = await checkpoints.load("INBOX")
             return box is not None and box.last_uid >= uid
 
-        await wait_for(settled, 20, "checkpoint past the UID after restart")
-        await wait_for(lambda: _true(b"\\Seen" in dovecot.flags(uid)), 10, "\\Seen after restart")
+        await eventually(settled, 20, "checkpoint past the UID after restart")
+        await eventually(lambda: b"\\Seen" in dovecot.flags(uid), 10, "\\Seen after restart")
         events = await raw_events(redis, key_prefix)
         # Nothing lost; the re-publication carries the same event_id for downstream dedup.
         assert [e.event_id for e in events] == [published.event_id] * 2
@@ -154,7 +156,7 @@ async def test_restarted_replica_takes_back_its_own_lock_without_waiting_the_ttl
     first = IngestProcess(tmp_path, "ingest-0", env)
     second: IngestProcess | None = None
     try:
-        await wait_for(lambda: first.logged("IMAP: connected"), 20, "watcher connected")
+        await eventually(lambda: first.logged("IMAP: connected"), 20, "watcher connected")
         first.kill()
         lock_key = f"{key_prefix}poller_lock"
         ttl_ms = await redis.pttl(lock_key)
@@ -163,7 +165,7 @@ async def test_restarted_replica_takes_back_its_own_lock_without_waiting_the_ttl
         second = IngestProcess(tmp_path, "ingest-0", env, run="-restart")
         message = make_email("after a restart of the same replica")
         dovecot.append(message)
-        await wait_for(lambda: _have(redis, key_prefix, [message]), 30, "publish after restart")
+        await eventually(lambda: _have(redis, key_prefix, [message]), 30, "publish after restart")
         elapsed = time.monotonic() - killed_at
         assert elapsed < ttl_ms / 1000, "IMAP resumed only after the old lease expired"
         assert "took over" in second.text()
@@ -178,7 +180,3 @@ async def test_restarted_replica_takes_back_its_own_lock_without_waiting_the_ttl
 async def _have(redis: Redis, key_prefix: str, messages: list[bytes]) -> bool:
     seen = {message_id_of(e) for e in await raw_events(redis, key_prefix)}
     return all(mid(m) in seen for m in messages)
-
-
-async def _true(value: bool) -> bool:
-    return value

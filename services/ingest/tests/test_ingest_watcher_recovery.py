@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from dovecot_fixture import (
-    DovecotServer,
-    SilentProxy,
-    make_email,
-    message_id_of,
-    metric,
-    mid,
-    raw_events,
-    wait_for,
-)
+from ingest_testkit import SilentProxy, make_email, message_id_of, metric, mid, raw_events
 from redis.asyncio import Redis
+from render_signal.devstack.dovecot import DovecotServer
+from render_signal.devstack.polling import eventually
 
 
 async def _idle() -> bool:
@@ -30,18 +23,18 @@ async def test_dovecot_restart_recovers_and_publishes_everything_once(
     dovecot: DovecotServer, redis: Redis, key_prefix: str, settings_for, start_watcher
 ) -> None:
     await start_watcher(settings_for(EMAIL_POLLING_INTERVAL_SECONDS="60"))
-    await wait_for(_idle, 10, "IDLE mode")
+    await eventually(_idle, 10, "IDLE mode")
     first = make_email("before the restart")
     dovecot.append(first)
-    await wait_for(lambda: _published_once(redis, key_prefix, [first]), 10, "first email")
+    await eventually(lambda: _published_once(redis, key_prefix, [first]), 10, "first email")
     reconnects = metric("render_signal_imap_reconnects_total")
 
     dovecot.stop()  # SIGTERM: the session is cut, the port closes
     while_down = [make_email(f"delivered while IMAP is down {i}") for i in range(2)]
     for message in while_down:
         dovecot.deliver(message)  # as the MDA would, straight into the Maildir
-    await wait_for(
-        lambda: _true(metric("render_signal_imap_reconnects_total") > reconnects),
+    await eventually(
+        lambda: metric("render_signal_imap_reconnects_total") > reconnects,
         10,
         "the watcher noticing the outage",
     )
@@ -51,10 +44,10 @@ async def test_dovecot_restart_recovers_and_publishes_everything_once(
     dovecot.append(after)
 
     everything = [first, *while_down, after]
-    counts = await wait_for(
+    counts = await eventually(
         lambda: _published_once(redis, key_prefix, everything), 20, "all emails after recovery"
     )
-    await wait_for(_idle, 10, "IDLE again")
+    await eventually(_idle, 10, "IDLE again")
     counts = Counter(message_id_of(e) for e in await raw_events(redis, key_prefix))
     assert {mid(m): counts[mid(m)] for m in everything} == {mid(m): 1 for m in everything}
     assert sum(counts.values()) == len(everything)
@@ -72,10 +65,10 @@ async def test_silent_server_cannot_freeze_the_watcher(
             EMAIL_POLLING_INTERVAL_SECONDS="60",
         )
         await start_watcher(settings)
-        await wait_for(_idle, 10, "IDLE mode through the proxy")
+        await eventually(_idle, 10, "IDLE mode through the proxy")
         first = make_email("before the freeze")
         dovecot.append(first)
-        await wait_for(lambda: _published_once(redis, key_prefix, [first]), 10, "first email")
+        await eventually(lambda: _published_once(redis, key_prefix, [first]), 10, "first email")
 
         reconnects = metric("render_signal_imap_reconnects_total")
         accepted = proxy.accepted
@@ -84,8 +77,8 @@ async def test_silent_server_cannot_freeze_the_watcher(
         for message in during:
             dovecot.append(message)
         # The watcher must give up on the hung session AND on a hung reconnect attempt.
-        await wait_for(
-            lambda: _true(
+        await eventually(
+            lambda: (
                 metric("render_signal_imap_reconnects_total") >= reconnects + 2
                 and proxy.accepted >= accepted + 1
             ),
@@ -98,16 +91,12 @@ async def test_silent_server_cannot_freeze_the_watcher(
 
         proxy.thaw()
         everything = [first, *during]
-        await wait_for(
+        await eventually(
             lambda: _published_once(redis, key_prefix, everything), 20, "emails after the thaw"
         )
-        await wait_for(_idle, 10, "IDLE again")
+        await eventually(_idle, 10, "IDLE again")
         counts = Counter(message_id_of(e) for e in await raw_events(redis, key_prefix))
         assert [counts[mid(m)] for m in everything] == [1, 1, 1]
         assert sum(counts.values()) == len(everything)
     finally:
         proxy.close()
-
-
-async def _true(value: bool) -> bool:
-    return value

@@ -5,20 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from dovecot_fixture import (
-    DovecotServer,
-    make_email,
-    message_id_of,
-    metric,
-    mid,
-    raw_events,
-    wait_for,
-)
+from ingest_testkit import make_email, message_id_of, metric, mid, raw_events
 from redis.asyncio import Redis
 from render_signal.common.configdocs import PollingConfig, apply_changes
 from render_signal.common.configstore import ConfigStore
 from render_signal.common.keys import Keys
 from render_signal.common.settings import EnvReader
+from render_signal.devstack.dovecot import DovecotServer
+from render_signal.devstack.polling import eventually
 from render_signal.ingest.schedule import PollingSchedule
 from render_signal.ingest.settings import read_settings
 
@@ -75,11 +69,11 @@ async def test_enable_polling_change_applies_without_restart(
     await store.apply(PollingConfig, {"enable_polling": False})
     running = await start_watcher(settings_for())
     watcher = running.watcher
-    await wait_for(lambda: _at_least(watcher, 1), 10, "first schedule check")
+    await eventually(lambda: _at_least(watcher, 1), 10, "first schedule check")
     message = make_email("held back by the schedule")
     dovecot.append(message)
     checks = watcher.schedule_checks
-    await wait_for(lambda: _at_least(watcher, checks + 3), 10, "three re-checks after the append")
+    await eventually(lambda: _at_least(watcher, checks + 3), 10, "three re-checks after the append")
     assert await _no_events(redis, key_prefix)
     assert metric("render_signal_imap_connected") == 0.0
     assert metric("render_signal_imap_schedule_active") == 0.0
@@ -89,7 +83,7 @@ async def test_enable_polling_change_applies_without_restart(
     async def published() -> list:
         return await raw_events(redis, key_prefix)
 
-    (event,) = await wait_for(published, 10, "the email once polling is enabled")
+    (event,) = await eventually(published, 10, "the email once polling is enabled")
     assert message_id_of(event) == mid(message)
 
 
@@ -103,7 +97,7 @@ async def test_active_days_and_hours_follow_the_injected_clock(
     message = make_email("sunday night")
     dovecot.append(message)
     checks = watcher.schedule_checks
-    await wait_for(lambda: _at_least(watcher, checks + 3), 10, "re-checks on Sunday")
+    await eventually(lambda: _at_least(watcher, checks + 3), 10, "re-checks on Sunday")
     assert await _no_events(redis, key_prefix)
 
     await store.apply(
@@ -113,7 +107,7 @@ async def test_active_days_and_hours_follow_the_injected_clock(
     async def published() -> list:
         return await raw_events(redis, key_prefix)
 
-    (event,) = await wait_for(published, 10, "the email inside the wrapped window")
+    (event,) = await eventually(published, 10, "the email inside the wrapped window")
     assert message_id_of(event) == mid(message)
 
 

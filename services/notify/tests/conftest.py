@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator  # noqa: E402
 
 import pytest  # noqa: E402  (after the sys.path line that makes the helpers importable)
 from notify_harness import Factory, Harness, make_settings  # noqa: E402
-from receiver import Receiver  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
-from render_signal.notify.clock import ManualClock  # noqa: E402
+from render_signal.devstack.clock import ManualClock  # noqa: E402
+from render_signal.devstack.receiver import Receiver  # noqa: E402
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ async def make(
     default_start: float = request.module.START
 
     def factory(start: float = default_start, **env: str) -> Harness:
-        env.setdefault("WEBHOOK_URL", rx.url())
+        env.setdefault("WEBHOOK_URL", rx.url)
         harness = Harness(redis, make_settings(redis_url, key_prefix, **env), ManualClock(start))
         made.append(harness)
         return harness

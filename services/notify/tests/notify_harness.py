@@ -19,7 +19,7 @@ from render_signal.common.logs import mask_url
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import Delivery
 from render_signal.common.webhooklog import read_attempts
-from render_signal.notify.clock import ManualClock
+from render_signal.devstack.clock import ManualClock
 from render_signal.notify.delivery import WebhookSender
 from render_signal.notify.scheduler import Scheduler
 from render_signal.notify.service import NotifyService

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -11,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from receiver import Receiver
 from redis.asyncio import Redis
 from render_signal.common.keys import Keys
+from render_signal.devstack.receiver import Receiver
 
 INSTANCE = "notify-crash-test"
 
@@ -28,7 +27,7 @@ def start_notify(
         "RENDER_SIGNAL_ENV": "dev",
         "RENDER_SIGNAL_ENV_FILE": str(tmp / "absent.env"),
         "RENDER_SIGNAL_INSTANCE": INSTANCE,
-        "WEBHOOK_URL": rx.url(),
+        "WEBHOOK_URL": rx.url,
         "NOTIFY_METRICS_PORT": "0",
         "NOTIFY_SCHEDULER_INTERVAL_SECONDS": "0.05",
         "HEARTBEAT_INTERVAL_SECONDS": "0.5",
@@ -47,29 +46,11 @@ def start_notify(
 
 
 def wait_exit(proc: Any, timeout: float = 20.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        code = proc.poll()
-        if code is not None:
-            return int(code)
-        time.sleep(0.02)
-    proc.kill()
-    raise AssertionError("notify did not exit")
-
-
-async def pause() -> None:
-    await asyncio.sleep(0.05)
-
-
-async def until(check: Any, what: str, timeout: float = 30.0) -> Any:
-    """Poll the async ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await pause()
-    raise AssertionError(f"timed out waiting for {what}")
+    try:
+        return int(proc.wait(timeout=timeout))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("notify did not exit") from None
 
 
 async def heartbeat_info(redis: Redis, prefix: str) -> dict[str, Any]:

@@ -10,14 +10,11 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
-import pytest
 from notify_harness import Harness, make_event, make_settings, paris
-from notify_proc import INSTANCE, heartbeat_info, pause, start_notify, until, wait_exit
-from receiver import Receiver
+from notify_proc import INSTANCE, heartbeat_info, start_notify, wait_exit
 from redis.asyncio import Redis
 from render_signal.common.configdocs import RoutingRules, WebhookConfig
 from render_signal.common.configstore import ConfigStore
@@ -25,7 +22,9 @@ from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import STREAM_MAIL_OFFLOADED, Keys, consumer_name
 from render_signal.common.streams import ensure_group, publish
 from render_signal.common.webhooklog import read_attempts
-from render_signal.notify.clock import ManualClock
+from render_signal.devstack.clock import ManualClock
+from render_signal.devstack.polling import eventually
+from render_signal.devstack.receiver import Receiver
 from render_signal.notify.jobs import Job, JobQueue
 from render_signal.notify.signing import webhook_id
 from render_signal.notify.targets import Target
@@ -34,24 +33,17 @@ OTHER = consumer_name("notify", "other-replica")
 MINE = consumer_name("notify", INSTANCE)
 
 
-@pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with Receiver() as receiver:
-        yield receiver
-
-
 async def wait_settled(redis: Redis, stream: str, entry_id: str, wid: str, prefix: str) -> None:
     """Until the group has delivered and acked ``entry_id`` and the send is recorded."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    async def settled() -> bool:
         groups = await redis.xinfo_groups(stream)
         group = next(g for g in groups if g["name"] == b"notify")
         last = group["last-delivered-id"].decode()
         sent = await redis.exists(f"{prefix}notify:sent:{wid}")
-        if group["pending"] == 0 and last >= entry_id and sent:
-            return
-        await pause()
-    raise AssertionError("notify did not settle")
+        return bool(group["pending"] == 0 and last >= entry_id and sent)
+
+    await eventually(settled, 30, "notify to settle")
 
 
 async def successes(redis: Redis, prefix: str, email_id: str) -> int:
@@ -68,7 +60,7 @@ async def test_sigkill_after_send_before_ack_then_restart(
     entry = await publish(redis, stream, event)
     proc = start_notify(redis_url, key_prefix, rx, tmp_path, fault="notify.after_send")
     try:
-        rx.wait_for(1, timeout=30)
+        rx.wait_for(1, timeout_s=30)
         assert wait_exit(proc) == -signal.SIGKILL
     finally:
         if proc.poll() is None:
@@ -97,7 +89,7 @@ async def test_sigterm_restart_never_sends_twice(
     entry = await publish(redis, stream, event)
     proc = start_notify(redis_url, key_prefix, rx, tmp_path)
     try:
-        rx.wait_for(1, timeout=30)
+        rx.wait_for(1, timeout_s=30)
         wid = rx.ids()[0]
         await wait_settled(redis, stream, entry, wid, key_prefix)
     finally:
@@ -109,9 +101,7 @@ async def test_sigterm_restart_never_sends_twice(
         again = await publish(redis, stream, event)
         await wait_settled(redis, stream, again, wid, key_prefix)
         heartbeat = f"{key_prefix}heartbeat:notify:{INSTANCE}"
-        deadline = time.monotonic() + 10
-        while not await redis.exists(heartbeat) and time.monotonic() < deadline:
-            await pause()
+        await eventually(lambda: redis.exists(heartbeat), 10, "notify's heartbeat")
         info = json.loads(await redis.get(heartbeat))
         assert info["details"]["deferred"] == 0
         assert rx.ids() == [wid]
@@ -132,7 +122,7 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
 ) -> None:
     queue = JobQueue(redis, Keys(key_prefix), MINE)
     # Another live replica holds a lease on some other job: it must stand.
-    other = job_for(make_event(), rx.url(), time.time())
+    other = job_for(make_event(), rx.url, time.time())
     assert await JobQueue(redis, Keys(key_prefix), OTHER).create(other, time.time() + 180)
     other_lease_end = await redis.zscore(queue.schedule_key, other.webhook_id)
     stream = f"{key_prefix}{STREAM_MAIL_OFFLOADED}"
@@ -143,12 +133,12 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
     rx.hold()  # ... which the scheduler leases and sends; the receiver sits on it
     proc = start_notify(redis_url, key_prefix, rx, tmp_path, WEBHOOK_RETRY_BASE_SECONDS="0.2")
     try:
-        rx.wait_for(2, timeout=30)
+        rx.wait_for(2, timeout_s=30)
         wid = rx.ids()[0]
         assert rx.ids() == [wid, wid]
         assert await queue.holder(wid) == MINE
         # The stream entry is long acked: only the schedule knows about the job.
-        await until(lambda: _no_pending(redis, stream), "the entry to be acked")
+        await eventually(lambda: _no_pending(redis, stream), 30, "the entry to be acked")
     finally:
         proc.kill()
     assert wait_exit(proc) == -signal.SIGKILL
@@ -161,8 +151,8 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
     restarted = time.time()
     proc = start_notify(redis_url, key_prefix, rx, tmp_path)
     try:
-        rx.wait_for(3, timeout=60)
-        await until(lambda: redis.exists(queue.sent_key(wid)), "the send to be recorded")
+        rx.wait_for(3, timeout_s=60)
+        await eventually(lambda: redis.exists(queue.sent_key(wid)), 30, "the send to be recorded")
         delivered = rx.requests[2].at
         print(f"recovered and delivered {delivered - restarted:.2f} s after the restart")
         assert rx.ids()[2] == wid
@@ -191,7 +181,7 @@ async def test_recover_takes_back_only_own_leases_and_never_resends(
 ) -> None:
     start = paris(2026, 3, 30, 10, 0)
     settings = make_settings(
-        redis_url, key_prefix, WEBHOOK_URL=rx.url(), RENDER_SIGNAL_INSTANCE=INSTANCE
+        redis_url, key_prefix, WEBHOOK_URL=rx.url, RENDER_SIGNAL_INSTANCE=INSTANCE
     )
     h = Harness(redis, settings, ManualClock(start))
     try:
@@ -199,10 +189,10 @@ async def test_recover_takes_back_only_own_leases_and_never_resends(
         # Leftovers of this replica's previous life: one whose send never
         # completed, one whose 2xx was recorded just before the crash.
         pending, sent = make_event(), make_event()
-        mine = job_for(pending, rx.url(), start)
-        done = job_for(sent, rx.url(), start)
+        mine = job_for(pending, rx.url, start)
+        done = job_for(sent, rx.url, start)
         theirs_event = make_event()
-        theirs = job_for(theirs_event, rx.url(), start)
+        theirs = job_for(theirs_event, rx.url, start)
         assert await h.service.queue.create(mine, lease_end)
         assert await h.service.queue.create(done, lease_end)
         assert await h.service.queue.mark_sent(done.webhook_id)
@@ -242,7 +232,7 @@ async def test_heartbeat_reports_loaded_config_versions(
         return dict((await heartbeat_info(redis, key_prefix)).get("config_versions") or {})
 
     try:
-        seen = await until(versions, "config_versions in the heartbeat")
+        seen = await eventually(versions, 30, "config_versions in the heartbeat")
         assert seen["routing_rules"] == 1
         assert seen["webhook_config"] == 0  # never written
         # A change made while notify is idle shows up without any email.
@@ -253,7 +243,7 @@ async def test_heartbeat_reports_loaded_config_versions(
             now = await versions()
             return now.get("routing_rules") == 2 and now.get("webhook_config") == 1
 
-        assert await until(changed, "the new versions in the heartbeat")
+        assert await eventually(changed, 30, "the new versions in the heartbeat")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc) == 0

@@ -9,7 +9,7 @@ import json
 
 import pytest
 from notify_harness import Factory, Harness, make_event, paris
-from receiver import Receiver
+from render_signal.devstack.receiver import Receiver, Reply
 from standardwebhooks.webhooks import Webhook
 
 MONDAY_7H = paris(2026, 3, 30, 7, 0)
@@ -145,14 +145,14 @@ async def test_410_disables_target_and_dead_letters(make: Factory, rx: Receiver)
     await h.emit(make_event())
     await h.emit(make_event())
     assert len(rx.requests) == 1  # the second email is not sent to a gone target
-    assert await h.redis.hexists(h.keys.notify_disabled_targets, rx.url())
+    assert await h.redis.hexists(h.keys.notify_disabled_targets, rx.url)
     reasons = [d["failure_reason"] for d in await h.dead_letters()]
     assert reasons == ["target_disabled", "upstream_client_error"]
 
 
 async def test_retry_window_exhausted_dead_letters(make: Factory, rx: Receiver) -> None:
     h = make(start=paris(2026, 3, 30, 10, 0), WEBHOOK_RETRY_WINDOW_SECONDS="3")
-    rx.default.status = 503
+    rx.answer = Reply(503)
     await h.emit(make_event())
     while not await h.dead_letters():
         ((_, score),) = await h.redis.zrange(h.service.queue.schedule_key, 0, -1, withscores=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from notify_harness import Factory, make_event, paris
-from receiver import Receiver
+from render_signal.devstack.receiver import Receiver, Reply
 
 START = paris(2026, 3, 30, 10, 0)
 
@@ -17,7 +17,7 @@ START = paris(2026, 3, 30, 10, 0)
 async def test_retry_count_bounds_the_attempts(make: Factory, rx: Receiver) -> None:
     h = make()
     await h.configure("processing_prefs", {"retry_count": 1})
-    rx.default.status = 503
+    rx.answer = Reply(503)
     await h.emit(make_event())
     ((_, due),) = await h.redis.zrange(h.service.queue.schedule_key, 0, -1, withscores=True)
     h.clock.set(due)
@@ -61,7 +61,7 @@ async def test_a_disabled_rule_routes_nothing(make: Factory, rx: Receiver) -> No
     rule = {
         "id": "lot",
         "conditions": [{"field": "subject", "operator": "contains", "value": "Lot"}],
-        "actions": {"webhook_url": rx.url("/rule"), "stop_processing": True},
+        "actions": {"webhook_url": rx.url_for("/rule"), "stop_processing": True},
     }
     await h.configure("routing_rules", {"rules": [{**rule, "enabled": False}]})
     await h.emit(make_event(subject="Lot 4"))

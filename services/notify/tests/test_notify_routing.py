@@ -8,8 +8,8 @@ import time
 import msgspec
 import pytest
 from notify_harness import Factory, make_event, paris
-from receiver import Receiver
 from render_signal.common.configrules import RuleCondition
+from render_signal.devstack.receiver import Receiver
 from render_signal.notify.makewatcher import MakeWatcher
 from render_signal.notify.rules import condition_matches
 from render_signal.notify.window import DESABO
@@ -98,12 +98,12 @@ async def test_routing_first_match_and_stop_processing(make: Factory, rx: Receiv
             "rules": [
                 _rule(
                     "never",
-                    rx.url("/never"),
+                    rx.url_for("/never"),
                     [{"field": "subject", "operator": "equals", "value": "nope"}],
                 ),
                 _rule(
                     "lot",
-                    rx.url("/lot"),
+                    rx.url_for("/lot"),
                     [
                         {"field": "subject", "operator": "contains", "value": "RECADRAGE"},
                         {"field": "provider", "operator": "equals", "value": "dropbox"},
@@ -112,7 +112,7 @@ async def test_routing_first_match_and_stop_processing(make: Factory, rx: Receiv
                 ),
                 _rule(
                     "second",
-                    rx.url("/second"),
+                    rx.url_for("/second"),
                     [{"field": "detector", "operator": "regex", "value": "^recad"}],
                 ),
             ]
@@ -128,7 +128,7 @@ async def test_routing_first_match_and_stop_processing(make: Factory, rx: Receiv
             "rules": [
                 _rule(
                     "a",
-                    rx.url("/rule"),
+                    rx.url_for("/rule"),
                     [{"field": "sender", "operator": "contains", "value": "media-solution"}],
                 ),
             ]
@@ -142,7 +142,7 @@ async def test_routing_first_match_and_stop_processing(make: Factory, rx: Receiv
             "rules": [
                 _rule(
                     "same",
-                    rx.url(),
+                    rx.url,
                     [{"field": "body", "operator": "contains", "value": "bonjour"}],
                     priority="high",
                 ),
@@ -242,7 +242,7 @@ async def test_no_target_waits_until_one_is_configured(make: Factory, rx: Receiv
     await h.emit(make_event())
     [entry] = await h.logs(7)
     assert entry["failure_reason"] == "no_target"
-    await h.configure("webhook_config", {"webhook_url": rx.url("/late")})
+    await h.configure("webhook_config", {"webhook_url": rx.url_for("/late")})
     h.clock.advance(60)
     await h.tick()
     assert rx.wait_for(1)[0].path == "/late"
@@ -250,7 +250,7 @@ async def test_no_target_waits_until_one_is_configured(make: Factory, rx: Receiv
 
 async def test_make_watcher_starts_and_stops_on_changes(make: Factory, rx: Receiver) -> None:
     h = make(
-        MAKECOM_API_KEY="make-key-123", MAKE_API_BASE_URL=rx.url(""), MAKE_SCENARIO_IDS="111,222"
+        MAKECOM_API_KEY="make-key-123", MAKE_API_BASE_URL=rx.base_url, MAKE_SCENARIO_IDS="111,222"
     )
     watcher = MakeWatcher(h.settings, h.watcher, h.clock)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from render_signal.common.linkjournal import LinkRecord, LinksFile
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import ensure_group, publish
 from render_signal.common.timefmt import iso
+from render_signal.devstack.polling import eventually
 from render_signal.offload.main import build_service
 from render_signal.offload.service import OffloadService
 from render_signal.offload.settings import OffloadSettings, read_settings
@@ -73,14 +73,12 @@ async def wait_offloaded(
     redis: Redis, prefix: str, count: int, timeout_s: float = 20.0
 ) -> list[tuple[str, MailOffloaded]]:
     """Poll mail.offloaded until ``count`` entries exist (or fail at the deadline)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    async def enough() -> list[tuple[str, MailOffloaded]]:
         rows = await read_offloaded(redis, prefix)
-        if len(rows) >= count:
-            return rows
-        if time.monotonic() > deadline:
-            raise AssertionError(f"only {len(rows)}/{count} mail.offloaded entries in {timeout_s}s")
-        await asyncio.sleep(0.02)
+        return rows if len(rows) >= count else []
+
+    return await eventually(enough, timeout_s, f"{count} mail.offloaded entries")
 
 
 @contextlib.asynccontextmanager

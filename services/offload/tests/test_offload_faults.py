@@ -8,12 +8,13 @@ breaker sends the next email straight to fallback (the stand-in sees nothing).
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
 from offload_harness import mail, make_settings, offload_env, running_service, send, wait_offloaded
 from redis.asyncio import Redis
+from render_signal.devstack.polling import eventually
+from render_signal.devstack.ports import free_port
 from render_signal.offload.normalise import normalise
 from standin import WorkerStandIn
 
@@ -96,16 +97,10 @@ async def test_worker_fault_falls_back_and_breaker_skips_next_email(
                 assert worker.count() == expected_requests + 1
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_worker_down_costs_bounded_time_then_breaker_opens(
     redis: Redis, redis_url: str, key_prefix: str
 ) -> None:
-    endpoint = f"http://127.0.0.1:{closed_port()}/"
+    endpoint = f"http://127.0.0.1:{free_port()}/"  # nothing listens there
     settings = make_settings(fault_env(redis_url, key_prefix, endpoint))
     async with running_service(redis, settings) as service:
         started = time.time()
@@ -139,7 +134,7 @@ async def test_ssrf_refused_links_never_reach_the_worker(
         async with running_service(redis, settings):
             await send(redis, key_prefix, mail("ssrf", *bad, good))
             [(_, out)] = await wait_offloaded(redis, key_prefix, 1)
-    assert [r.body["source_url"] for r in worker.requests] == ["https://fromsmash.com/Good1"]
+    assert [r.json["source_url"] for r in worker.requests] == ["https://fromsmash.com/Good1"]
     for link, (provider, raw) in zip(out.links[:-1], bad, strict=True):
         assert link.r2_url is None
         assert link.direct_url == normalise(provider, raw)
@@ -158,10 +153,7 @@ async def test_worker_contract_and_global_concurrency_cap(
             await send(
                 redis, key_prefix, mail("c2", *links[:2], ("fromsmash", "https://fromsmash.com/X"))
             )
-            deadline = time.monotonic() + 10
-            while worker.count() < 2:
-                assert time.monotonic() < deadline, "Worker never called"
-                await asyncio.sleep(0.01)
+            await eventually(lambda: worker.count() >= 2, 10, "two Worker calls")
             # Observation window: with the cap at 2, nothing more may arrive while held.
             window_end = time.monotonic() + 0.4
             while time.monotonic() < window_end:
@@ -174,8 +166,8 @@ async def test_worker_contract_and_global_concurrency_cap(
     first = worker.requests[0]
     assert first.headers["X-R2-FETCH-TOKEN"] == "standin-token-123"
     assert first.headers["Content-Type"] == "application/json"
-    assert set(first.body) == {"source_url", "object_key", "bucket", "provider", "email_id"}
-    assert first.body["bucket"] == "render-signal-test"
+    assert set(first.json) == {"source_url", "object_key", "bucket", "provider", "email_id"}
+    assert first.json["bucket"] == "render-signal-test"
     for _, out in rows:
         assert all(
             link.r2_url and link.original_filename == "report final.zip" for link in out.links

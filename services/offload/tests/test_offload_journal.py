@@ -6,8 +6,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from render_signal.common.events import MailReceived
 from render_signal.common.keys import GROUP_OFFLOAD, STREAM_MAIL_RECEIVED
 from render_signal.common.linkjournal import LinkRecord, LinksFile
 from render_signal.common.streams import ensure_group
+from render_signal.devstack.polling import eventually
 from render_signal.offload.linkswriter import LinksFileWriter
 from render_signal.offload.main import build_service
 from standin import WorkerStandIn
@@ -169,13 +168,6 @@ def _file_sources(path: Path) -> list[str]:
     return [i["source_url"] for i in json.loads(path.read_text(encoding="utf-8"))]
 
 
-async def _poll(predicate: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
 async def _stage(redis: Redis, writer: LinksFileWriter, rows: list[LinkRecord]) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         for row in rows:
@@ -200,7 +192,7 @@ async def test_writer_coalesces_rows_into_one_flush_and_unstages(
         async def written() -> bool:
             return len(_file_sources(path)) == 40 and not await redis.exists(staged)
 
-        await _poll(written, "the coalesced flush")
+        await eventually(written, 10, "the coalesced flush")
         assert _file_sources(path) == [r.source_url for r in rows]  # order kept
         assert writer.flushes == 1  # one locked read-modify-write, not ten
         check_schema(json.loads(path.read_text(encoding="utf-8")))
@@ -265,7 +257,7 @@ async def test_failed_file_write_is_retried_not_dropped(
         async def failed() -> bool:
             return writer.failures >= 1
 
-        await _poll(failed, "a failed write")
+        await eventually(failed, 10, "a failed write")
         assert writer.pending == 2
         assert await redis.hlen(staged) == 2  # still staged for a restart
         blocker.unlink()
@@ -273,7 +265,7 @@ async def test_failed_file_write_is_retried_not_dropped(
         async def written() -> bool:
             return len(_file_sources(path)) == 2
 
-        await _poll(written, "the retried write")
+        await eventually(written, 10, "the retried write")
         assert _file_sources(path) == [r.source_url for r in rows]
     finally:
         await writer.aclose()

@@ -6,18 +6,17 @@ session Redis and the loopback Worker stand-in.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from offload_harness import mail, offload_env, read_offloaded, send, wait_offloaded
 from redis.asyncio import Redis
+from render_signal.devstack.polling import eventually
 from standin import WorkerStandIn
 
 REPO = Path(__file__).resolve().parents[3]
@@ -36,13 +35,6 @@ def start_service(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=sink,
             stderr=sink,
         )
-
-
-async def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not await predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:
@@ -79,7 +71,7 @@ async def test_sigkill_mid_flight_then_restart_loses_nothing(
                 )
                 return bool(groups)
 
-            await wait_for(group_ready, 20, "consumer group")
+            await eventually(group_ready, 20, "consumer group")
             for email_id in emails:
                 links = [("fromsmash", f"https://fromsmash.com/{email_id}-{n}") for n in range(2)]
                 await send(redis, key_prefix, mail(email_id, *links))
@@ -87,7 +79,7 @@ async def test_sigkill_mid_flight_then_restart_loses_nothing(
             async def in_flight() -> bool:
                 return worker.in_flight >= 2 * len(hanging)
 
-            await wait_for(in_flight, 20, "Worker calls in flight")
+            await eventually(in_flight, 20, "Worker calls in flight")
             await wait_offloaded(redis, key_prefix, len(emails) - len(hanging))
             proc.send_signal(signal.SIGKILL)
             assert proc.wait(timeout=10) == -signal.SIGKILL
@@ -103,7 +95,7 @@ async def test_sigkill_mid_flight_then_restart_loses_nothing(
                 pending = await redis.xpending(f"{key_prefix}mail.received", "offload")
                 return int(pending["pending"]) == 0
 
-            await wait_for(all_acked, 20, "acks after restart")
+            await eventually(all_acked, 20, "acks after restart")
             rows = await read_offloaded(redis, key_prefix)
             assert stop(proc) == 0
         finally:
@@ -139,7 +131,7 @@ async def test_disabled_process_says_so_once_and_in_heartbeat(
         async def beating() -> bool:
             return bool(await redis.exists(key))
 
-        await wait_for(beating, 20, "heartbeat")
+        await eventually(beating, 20, "heartbeat")
         record = json.loads(await redis.get(key))
         assert record["details"]["offload"] == "disabled"
         await send(redis, key_prefix, mail("d1", ("dropbox", "https://www.dropbox.com/s/a/b.zip")))

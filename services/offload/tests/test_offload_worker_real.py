@@ -11,12 +11,10 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -24,7 +22,8 @@ from urllib.parse import quote, unquote, urlsplit
 import pytest
 from offload_harness import mail, make_settings, offload_env, running_service, send, wait_offloaded
 from redis.asyncio import Redis
-from render_signal.common.pytest_plugin import require_component
+from render_signal.devstack.pytest_plugin import require_component
+from render_signal.devstack.receiver import Receiver, Recorded, Reply, download
 from render_signal.offload.normalise import normalise
 from render_signal.offload.objectkey import object_key
 
@@ -35,51 +34,24 @@ TOKEN = "real-worker-token-4242"
 PUBLIC = "https://files.r2.test"
 
 
-@dataclass
-class FileServer:
+class FileServer(Receiver):
     """Provider stand-in: path -> (bytes, filename) or a redirect; records every request."""
 
-    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
-    redirects: dict[str, str] = field(default_factory=dict)
-    seen: list[str] = field(default_factory=list)
-    port: int = 0
+    def __init__(self) -> None:
+        super().__init__(self._file)
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.redirects: dict[str, str] = {}
 
+    def _file(self, request: Recorded) -> Reply:
+        path = unquote(urlsplit(request.path).path)
+        if path in self.redirects:
+            return Reply(302, headers={"Location": self.redirects[path]})
+        if path not in self.files:
+            return Reply(404)
+        return download(*self.files[path])
 
-def serve_files(state: FileServer) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            path = unquote(urlsplit(self.path).path)
-            state.seen.append(self.path)
-            if path in state.redirects:
-                self.send_response(302)
-                self.send_header("Location", state.redirects[path])
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            if path not in state.files:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            data, name = state.files[path]
-            self.send_response(200)
-            self.send_header("Content-Type", "application/zip")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header(
-                "Content-Disposition",
-                f"attachment; filename=\"download.zip\"; filename*=UTF-8''{quote(name)}",
-            )
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    def paths(self) -> list[str]:
+        return [request.path for request in self.requests]
 
 
 @dataclass
@@ -98,15 +70,14 @@ def real_worker() -> Iterator[RealWorker]:
         "needs node, deploy/r2-worker/scripts/serve.mjs and its node_modules (npm ci)",
     )
     assert node is not None
-    files, secret = FileServer(), FileServer()
-    file_server, secret_server = serve_files(files), serve_files(secret)
+    files, secret = FileServer().start(), FileServer().start()
     env = {
         **os.environ,
         "PORT": "0",
         "ADMIN_PORT": "0",
         "R2_FETCH_TOKEN": TOKEN,
         "R2_PUBLIC_BASE_URL": PUBLIC,
-        "PROVIDER_ORIGIN": f"http://127.0.0.1:{files.port}",
+        "PROVIDER_ORIGIN": files.base_url,
     }
     proc = subprocess.Popen(
         [node, str(SERVE)],
@@ -134,8 +105,8 @@ def real_worker() -> Iterator[RealWorker]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        file_server.shutdown()
-        secret_server.shutdown()
+        files.stop()
+        secret.stop()
 
 
 def admin_get(worker: RealWorker, key: str) -> tuple[bytes, dict[str, Any]]:
@@ -191,7 +162,7 @@ async def test_real_worker_refuses_redirect_to_loopback(
         await send(redis, key_prefix, mail("redir", ("dropbox", raw)))
         [(_, out)] = await wait_offloaded(redis, key_prefix, 1, timeout_s=60)
         assert service.details().breaker == "closed"  # a refusal is not a Worker fault
-    assert any(p.startswith("/s/redir/evil.zip") for p in real_worker.files.seen)
+    assert any(p.startswith("/s/redir/evil.zip") for p in real_worker.files.paths())
     assert out.links[0].r2_url is None
     assert out.links[0].direct_url == normalise("dropbox", raw)
-    assert real_worker.secret.seen == []
+    assert real_worker.secret.paths() == []

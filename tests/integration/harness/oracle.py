@@ -1,7 +1,7 @@
 """The no-loss checker (docs: reliability §1.8): what went in vs what the receiver got.
 
 History in: :class:`~.mail.Sent` per email (unique marker). History out: every
-request the receiver got (:class:`~.fakes.Delivery`). Faults: when each was
+request the receiver got (:class:`~render_signal.devstack.receiver.Recorded`). Faults: when each was
 injected. After the drain the checker reports:
 
 * lost -- an email handed over (APPEND OK / 202) with no 2xx delivery;
@@ -19,7 +19,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .fakes import Delivery
+from render_signal.devstack.receiver import Recorded
+
+from .fakes import marker_of
 from .mail import Sent
 
 __all__ = ["Fault", "Report", "check"]
@@ -80,17 +82,17 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def check(sent: list[Sent], deliveries: list[Delivery], faults: list[Fault]) -> Report:
+def check(sent: list[Sent], deliveries: list[Recorded], faults: list[Fault]) -> Report:
     markers = {s.marker for s in sent}
-    accepted = [d for d in deliveries if 200 <= d.status < 300]
-    by_id: dict[str, list[Delivery]] = defaultdict(list)
+    accepted = [d for d in deliveries if d.accepted]
+    by_id: dict[str, list[Recorded]] = defaultdict(list)
     ids_by_marker: dict[str, set[str]] = defaultdict(set)
-    first_by_marker: dict[str, Delivery] = {}
+    first_by_marker: dict[str, Recorded] = {}
     for d in sorted(accepted, key=lambda x: x.at):
         by_id[d.webhook_id].append(d)
-        if d.marker:
-            ids_by_marker[d.marker].add(d.webhook_id)
-            first_by_marker.setdefault(d.marker, d)
+        if marker := marker_of(d):
+            ids_by_marker[marker].add(d.webhook_id)
+            first_by_marker.setdefault(marker, d)
     crashes = sorted((f for f in faults if f.is_crash), key=lambda f: f.at)
     dup_causes: Counter[str] = Counter()
     unexplained: list[str] = []
@@ -101,7 +103,7 @@ def check(sent: list[Sent], deliveries: list[Delivery], faults: list[Fault]) -> 
             if window:
                 dup_causes[window[-1].kind] += 1
             else:
-                unexplained.append(f"{dup.marker or webhook_id}")
+                unexplained.append(f"{marker_of(dup) or webhook_id}")
     latencies = [first_by_marker[s.marker].at - s.at for s in sent if s.marker in first_by_marker]
     latency: dict[str, Any] = {}
     if latencies:

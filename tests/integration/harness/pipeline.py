@@ -12,14 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import importlib.util
 import os
 import secrets
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -28,14 +25,16 @@ from render_signal.common.configdocs import BY_NAME
 from render_signal.common.configstore import ConfigStore
 from render_signal.common.keys import Keys
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer, find_redis_server, free_port
+from render_signal.devstack.dovecot import DovecotServer, dovecot_binary
+from render_signal.devstack.ports import free_port
+from render_signal.devstack.redisserver import RedisServer, find_redis_server
 
 from .dashboard import login
-from .fakes import ProviderFiles, Receiver
+from .fakes import ProviderFiles, WebhookReceiver
 from .mail import HttpIngress, ImapAppender
-from .processes import REPO, ServiceProcess, WorkerProcess, http_ok
+from .processes import ServiceProcess, WorkerProcess, http_ok
 
-__all__ = ["SERVICES", "Pipeline", "dovecot_module", "missing_components"]
+__all__ = ["SERVICES", "Pipeline", "missing_components"]
 
 SERVICES = ("ingest", "offload", "notify", "gateway")
 PORT_VAR = {
@@ -44,20 +43,6 @@ PORT_VAR = {
     "notify": "NOTIFY_METRICS_PORT",
     "gateway": "PORT",
 }
-_DOVECOT_FIXTURE = REPO / "services" / "ingest" / "tests" / "dovecot_fixture.py"
-
-
-def dovecot_module() -> ModuleType:
-    """The ingest team's real-Dovecot fixture, imported by file path (not a package)."""
-    name = "render_signal_e2e_dovecot_fixture"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _DOVECOT_FIXTURE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def missing_components(*, imap: bool = True, worker: bool = True) -> str | None:
@@ -65,9 +50,7 @@ def missing_components(*, imap: bool = True, worker: bool = True) -> str | None:
     if find_redis_server() is None:
         return "no redis-server binary"
     if imap:
-        if not _DOVECOT_FIXTURE.is_file():
-            return "services/ingest/tests/dovecot_fixture.py missing"
-        if dovecot_module().dovecot_binary() is None:
+        if dovecot_binary() is None:
             return "no dovecot binary"
         if os.geteuid() != 0:
             return "Dovecot fixture needs root (chown to the mail uid)"
@@ -106,10 +89,10 @@ class Pipeline:
         self.timezone = timezone
         self.redis = RedisServer(workdir / "redis", aof=True)
         self.redis_restarts = {"kill": 0, "term": 0}
-        self.dovecot: Any = None
+        self.dovecot: DovecotServer | None = None
         self.files = ProviderFiles(files_bytes)
         self.worker: WorkerProcess | None = None
-        self.receiver = Receiver(receiver_retry_after_s)
+        self.receiver = WebhookReceiver(receiver_retry_after_s)
         self.ports = {name: free_port() for name in SERVICES}
         self.extra_env = dict(extra_env or {})
         self.services: dict[str, ServiceProcess] = {}
@@ -124,7 +107,7 @@ class Pipeline:
             self._started.append("redis")
             self._apply_fsync()
             if self.use_imap:
-                self.dovecot = dovecot_module().DovecotServer()
+                self.dovecot = DovecotServer()
                 self.dovecot.start()
                 self._started.append("dovecot")
             self.files.start()

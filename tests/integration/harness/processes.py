@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from render_signal.devstack.polling import wait_until
+
 __all__ = ["REPO", "ServiceProcess", "WorkerProcess", "http_ok", "service_command"]
 
 REPO = Path(__file__).resolve().parents[3]
@@ -105,16 +107,14 @@ class ServiceProcess:
         self.pids.append(self.process.pid)
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise AssertionError(
                     f"{self.name} exited with {self.process.returncode}:\n{self.tail()}"
                 )
-            if self.ready_url is None or http_ok(self.ready_url):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{self.name} not ready after {timeout_s}s:\n{self.tail()}")
+            return self.ready_url is None or http_ok(self.ready_url)
+
+        wait_until(ready, timeout_s, lambda: f"{self.name} to be ready:\n{self.tail()}")
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM kill would."""

@@ -1,12 +1,14 @@
-"""Injectable clocks: every time-dependent decision takes a :class:`Clock`."""
+"""Injectable clocks: every time-dependent decision takes a :class:`Clock`.
+
+Tests pass ``render_signal.devstack.clock.ManualClock``.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "SystemClock"]
 
 
 class Clock(Protocol):
@@ -20,24 +22,3 @@ class SystemClock:
 
     def now(self) -> float:
         return time.time()
-
-
-class ManualClock:
-    """A clock tests move by hand (thread-safe)."""
-
-    def __init__(self, start: float) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        with self._lock:
-            return self._now
-
-    def set(self, value: float) -> None:
-        with self._lock:
-            self._now = value
-
-    def advance(self, seconds: float) -> float:
-        with self._lock:
-            self._now += seconds
-            return self._now

@@ -21,16 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from render_signal.common.childprocess import die_with_parent
+from render_signal.devstack.childprocess import die_with_parent
+from render_signal.devstack.ports import free_port
 
-__all__ = ["RedisServer", "embedded_redis_server", "find_redis_server", "free_port"]
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["RedisServer", "embedded_redis_server", "find_redis_server"]
 
 
 def find_redis_server() -> str | None:

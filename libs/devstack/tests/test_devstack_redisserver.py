@@ -10,10 +10,11 @@ from typing import Any
 
 from render_signal.common.consumer import Consumer
 from render_signal.common.events import MailRaw
-from render_signal.common.pytest_plugin import eventually, require_component
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer, embedded_redis_server, find_redis_server
 from render_signal.common.streams import Delivery, publish, trim_acknowledged
+from render_signal.devstack.polling import eventually
+from render_signal.devstack.pytest_plugin import require_component
+from render_signal.devstack.redisserver import RedisServer, embedded_redis_server, find_redis_server
 
 
 def test_fallback_order_env_then_path_then_embedded(tmp_path: Path, monkeypatch: Any) -> None:

@@ -11,19 +11,17 @@ collide between tests sharing one server.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer, find_redis_server
+from render_signal.devstack.redisserver import RedisServer, find_redis_server
 
-__all__ = ["eventually", "require_component"]
+__all__ = ["require_component"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -35,22 +33,6 @@ def require_component(available: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required component unavailable in CI: {reason}")
     pytest.skip(reason)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout_s: float = 15.0, what: str = "condition"
-) -> None:
-    """Poll ``check`` until it returns True; fail naming ``what`` after ``timeout_s``.
-
-    Polling with a deadline is how tests wait for another process; a fixed
-    sleep would either waste time or flake.
-    """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def _docker_redis_url() -> tuple[str, object] | None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from render_signal.common.childprocess import die_with_parent
+from render_signal.devstack.childprocess import die_with_parent
 
 __all__ = ["SERVICES", "Child", "Supervisor", "service_command"]
 

@@ -15,7 +15,6 @@ import email.utils
 import json
 import os
 import secrets
-import socket
 import sys
 import time
 import urllib.error
@@ -25,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from render_signal.common.devenv import ensure_dev_env, is_generated_dev_env
 from render_signal.common.envreader import DEV_MODE_WORDS, load_env_file
-from render_signal.common.heartbeat import read_heartbeats
-from render_signal.common.keys import Keys
+from render_signal.common.keys import DEFAULT_PREFIX, Keys
 from render_signal.common.redisclient import create_redis
-from render_signal.common.redisserver import RedisServer, free_port
-from render_signal.common.sink import RecordingSink
-from render_signal.common.status import gather_streams
-from render_signal.common.supervisor import SERVICES, Supervisor, write_state
 from render_signal.common.webhooklog import read_attempts
+from render_signal.devstack.devenv import ensure_dev_env, is_generated_dev_env
+from render_signal.devstack.ports import free_port, port_free
+from render_signal.devstack.redisserver import RedisServer
+from render_signal.devstack.sink import RecordingSink
+from render_signal.devstack.status import render_status, wait_for_status
+from render_signal.devstack.supervisor import SERVICES, Supervisor, write_state
 
 __all__ = ["main"]
 
@@ -50,16 +49,6 @@ PORT_VARS = {
 
 def _say(text: str) -> None:
     print(text, flush=True)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _stack_env(env_path: Path) -> dict[str, str]:
@@ -79,7 +68,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if var in os.environ:
             continue  # explicitly chosen: a clash is the user's to see
         wanted = int(env.get(var) or default)
-        if not _port_free(wanted):
+        if not port_free(wanted):
             env[var] = str(free_port())
             _say(f"render-signal: port {wanted} busy, {service} uses {env[var]}")
         else:
@@ -87,7 +76,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     redis_server: RedisServer | None = None
     if not env.get("REDIS_URL"):
-        port = 6390 if _port_free(6390) else 0
+        port = 6390 if port_free(6390) else 0
         redis_server = RedisServer(
             RUN_DIR / "redis", port=port, aof=True, die_with_parent=True
         ).start()
@@ -107,7 +96,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             STATE_FILE,
             {
                 "redis_url": env["REDIS_URL"],
-                "key_prefix": env.get("REDIS_KEY_PREFIX", "render_signal:"),
+                "key_prefix": env.get("REDIS_KEY_PREFIX", DEFAULT_PREFIX),
                 "gateway_url": gateway_url,
                 "sink_url": sink.url if sink else None,
                 "sink_records": str(sink.record_path) if sink else None,
@@ -141,64 +130,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _resolve_redis(env_path: Path, wait_s: float = 0.0) -> tuple[str, str]:
     env = _stack_env(env_path)
     if env.get("REDIS_URL"):
-        return env["REDIS_URL"], env.get("REDIS_KEY_PREFIX", "render_signal:")
+        return env["REDIS_URL"], env.get("REDIS_KEY_PREFIX", DEFAULT_PREFIX)
     deadline = time.monotonic() + wait_s
     while not STATE_FILE.is_file() and time.monotonic() < deadline:
         time.sleep(0.1)  # `up` may still be starting Redis
     if STATE_FILE.is_file():
         state = json.loads(STATE_FILE.read_text(encoding="utf-8"))
-        return str(state["redis_url"]), str(state.get("key_prefix", "render_signal:"))
+        return str(state["redis_url"]), str(state.get("key_prefix", DEFAULT_PREFIX))
     raise SystemExit("render-signal: no REDIS_URL and no running stack (start one: make run)")
-
-
-async def gather_status(redis: Any, prefix: str) -> dict[str, Any]:
-    keys = Keys(prefix)
-    now = time.time()
-    beats = await read_heartbeats(redis, keys)
-    return {
-        "checked_at": now,
-        "services": [{**msgspec.to_builtins(b), "age_s": round(now - b.ts, 1)} for b in beats],
-        "streams": msgspec.to_builtins(await gather_streams(redis, keys)),
-    }
-
-
-def render_status(status: dict[str, Any], expected: tuple[str, ...]) -> str:
-    """Human-readable table of :func:`gather_status`'s result."""
-    lines = ["SERVICE   INSTANCE                       PID      AGE   STATE"]
-    alive = {s["service"] for s in status["services"]}
-    for record in status["services"]:
-        lines.append(
-            f"{record['service']:<9} {str(record.get('instance', ''))[:30]:<30} "
-            f"{record.get('pid', ''):<8} {record['age_s']:>4}s alive"
-        )
-    for name in expected:
-        if name not in alive:
-            lines.append(f"{name:<9} {'-':<30} {'-':<8} {'-':>5} DOWN (no heartbeat)")
-    lines.append("")
-    lines.append("STREAM           LENGTH  DLQ  GROUP     PENDING  LAG")
-    for stream in status["streams"]:
-        groups = stream["groups"] or [{"name": "-", "pending": "-", "lag": "-"}]
-        for group in groups:
-            lag = "?" if group["lag"] is None else group["lag"]
-            lines.append(
-                f"{stream['stream']:<16} {stream['length']:>6} {stream['dead_letters']:>4}  "
-                f"{group['name']:<9} {group['pending']:>7}  {lag}"
-            )
-    return "\n".join(lines)
-
-
-async def _status(url: str, prefix: str, wait_s: float) -> dict[str, Any]:
-    redis = create_redis(url)
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            status = await gather_status(redis, prefix)
-            alive = {s["service"] for s in status["services"]}
-            if set(SERVICES) <= alive or time.monotonic() >= deadline:
-                return status
-            await asyncio.sleep(0.5)
-    finally:
-        await redis.aclose()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -206,7 +145,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     url, prefix = _resolve_redis(Path(args.env_file), args.wait)
     remaining = max(0.0, args.wait - (time.monotonic() - started))
     try:
-        status = asyncio.run(_status(url, prefix, remaining))
+        status = asyncio.run(wait_for_status(url, prefix, SERVICES, remaining))
     except OSError as exc:
         _say(f"render-signal: cannot reach Redis at {url.split('@')[-1]}: {exc}")
         return 1
@@ -222,7 +161,7 @@ def _sample_bytes(path: str | None, marker: str) -> bytes:
     if path:
         data = Path(path).read_bytes()
     else:
-        data = resources.files("render_signal.common").joinpath("samples/sample.eml").read_bytes()
+        data = resources.files("render_signal.devstack").joinpath("samples/sample.eml").read_bytes()
         data = data.replace(b"{MARKER}", marker.encode())
     # A fresh Message-ID so resending the sample is a new email, not a duplicate.
     head, sep, body = data.partition(b"\n\n")
