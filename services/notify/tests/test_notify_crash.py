@@ -113,7 +113,7 @@ async def test_sigterm_restart_never_sends_twice(
 
 def job_for(event: MailOffloaded, url: str, now: float) -> Job:
     target = Target(url=url, target_class="custom")
-    wid = webhook_id(event.email_id, url)
+    wid = webhook_id(event.email_id, target.key())
     return Job(webhook_id=wid, event=event, target=target, created_at=now)
 
 

@@ -2,8 +2,10 @@
 
 The record (:class:`~render_signal.common.records.HeartbeatRecord`) at
 ``<prefix>heartbeat:<service>:<instance>`` expires after three intervals, so a
-dead process disappears by itself; readers (:func:`read_heartbeats`) say when
-a service is missing and since when it was last seen.
+dead process disappears by itself; ``<prefix>lastseen`` keeps each replica's
+last beat time beyond that (entries older than a day are pruned), so readers
+(:func:`read_heartbeats`, :func:`read_last_seen`) can say since when a
+missing service was last seen.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from redis.exceptions import RedisError
 from render_signal.common.keys import Keys
 from render_signal.common.records import HeartbeatDetails, HeartbeatRecord
 
-__all__ = ["Heartbeat", "read_heartbeats"]
+__all__ = ["Heartbeat", "read_heartbeats", "read_last_seen"]
+
+LAST_SEEN_KEEP_S = 86400.0
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +46,10 @@ class Heartbeat:
         details: Callable[[], HeartbeatDetails] | None = None,
     ) -> None:
         self.redis = redis
+        self.key_base = keys
         self.key = keys.heartbeat(service, instance)
+        self.last_seen_key = keys.last_seen
+        self.field = f"{service}:{instance}"
         self.service = service
         self.instance = instance
         self.interval_s = interval_s
@@ -64,7 +71,10 @@ class Heartbeat:
 
     async def beat(self) -> HeartbeatRecord:
         record = self.record()
-        await self.redis.set(self.key, msgspec.json.encode(record), px=self.ttl_ms)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.key, msgspec.json.encode(record), px=self.ttl_ms)
+            pipe.hset(self.last_seen_key, self.field, repr(record.ts))
+            await pipe.execute()
         summary = ", ".join(
             f"{k}={v}" for k, v in msgspec.structs.asdict(record.details).items() if v
         )
@@ -76,10 +86,21 @@ class Heartbeat:
         )
         return record
 
+    async def prune_last_seen(self, now: float) -> None:
+        """Forget replicas not seen for a day (pods come and go under new names)."""
+        seen = await read_last_seen(self.redis, self.key_base)
+        old = [name for name, ts in seen.items() if now - ts > LAST_SEEN_KEEP_S]
+        if old:
+            await self.redis.hdel(self.last_seen_key, *old)
+
     async def run(self, stop: asyncio.Event) -> None:
+        beats = 0
         while not stop.is_set():
             try:
-                await self.beat()
+                record = await self.beat()
+                if beats % 100 == 0:
+                    await self.prune_last_seen(record.ts)
+                beats += 1
             except (RedisError, OSError) as exc:
                 logger.warning("HEARTBEAT: could not record (%s)", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
@@ -98,3 +119,13 @@ async def read_heartbeats(redis: Redis, keys: Keys) -> list[HeartbeatRecord]:
                 records.append(_decoder.decode(raw))
     records.sort(key=lambda r: (r.service, r.instance))
     return records
+
+
+async def read_last_seen(redis: Redis, keys: Keys) -> dict[str, float]:
+    """``<service>:<instance>`` -> the time of its last heartbeat."""
+    raw: dict[bytes, bytes] = await redis.hgetall(keys.last_seen)  # type: ignore[assignment]
+    seen: dict[str, float] = {}
+    for name, value in raw.items():
+        with contextlib.suppress(ValueError):
+            seen[name.decode()] = float(value)
+    return seen

@@ -19,14 +19,18 @@ so a restarted replica re-reads its own pending entries.
 
 Other keys (``<p>`` is the prefix), by owner (the one module that writes them):
 
-* common: ``<p>heartbeat:<service>:<instance>`` (heartbeat, TTL),
+* common: ``<p>heartbeat:<service>:<instance>`` (heartbeat, TTL), ``<p>lastseen``,
   ``<p>applied:<service>:<instance>`` (config a service applies),
+  ``<p>email:<id>``, ``<p>email:<id>:events``, ``<p>emails`` (per-email timeline,
+  written by ingest, offload and notify), ``<p>probe:<service>`` and
+  ``<p>probe:result:<id>`` (operator tests run by the service that owns the resource),
   ``<p>config:<name>`` / ``<p>config:changed`` (config store, written by the gateway);
 * ingest: ``<p>poller_lock`` (exactly ``render_signal:poller_lock``),
   ``<p>ingest:seen:<email_id>``, ``<p>ingest:imap:checkpoint:<mailbox>``;
 * offload: ``<p>offload:done:<event_id>``, ``<p>offload:links`` (+ ``:index``,
   ``:unfiled``);
 * notify: ``<p>notify:jobs|scheduled|leases|deadletters|disabled_targets``,
+  ``<p>notify:deferred|overrides|targets``,
   ``<p>notify:sent:<id>``, ``<p>notify:final:<id>``, ``<p>notify:ratelimit:<digest>``,
   ``<p>webhook_logs``;
 * gateway: ``<p>gateway:session:<hash>``, ``<p>gateway:magic:<hash>``,
@@ -127,6 +131,32 @@ class Keys(msgspec.Struct, frozen=True):
     def applied_pattern(self) -> str:
         return f"{self.prefix}applied:*"
 
+    @property
+    def last_seen(self) -> str:
+        """Hash: ``<service>:<instance>`` -> last heartbeat time (outlives the heartbeat)."""
+        return f"{self.prefix}lastseen"
+
+    def probe_requests(self, service: str) -> str:
+        """Stream of operator test requests a replica of ``service`` answers."""
+        return f"{self.prefix}probe:{service}"
+
+    def probe_result(self, probe_id: str) -> str:
+        return f"{self.prefix}probe:result:{probe_id}"
+
+    # -- the per-email timeline -----------------------------------------------------
+    def email(self, email_id: str) -> str:
+        """Hash: one email's summary fields and its targets' states."""
+        return f"{self.prefix}email:{email_id}"
+
+    def email_events(self, email_id: str) -> str:
+        """List: one email's timeline events, oldest first."""
+        return f"{self.prefix}email:{email_id}:events"
+
+    @property
+    def emails_index(self) -> str:
+        """ZSET: email ids by reception time."""
+        return f"{self.prefix}emails"
+
     def config(self, name: str) -> str:
         return f"{self.prefix}config:{name}"
 
@@ -193,6 +223,21 @@ class Keys(msgspec.Struct, frozen=True):
     def notify_disabled_targets(self) -> str:
         """Hash: target URL -> JSON {disabled_at, status, email_id}, set on 410 Gone."""
         return f"{self.prefix}notify:disabled_targets"
+
+    @property
+    def notify_deferred(self) -> str:
+        """Set: webhook-ids parked by a rule (window, absence, switch), re-checked on change."""
+        return f"{self.prefix}notify:deferred"
+
+    @property
+    def notify_overrides(self) -> str:
+        """Hash: webhook-id -> JSON {at, user}: an operator asked to send it now."""
+        return f"{self.prefix}notify:overrides"
+
+    @property
+    def notify_targets(self) -> str:
+        """Hash: target digest -> ``TargetHealth`` JSON (the status verdict reads it)."""
+        return f"{self.prefix}notify:targets"
 
     def notify_ratelimit(self, target_digest: str) -> str:
         return f"{self.prefix}notify:ratelimit:{target_digest}"

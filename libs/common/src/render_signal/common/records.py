@@ -93,6 +93,14 @@ class ImapState(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_sync_at: float | None = None
 
 
+class GateState(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Whether notify may send now (switch, Absence Globale, window), and until when not."""
+
+    open: bool
+    reason: str | None = None  # sending_disabled | absence | outside_window
+    until: float | None = None
+
+
 class HeartbeatDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Service-specific heartbeat fields (absent when they don't apply)."""
 
@@ -103,6 +111,7 @@ class HeartbeatDetails(msgspec.Struct, kw_only=True, omit_defaults=True):
     breaker: Literal["closed", "open", "half_open"] | None = None
     config_versions: dict[str, int] = {}
     imap: ImapState | None = None
+    gate: GateState | None = None
 
 
 class HeartbeatRecord(msgspec.Struct, kw_only=True):
@@ -156,3 +165,115 @@ class StreamStatus(msgspec.Struct, kw_only=True):
     dead_letters: int
     groups: list[GroupStatus]
     last_entry_at: float | None = None
+
+
+# -- the per-email timeline (written through ``common.timeline``) ----------------------
+EmailState = Literal[
+    "received",
+    "parsed",
+    "offloaded",
+    "deferred",
+    "retrying",
+    "delivered",
+    "dead_letter",
+    "skipped",
+]
+TargetState = Literal["pending", "deferred", "retrying", "delivered", "dead_letter", "skipped"]
+
+
+class LinkOutcome(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What offload did with one link: copied to R2, or kept the source (and why)."""
+
+    provider: str
+    source_url: str
+    r2: bool
+    reason: str | None = None
+    unknown_shape: bool = False
+
+
+class DeliveryAttempt(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One HTTP attempt to one target, as sent and as answered (secrets removed)."""
+
+    webhook_id: str
+    target: str  # the target's name: "default", "rule: <name>"
+    url: str  # masked
+    attempt: int
+    outcome: str  # success | retry | fail | gone
+    request_headers: dict[str, str] = {}
+    payload: str = ""  # the body, truncated
+    payload_bytes: int = 0
+    status_code: int | None = None
+    response_headers: dict[str, str] = {}
+    response_snippet: str = ""
+    error: str | None = None
+    duration_ms: int = 0
+
+
+class TimelineEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One step of an email's way through the pipeline."""
+
+    at: float
+    kind: Literal[
+        "received",
+        "parsed",
+        "skipped",
+        "offloaded",
+        "deferred",
+        "attempt",
+        "delivered",
+        "retrying",
+        "dead_letter",
+        "retry_requested",
+        "dropped",
+    ]
+    service: str
+    reason: str | None = None
+    source: str | None = None
+    size: int | None = None
+    detector: str | None = None
+    links: list[LinkOutcome] | None = None
+    webhook_id: str | None = None
+    target: str | None = None
+    until: float | None = None
+    attempt: DeliveryAttempt | None = None
+
+
+class TargetHealth(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How deliveries to one target are going (written by notify after every attempt)."""
+
+    name: str
+    url: str  # masked
+    target_class: TargetClass
+    consecutive_failures: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    last_success_at: float | None = None
+    last_failure_at: float | None = None
+    failing_since: float | None = None
+
+
+# -- operator tests, run by the service that owns the resource (``common.probes``) ------
+ProbeKind = Literal["webhook", "imap", "worker"]
+
+
+class ProbeRequest(msgspec.Struct, kw_only=True):
+    id: str
+    kind: ProbeKind
+    requested_at: float
+    target: str = ""  # webhook: "default" or a routing rule id
+
+
+class ProbeResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a real attempt met: ``ok``, a ``summary`` line, the exact ``error``, a ``hint``."""
+
+    id: str
+    ok: bool
+    summary: str
+    service: str
+    instance: str
+    error: str | None = None
+    hint: str | None = None
+    url: str | None = None  # masked
+    status_code: int | None = None
+    response_snippet: str | None = None
+    duration_ms: int | None = None

@@ -33,6 +33,7 @@ __all__ = ["AttemptResult", "WebhookSender", "parse_retry_after"]
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
+MAX_RESPONSE_HEADERS = 30
 _WS = re.compile(r"\s+")
 
 
@@ -45,6 +46,9 @@ class AttemptResult(msgspec.Struct, kw_only=True):
     delivery_mode: str = "json"
     modes_tried: list[str] = []
     duration_ms: int = 0
+    #: What was sent and received, for the timeline (no secret: Authorization is left out).
+    request_headers: dict[str, str] = {}
+    response_headers: dict[str, str] = {}
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -167,10 +171,17 @@ class WebhookSender:
                 break
             self._fault_hook()
             result = self._classify(response, target, current)
+            result.response_headers = {
+                k: v[:200] for k, v in list(response.headers.items())[:MAX_RESPONSE_HEADERS]
+            }
             if response.status_code != 415:
                 break
         result.modes_tried = tried
         result.duration_ms = int((time.perf_counter() - started) * 1000)
+        result.request_headers = {
+            **{k: v for k, v in headers.items() if k.lower() != "authorization"},
+            "Content-Type": CONTENT_TYPES[result.delivery_mode],
+        }
         return result
 
     def _classify(self, response: httpx.Response, target: Target, mode: str) -> AttemptResult:

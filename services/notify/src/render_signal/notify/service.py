@@ -17,25 +17,21 @@ import random
 import msgspec
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigWatcher
-from render_signal.common.deadletters import add_webhook_dead_letter
 from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import consumer_name
 from render_signal.common.logs import mask_url
-from render_signal.common.records import AttemptStatus
 from render_signal.common.streams import Delivery
 from render_signal.common.timefmt import iso
-from render_signal.common.webhooklog import append_attempt
-from render_signal.notify import metrics
 from render_signal.notify.clock import Clock
 from render_signal.notify.delivery import AttemptResult, WebhookSender
 from render_signal.notify.jobs import Job, JobQueue
 from render_signal.notify.liveconfig import LiveConfig, load_live_config
+from render_signal.notify.outcomes import Outcomes
 from render_signal.notify.payload import build_payload, encode_payload
 from render_signal.notify.ratelimit import RateLimiter
-from render_signal.notify.records import build_dead_letter, build_log_entry
 from render_signal.notify.settings import NotifySettings
 from render_signal.notify.signing import webhook_id
-from render_signal.notify.targets import Target, resolve_targets
+from render_signal.notify.targets import Target, current_target, resolve_targets
 from render_signal.notify.window import DESABO, decide
 
 __all__ = ["NotifyService"]
@@ -62,6 +58,7 @@ class NotifyService:
         self.sender = sender
         self.queue = JobQueue(redis, self.keys, consumer_name("notify", settings.common.instance))
         self.limiter = RateLimiter(redis, self.keys)
+        self.outcomes = Outcomes(redis, self.keys, self.queue, clock)
         self.lease_s = settings.timeout_s * 4 + 60.0
 
     # -- stream entry ------------------------------------------------------------
@@ -79,7 +76,7 @@ class NotifyService:
         claimed: list[Job] = []
         for target in targets:
             job = Job(
-                webhook_id=webhook_id(event.email_id, target.url),
+                webhook_id=webhook_id(event.email_id, target.key()),
                 event=event,
                 target=target,
                 created_at=now,
@@ -109,32 +106,29 @@ class NotifyService:
         job = await self.queue.get(job_id)
         if job is None:
             await self.queue.done(job_id)
+            await self.redis.srem(self.keys.notify_deferred, job_id)
             return
         await self.process(job, await load_live_config(self.watcher, self.settings))
 
     async def process(self, job: Job, config: LiveConfig) -> None:
-        """Take one claimed job one step further: send, park, drop or dead-letter."""
+        """Take one claimed job one step further: send, park, drop or dead-letter.
+
+        The target is resolved from the configuration now (:func:`current_target`),
+        and an operator's "retry now" (``notify:overrides``) bypasses the sending
+        rules and the rate limit once, with a log line.
+        """
         if await self.queue.is_finished(job.webhook_id):
-            await self.queue.done(job.webhook_id)
+            await self.outcomes.done(job)
             return
         now = self.clock.now()
-        event, target = job.event, job.target
+        event = job.event
+        target = current_target(job.target, config)
+        job.target = target
         if not target.url:
-            if not config.default_url:
-                await self._park(job, now + RECHECK_S, "no_target", log_once=True)
-                return
-            await self.queue.done(job.webhook_id)
-            target = Target(url=config.default_url, target_class="custom")
-            job = Job(
-                webhook_id=webhook_id(event.email_id, target.url),
-                event=event,
-                target=target,
-                created_at=job.created_at,
-            )
-            if not await self.queue.create(job, now + self.lease_s):
-                return
+            await self.outcomes.parked(job, now + RECHECK_S, "no_target", log_once=True)
+            return
         if await self.redis.hexists(self.keys.notify_disabled_targets, target.url):
-            await self._dead_letter(job, None, "target_disabled", b"")
+            await self.outcomes.dead_letter(job, None, "target_disabled", b"")
             return
         if (
             target.target_class != "rule"
@@ -142,29 +136,41 @@ class NotifyService:
             and not config.allow_without_links
             and event.detector != DESABO
         ):
-            await self._finish(job, "skipped", "no_links", status_code=204)
+            await self.outcomes.skipped(job, "skipped", "no_links", status_code=204)
             return
+        override = await self.redis.hget(self.keys.notify_overrides, job.webhook_id)
         gate = config.gate
         if target.policy is not None:
             gate = msgspec.structs.replace(gate, policy=target.policy)
         decision = decide(gate, now, event.detector, event.is_urgent)
+        if override is not None and decision.action != "send":
+            logger.warning(
+                "NOTIFY: email %s to %s sent now by an operator (override of %s)",
+                event.email_id,
+                mask_url(target.url),
+                decision.reason,
+            )
+            decision = msgspec.structs.replace(decision, action="send", reason="operator_override")
         if decision.action == "drop":
-            await self._finish(job, "skipped", decision.reason)
+            await self.outcomes.skipped(job, "skipped", decision.reason)
             return
         if decision.action == "defer":
             due = decision.due if decision.due is not None else now + RECHECK_S
-            await self._park(job, due, decision.reason, log_once=True)
+            await self.outcomes.parked(job, due, decision.reason, log_once=True)
             return
         body = encode_payload(build_payload(event, decision, target.priority))
         attempt = job.attempt + 1
-        free_at = await self.limiter.acquire(
-            target.url, f"{job.webhook_id}:{attempt}", config.rate_limit_per_hour, now
-        )
-        if free_at is not None:
-            await self._park(job, free_at, "rate_limited", outcome="rate_limited")
-            return
+        if override is None:
+            free_at = await self.limiter.acquire(
+                target.url, f"{job.webhook_id}:{attempt}", config.rate_limit_per_hour, now
+            )
+            if free_at is not None:
+                await self.outcomes.parked(job, free_at, "rate_limited", outcome="rate_limited")
+                return
         job.attempt = attempt
         job.first_attempt_at = job.first_attempt_at or now
+        if override is not None:
+            await self.redis.hdel(self.keys.notify_overrides, job.webhook_id)
         result = await self.sender.send(
             target,
             body,
@@ -179,28 +185,18 @@ class NotifyService:
     async def _after_attempt(
         self, job: Job, config: LiveConfig, result: AttemptResult, body: bytes
     ) -> None:
-        cls = job.target.target_class
         now = self.clock.now()
         if result.outcome == "success":
-            metrics.ATTEMPTS.labels(cls, "success").inc()
-            if await self.queue.mark_sent(job.webhook_id):
-                metrics.DELIVERIES.labels(cls, "success").inc()
-                if job.event.received_at:
-                    metrics.LATENCY.labels(cls).observe(max(0.0, now - job.event.received_at))
-                await self._log(job, "success", result=result)
-            await self.queue.done(job.webhook_id)
+            await self.outcomes.delivered(job, result, body)
             return
         if result.outcome == "retry":
             delay = self._backoff(job.attempt, result.retry_after, config.retry_base_s)
             started = job.first_attempt_at or now
             capped = config.max_attempts > 0 and job.attempt >= config.max_attempts
             if not capped and now + delay <= started + self.settings.retry_window_s:
-                metrics.ATTEMPTS.labels(cls, "retry").inc()
-                metrics.DELIVERIES.labels(cls, "retry").inc()
-                await self.queue.put(job, now + delay)
-                await self._log(job, "retrying", result=result, due=now + delay)
+                await self.outcomes.retrying(job, result, body, now + delay)
                 return
-            await self._dead_letter(job, result, "retries_exhausted", body)
+            await self.outcomes.dead_letter(job, result, "retries_exhausted", body)
             return
         if result.outcome == "gone":
             await self.redis.hset(
@@ -211,7 +207,7 @@ class NotifyService:
                 ),
             )
             logger.error("NOTIFY: target %s answered 410: disabled", mask_url(job.target.url))
-        await self._dead_letter(job, result, result.failure_reason or "gone", body)
+        await self.outcomes.dead_letter(job, result, result.failure_reason or "gone", body)
 
     def _backoff(self, attempt: int, retry_after: float | None, base_s: float) -> float:
         """Equal jitter: half to all of min(cap, base * 2^(n-1)), at least Retry-After."""
@@ -220,78 +216,3 @@ class NotifyService:
         if retry_after is not None:
             delay = max(delay, retry_after)
         return delay
-
-    # -- outcomes ---------------------------------------------------------------------
-    async def _park(
-        self,
-        job: Job,
-        due: float,
-        reason: str,
-        *,
-        outcome: str = "deferred",
-        log_once: bool = False,
-    ) -> None:
-        first = not job.deferred
-        job.deferred = True
-        await self.queue.put(job, due)
-        metrics.DELIVERIES.labels(job.target.target_class, outcome).inc()
-        if first or not log_once:
-            logger.info(
-                "NOTIFY: email %s to %s deferred (%s) until %s",
-                job.event.email_id,
-                mask_url(job.target.url) if job.target.url else "(none)",
-                reason,
-                iso(due),
-            )
-            await self._log(job, "deferred", reason=reason, due=due)
-
-    async def _finish(
-        self, job: Job, status: AttemptStatus, reason: str, status_code: int | None = None
-    ) -> None:
-        metrics.DELIVERIES.labels(job.target.target_class, "skipped").inc()
-        await self.queue.mark_final(job.webhook_id, status)
-        await self._log(job, status, reason=reason, status_code=status_code)
-        await self.queue.done(job.webhook_id)
-        logger.info("NOTIFY: email %s %s (%s)", job.event.email_id, status, reason)
-
-    async def _dead_letter(
-        self, job: Job, result: AttemptResult | None, reason: str, body: bytes
-    ) -> None:
-        cls = job.target.target_class
-        if result is not None:
-            metrics.ATTEMPTS.labels(cls, "dead_letter").inc()
-        metrics.DELIVERIES.labels(cls, "dead_letter").inc()
-        await add_webhook_dead_letter(
-            self.redis, self.keys, build_dead_letter(job, result, reason, body, self.clock.now())
-        )
-        await self.queue.mark_final(job.webhook_id, "dead_letter")
-        await self._log(job, "dead_letter", result=result, reason=reason)
-        await self.queue.done(job.webhook_id)
-        logger.error(
-            "NOTIFY: email %s to %s dead-lettered after %d attempt(s): %s",
-            job.event.email_id,
-            mask_url(job.target.url),
-            job.attempt,
-            reason,
-        )
-
-    async def _log(
-        self,
-        job: Job,
-        status: AttemptStatus,
-        *,
-        result: AttemptResult | None = None,
-        reason: str | None = None,
-        due: float | None = None,
-        status_code: int | None = None,
-    ) -> None:
-        entry = build_log_entry(
-            job,
-            status,
-            self.clock.now(),
-            result=result,
-            reason=reason,
-            due=due,
-            status_code=status_code,
-        )
-        await append_attempt(self.redis, self.keys, entry)
