@@ -122,6 +122,42 @@ def test_compose_normalised_stack_shape() -> None:
     assert "scripts/serve.mjs" in " ".join(services["r2-worker"]["command"])
 
 
+def test_compose_base_images_default_to_upstream_and_follow_variables() -> None:
+    """Image names and the Dockerfile's base-image args are variables with upstream defaults."""
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    arg_defaults = dict(re.findall(r"^ARG (\w+_IMAGE)=(\S+)$", dockerfile, re.M))
+    assert set(arg_defaults) == {"PYTHON_IMAGE", "UV_IMAGE"}
+
+    def normalised(**extra: str) -> dict:
+        result = run(
+            docker_compose(), "-f", "docker-compose.yml", "config",
+            env=clean_env(**REQUIRED_COMPOSE_VARS, **extra),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return dict(yaml.safe_load(result.stdout)["services"])
+
+    services = normalised()
+    assert services["redis"]["image"] == "redis:7-alpine"
+    assert services["prometheus"]["image"].startswith("prom/prometheus:v")
+    for name in SERVICES:
+        args = services[name]["build"]["args"]
+        assert {k: args[k] for k in arg_defaults} == arg_defaults, name  # no drift
+        assert args["SERVICE"] == name
+    local = {
+        "REDIS_IMAGE": "localhost/base/redis:1",
+        "PROMETHEUS_IMAGE": "localhost/base/prometheus:1",
+        "PYTHON_IMAGE": "localhost/base/python:1",
+        "UV_IMAGE": "localhost/base/uv:1",
+    }
+    services = normalised(**local)
+    assert services["redis"]["image"] == local["REDIS_IMAGE"]
+    assert services["prometheus"]["image"] == local["PROMETHEUS_IMAGE"]
+    for name in SERVICES:
+        args = services[name]["build"]["args"]
+        assert args["PYTHON_IMAGE"] == local["PYTHON_IMAGE"]
+        assert args["UV_IMAGE"] == local["UV_IMAGE"]
+
+
 # ------------------------------------------------------------- Dockerfile ----
 def test_hadolint_accepts_the_dockerfile() -> None:
     result = run(venv_tool("hadolint"), "--failure-threshold", "info", "deploy/Dockerfile")
