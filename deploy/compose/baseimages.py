@@ -76,10 +76,9 @@ class MissingTool(RuntimeError):
 
 @dataclass(frozen=True)
 class BaseImages:
-    """Image reference per role, and which roles were built locally."""
+    """Image reference per role (``python``, ``uv``, ``redis``, ``prometheus``)."""
 
     images: dict[str, str]
-    local: tuple[str, ...]
 
     def compose_env(self) -> dict[str, str]:
         """The compose variables (``PYTHON_IMAGE=...``) selecting these images."""
@@ -139,7 +138,7 @@ def ensure_base_images(
             for role in missing:
                 local = builder.uv(uv_version) if role == "uv" else builder.debian_based(role)
                 images[role] = local
-    return BaseImages(images, tuple(missing))
+    return BaseImages(images)
 
 
 def _digest(*parts: bytes | str) -> str:

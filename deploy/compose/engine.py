@@ -60,13 +60,12 @@ class Engine:
     env: dict[str, str] = field(default_factory=dict)
 
     def run(
-        self, *args: str, timeout: float = 120, check: bool = True, cwd: Path | None = None
+        self, *args: str, timeout: float = 120, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run the CLI with a deadline; raise with its stderr when ``check`` and it fails."""
         result = subprocess.run(  # noqa: S603 - argument list, no shell
             [self.cli, *args],
             env=self.env,
-            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=timeout,
