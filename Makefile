@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format typecheck pytest worker-test bench compose-smoke clean
+.PHONY: help install run test lint format typecheck pytest worker-test bench compose-test clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,8 +27,8 @@ format: ## Apply ruff formatting and autofixes
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .
 
-typecheck: ## mypy, strict on every src/ tree
-	$(UV) run mypy libs/common/src libs/devstack/src services/ingest/src services/offload/src services/notify/src services/gateway/src
+typecheck: ## mypy, strict on every src/ tree and the compose test driver
+	$(UV) run mypy libs/common/src libs/devstack/src services/ingest/src services/offload/src services/notify/src services/gateway/src deploy/compose
 
 worker-test: ## The R2 Worker's own tests, in workerd
 	@if [ -d deploy/r2-worker/node_modules ]; then cd deploy/r2-worker && npm test; \
@@ -43,8 +43,9 @@ test: install lint typecheck worker-test pytest ## Everything CI runs
 bench: install ## Benchmarks with same-run baselines (JSON + Markdown in bench/results/)
 	$(UV) run python -m bench.run
 
-compose-smoke: ## Build images and start the compose stack (needs docker or podman)
-	bash deploy/compose-smoke.sh
+compose-test: ## Build the images, run the compose stack (Docker or podman), mail through it, tear down
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+	$(UV) run --frozen python -m deploy.compose.compose_test $(COMPOSE_TEST_ARGS)
 
 clean: ## Remove local run state (keeps .env)
 	rm -rf .run test-artifacts .pytest_cache .mypy_cache .ruff_cache
