@@ -558,3 +558,25 @@ def test_grafana_provisioning_points_at_the_dashboards() -> None:
         for panel in dash["panels"]:
             assert panel["datasource"]["uid"] == ds["uid"]
             assert all(t["expr"] for t in panel["targets"])
+
+
+def test_compose_services_run_in_production_even_with_a_dev_env_file(tmp_path: Path) -> None:
+    """Issue 12, finding 9: `make run` writes RENDER_SIGNAL_ENV=dev to ./.env, which
+    compose reads; the containers must still run in production mode."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "RENDER_SIGNAL_ENV=dev\n" + "".join(f"{k}={v}\n" for k, v in REQUIRED_COMPOSE_VARS.items())
+    )
+    result = run(
+        docker_compose(),
+        "--env-file",
+        str(env_file),
+        "-f",
+        "docker-compose.yml",
+        "config",
+        env=clean_env(RENDER_SIGNAL_ENV="dev"),
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in SERVICES:
+        assert services[name]["environment"]["RENDER_SIGNAL_ENV"] == "production", name
