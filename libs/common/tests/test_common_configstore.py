@@ -30,7 +30,7 @@ async def test_document_written_by_another_process_is_seen_without_restart(
     # A long staleness bound: only the change notification can explain a fast reload.
     watcher = ConfigWatcher(store, max_staleness_s=3600)
     changed: list[str | None] = []
-    watcher.on_change = changed.append
+    watcher.subscribe(changed.append)
     stop = asyncio.Event()
     listener = asyncio.create_task(watcher.listen(stop))
     first = await watcher.get(WebhookConfig)

@@ -158,7 +158,8 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
         assert rx.ids()[2] == wid
         assert delivered < lease_end  # the lease was not waited out
         assert time.time() < lease_end
-        assert await successes(redis, key_prefix, event.email_id) == 1
+        # The attempt log is written just after the send is recorded.
+        assert await eventually(lambda: successes(redis, key_prefix, event.email_id), 30) == 1
         assert await queue.holder(wid) is None
         assert await redis.zscore(queue.schedule_key, wid) is None
         log = proc.log_path.read_text()

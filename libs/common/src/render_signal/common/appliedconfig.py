@@ -146,7 +146,7 @@ class AppliedConfigReporter:
         self.interval_s = interval_s
         self.ttl_ms = int(max(interval_s * 3, 5.0) * 1000)
         self._changed = asyncio.Event()
-        watcher.on_change = lambda _name: self._changed.set()
+        watcher.subscribe(lambda _name: self._changed.set())
 
     async def report(self) -> AppliedConfig:
         loaded = [await self.watcher.get(doc_type) for doc_type in self.documents]

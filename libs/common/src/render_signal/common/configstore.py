@@ -127,16 +127,20 @@ class ConfigStore:
 class ConfigWatcher:
     """Cached typed reads that follow writes from other processes without a restart.
 
-    ``on_change`` (optional) is called with the document name (None: all) whenever
-    a change notification invalidates the cache, so a component can reload and
-    report what it now applies.
+    Callbacks added with :meth:`subscribe` are called with the document name
+    (None: all) whenever a change notification invalidates the cache, so a
+    component can reload and act on the change at once.
     """
 
     def __init__(self, store: ConfigStore, max_staleness_s: float = 2.0) -> None:
         self.store = store
         self.max_staleness_s = max_staleness_s
         self._cache: dict[str, tuple[Versioned[ConfigDoc], float]] = {}
-        self.on_change: Callable[[str | None], None] | None = None
+        self._subscribers: list[Callable[[str | None], None]] = []
+
+    def subscribe(self, callback: Callable[[str | None], None]) -> None:
+        """Call ``callback(name)`` after each change notification (None: anything changed)."""
+        self._subscribers.append(callback)
 
     async def get(self, doc_type: type[D]) -> Versioned[D]:
         """Current document; served from cache unless stale or invalidated."""
@@ -165,8 +169,8 @@ class ConfigWatcher:
             self._cache.clear()
         else:
             self._cache.pop(name, None)
-        if self.on_change is not None:
-            self.on_change(name)
+        for callback in self._subscribers:
+            callback(name)
 
     async def listen(self, stop: asyncio.Event) -> None:
         """Invalidate cached documents as change notifications arrive."""

@@ -26,7 +26,7 @@ from render_signal.common.keys import Keys
 from render_signal.common.records import ProbeKind, ProbeRequest, ProbeResult
 from render_signal.common.streams import Entry
 
-__all__ = ["ProbeHandler", "ProbeResponder", "request_probe"]
+__all__ = ["ProbeAnswer", "ProbeHandler", "ProbeResponder", "request_probe"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,21 @@ RESULT_TTL_S = 300
 #: A request older than this when read is stale (the asker gave up): not run.
 MAX_AGE_S = 60.0
 
-ProbeHandler = Callable[[ProbeRequest], Awaitable[ProbeResult]]
+
+class ProbeAnswer(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What a handler found; the responder adds who answered (``ProbeResult``)."""
+
+    ok: bool
+    summary: str
+    error: str | None = None
+    hint: str | None = None
+    url: str | None = None
+    status_code: int | None = None
+    response_snippet: str | None = None
+    duration_ms: int | None = None
+
+
+ProbeHandler = Callable[[ProbeRequest], Awaitable[ProbeAnswer]]
 _request_decoder = msgspec.json.Decoder(ProbeRequest)
 _result_decoder = msgspec.json.Decoder(ProbeResult)
 
@@ -88,33 +102,19 @@ class ProbeResponder:
     async def _answer(self, request: ProbeRequest) -> ProbeResult:
         handler = self.handlers.get(request.kind)
         if handler is None:
-            return self.result(
-                request, ok=False, summary=f"{self.service} cannot test {request.kind}"
-            )
-        try:
-            return await asyncio.wait_for(handler(request), self.timeout_s)
-        except TimeoutError:
-            return self.result(
-                request,
-                ok=False,
-                summary="no answer",
-                error=f"timed out after {self.timeout_s:.0f}s",
-            )
-
-    def result(
-        self, request: ProbeRequest, *, ok: bool, summary: str, **fields: object
-    ) -> ProbeResult:
-        """A result for ``request`` answered by this replica."""
-        return msgspec.convert(
-            {
-                "id": request.id,
-                "ok": ok,
-                "summary": summary,
-                "service": self.service,
-                "instance": self.instance,
-                **{k: v for k, v in fields.items() if v is not None},
-            },
-            ProbeResult,
+            answer = ProbeAnswer(ok=False, summary=f"{self.service} cannot test {request.kind}")
+        else:
+            try:
+                answer = await asyncio.wait_for(handler(request), self.timeout_s)
+            except TimeoutError:
+                answer = ProbeAnswer(
+                    ok=False, summary="no answer", error=f"timed out after {self.timeout_s:.0f}s"
+                )
+        return ProbeResult(
+            id=request.id,
+            service=self.service,
+            instance=self.instance,
+            **msgspec.structs.asdict(answer),
         )
 
     async def run(self, stop: asyncio.Event) -> None:

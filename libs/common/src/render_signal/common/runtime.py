@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from redis.asyncio import Redis
@@ -53,13 +53,14 @@ class WorkerRuntime:
         redis: Redis,
         *,
         details: Callable[[], HeartbeatDetails] | None = None,
-        ready_extra: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        ready_check: Callable[[], tuple[bool, dict[str, object]]] | None = None,
     ) -> None:
         self.common = common
         self.redis = redis
         self.stop = asyncio.Event()
         self.details = details
-        self.ready_extra = ready_extra
+        #: The service's own readiness beyond Redis (e.g. ingest: IMAP connected).
+        self.ready_check = ready_check
         self.ops: OpsServer | None = None
 
     async def ready(self) -> tuple[bool, dict[str, object]]:
@@ -70,8 +71,10 @@ class WorkerRuntime:
         except (RedisError, OSError, TimeoutError) as exc:
             ok = False
             details["redis"] = type(exc).__name__
-        if self.ready_extra is not None:
-            details.update(await self.ready_extra())
+        if self.ready_check is not None:
+            own, extra = self.ready_check()
+            ok = ok and own
+            details.update(extra)
         return ok, details
 
     async def run(self, components: list[Component]) -> int:

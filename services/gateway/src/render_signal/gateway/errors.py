@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from redis.exceptions import RedisError
+from render_signal.common.errors import RenderSignalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = ["ApiError", "PageRedirect", "install_error_handlers"]
@@ -22,7 +23,7 @@ __all__ = ["ApiError", "PageRedirect", "install_error_handlers"]
 logger = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(RenderSignalError):
     """An expected error answered as JSON ``{success: false, message}``."""
 
     def __init__(
@@ -34,7 +35,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-class PageRedirect(Exception):
+class PageRedirect(RenderSignalError):
     """An HTML route redirects (303) instead of answering an error."""
 
     def __init__(self, location: str) -> None:

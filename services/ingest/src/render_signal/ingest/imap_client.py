@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import msgspec
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
+from render_signal.common.errors import RetryableError
 
 __all__ = ["ImapAdapter", "ImapAuthError", "ImapEndpoint", "ImapUnavailable", "SelectedMailbox"]
 
@@ -60,7 +61,7 @@ def _swallow(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class ImapUnavailable(Exception):
+class ImapUnavailable(RetryableError):
     """The server is unreachable, silent, or broke the session: reconnect later."""
 
 

@@ -8,9 +8,12 @@ from render_signal.common.appliedconfig import AppliedConfigReporter
 from render_signal.common.configdocs import PollingConfig, ProcessingPrefs, RuntimeFlags
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.logs import setup_logging
+from render_signal.common.probes import ProbeResponder
+from render_signal.common.records import HeartbeatDetails, ImapState
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import Component, WorkerRuntime
 from render_signal.common.settings import load_or_exit
+from render_signal.ingest.imaptest import ImapTest
 from render_signal.ingest.parser_service import run_parser
 from render_signal.ingest.settings import IngestSettings, applied_env, read_settings
 from render_signal.ingest.watcher import ImapWatcher
@@ -21,8 +24,26 @@ __all__ = ["main", "run"]
 async def run(settings: IngestSettings) -> int:
     """Run the service until SIGTERM; returns the exit code."""
     redis = create_redis(settings.common.redis_url)
-    runtime = WorkerRuntime(settings.common, redis)
     config = ConfigWatcher(ConfigStore(redis, settings.common.keys))
+    watcher = ImapWatcher(settings, redis, config) if settings.imap_enabled else None
+
+    def details() -> HeartbeatDetails:
+        return HeartbeatDetails(imap=watcher.state if watcher else ImapState(role="off"))
+
+    def ready() -> tuple[bool, dict[str, object]]:
+        """Not ready while this replica should hold the IMAP session and does not."""
+        if watcher is None or watcher.state.role != "watching" or watcher.state.connected:
+            return True, {}
+        return False, {"imap": watcher.state.last_error or "not connected"}
+
+    runtime = WorkerRuntime(settings.common, redis, details=details, ready_check=ready)
+    probes = ProbeResponder(
+        redis,
+        settings.common.keys,
+        service="ingest",
+        instance=settings.common.instance,
+        handlers={"imap": ImapTest(settings, watcher.endpoint if watcher else None)},
+    )
     reporter = AppliedConfigReporter(
         config,
         service="ingest",
@@ -31,9 +52,9 @@ async def run(settings: IngestSettings) -> int:
         env=applied_env(settings),
         interval_s=settings.common.heartbeat_interval_s,
     )
-    components: list[Component] = [reporter.run]
-    if settings.imap_enabled:
-        components.append(ImapWatcher(settings, redis, config).run)
+    components: list[Component] = [reporter.run, probes.run]
+    if watcher is not None:
+        components.append(watcher.run)
     components.append(lambda stop: run_parser(settings, redis, stop, watcher=config))
     components.append(config.listen)
     return await runtime.run(components)

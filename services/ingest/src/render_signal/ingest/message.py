@@ -19,6 +19,7 @@ from email.message import Message
 from email.parser import BytesParser
 
 import msgspec
+from render_signal.common.errors import PermanentError
 from render_signal.ingest.headers import (
     MAX_HEADER_CHARS,
     BoundedPolicy,
@@ -52,7 +53,7 @@ MAX_MULTIPARTS = 64
 _MULTIPART = re.compile(rb"multipart/", re.IGNORECASE)
 
 
-class UnreadableEmail(Exception):
+class UnreadableEmail(PermanentError):
     """Nothing usable could be read; the reason says why (dead-letter it)."""
 
 

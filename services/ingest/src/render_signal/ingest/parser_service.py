@@ -23,9 +23,11 @@ from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.consumer import Consumer
 from render_signal.common.errors import PermanentError
 from render_signal.common.events import MailRaw, MailReceived
+from render_signal.common.identity import gmail_email_id, message_id_email_id, raw_message_id
 from render_signal.common.keys import GROUP_INGEST, consumer_name
 from render_signal.common.logs import log_context, mask_email
 from render_signal.common.streams import Delivery, publish
+from render_signal.common.timeline import TimelineWriter
 from render_signal.ingest.analysis import Analysis, analyse, read_event
 from render_signal.ingest.dedup import SeenEmails
 from render_signal.ingest.filters import (
@@ -38,6 +40,7 @@ from render_signal.ingest.filters import (
     has_reply_prefix,
     load_policy,
 )
+from render_signal.ingest.history import IngestHistory
 from render_signal.ingest.identity import email_id as compute_email_id
 from render_signal.ingest.message import ParseLimits, UnreadableEmail
 from render_signal.ingest.settings import IngestSettings
@@ -90,6 +93,15 @@ class ParserService:
             max_parse_bytes=settings.max_parse_bytes,
         )
         self.seen = SeenEmails(redis, settings.common.keys, settings.dedup_ttl_s)
+        self.history = IngestHistory(
+            TimelineWriter(
+                redis,
+                settings.common.keys,
+                service="ingest",
+                retention_days=settings.timeline_days,
+                max_emails=settings.timeline_max_emails,
+            )
+        )
         self.out_key = settings.common.keys.mail_received
 
     def _analyse(self, event: MailRaw, detectors: frozenset[str]) -> Analysis:
@@ -105,54 +117,73 @@ class ParserService:
         finally:
             log_context.reset(token)
 
-    def _skip(self, reason: str, event: MailRaw, sender: str, email_id: str = "") -> None:
+    async def _skip(
+        self,
+        reason: str,
+        event: MailRaw,
+        email_id: str,
+        *,
+        subject: str = "",
+        sender: str = "",
+        first_sight: bool = True,
+    ) -> None:
+        """Count, log and record a skip (a duplicate goes on the first copy's timeline)."""
         EMAILS.labels("skipped", reason).inc()
         logger.info(
             "INGEST: skipped %s email %s from %s: %s",
             event.source,
-            email_id or event.event_id,
+            email_id,
             mask_email(sender),
             reason,
         )
+        await self.history.skipped(event, email_id, reason, subject, sender, first_sight)
 
     async def _handle(self, event: MailRaw, delivery: Delivery) -> None:
         policy = await load_policy(self.watcher, self.settings)
         if event.source == "gmail_push" and not policy.gmail_ingress_enabled:
-            self._skip(SKIP_GMAIL_DISABLED, event, (event.gmail or {}).get("sender", ""))
+            gmail = event.gmail or {}
+            await self._skip(
+                SKIP_GMAIL_DISABLED,
+                event,
+                gmail_email_id(gmail),
+                subject=gmail.get("subject", ""),
+                sender=gmail.get("sender", ""),
+            )
             return
         started = time.perf_counter()
         try:
             result = await asyncio.to_thread(self._analyse, event, policy.detectors)
         except UnreadableEmail as exc:
-            EMAILS.labels("dead_lettered", "unreadable").inc()
+            await self._unreadable(event, f"unreadable email: {exc}")
             raise PermanentError(f"unreadable email: {exc}") from exc
         except (ValueError, LookupError, TypeError, RecursionError, AttributeError) as exc:
             # Deterministic parse failures: retrying cannot help.
-            EMAILS.labels("dead_lettered", "unreadable").inc()
+            await self._unreadable(event, f"parse failed: {type(exc).__name__}")
             raise PermanentError(f"parse failed: {type(exc).__name__}: {exc}") from exc
         finally:
             PARSE_SECONDS.observe(time.perf_counter() - started)
         parsed = result.parsed
         email_id = compute_email_id(parsed, event.source, event.gmail)
         log_context.set({"event_id": event.event_id, "email_id": email_id})
+        subject, sender = parsed.subject, parsed.sender_email
         if policy.dedup_enabled and await self.seen.seen(email_id):
-            self._skip(SKIP_DUPLICATE, event, parsed.sender_email, email_id)
+            await self._skip(SKIP_DUPLICATE, event, email_id, sender=sender, first_sight=False)
             return
         if not policy.sender_allowed(parsed.sender_email):
-            self._skip(SKIP_SENDER, event, parsed.sender_email, email_id)
+            await self._skip(SKIP_SENDER, event, email_id, subject=subject, sender=sender)
             return
         if (
             event.source != "gmail_push"
             and policy.skip_reply_prefixes
             and has_reply_prefix(parsed.subject)
         ):
-            self._skip(SKIP_REPLY, event, parsed.sender_email, email_id)
+            await self._skip(SKIP_REPLY, event, email_id, subject=subject, sender=sender)
             return
         detection = result.detection
         if policy.excluded_keyword(
             detection.detector, parsed.subject, parsed.body_text, parsed.body_html
         ):
-            self._skip(SKIP_EXCLUDED, event, parsed.sender_email, email_id)
+            await self._skip(SKIP_EXCLUDED, event, email_id, subject=subject, sender=sender)
             return
         received_date = parsed.received_date or (
             dt.datetime.fromtimestamp(event.received_at, dt.UTC).isoformat().replace("+00:00", "Z")
@@ -175,6 +206,8 @@ class ParserService:
             received_at=event.received_at,
             trace={**event.trace, "parsed": time.time()},
         )
+        # On the timeline first, so offload's and notify's steps always come after it.
+        await self.history.published(event, received)
         await publish(self.redis, self.out_key, received)
         await self.seen.mark(email_id)
         EMAILS.labels("published", "ok").inc()
@@ -190,6 +223,13 @@ class ParserService:
             ", truncated" if received.truncated else "",
             delivery.deliveries,
         )
+
+    async def _unreadable(self, event: MailRaw, reason: str) -> None:
+        """Dead-lettered at once, but still on the timeline, under the best id we have."""
+        EMAILS.labels("dead_lettered", "unreadable").inc()
+        message_id = raw_message_id(event.raw) if event.raw else ""
+        email_id = message_id_email_id(message_id) if message_id else f"event-{event.event_id}"
+        await self._skip(reason, event, email_id, subject="(unreadable)")
 
 
 async def run_parser(

@@ -4,15 +4,15 @@
   by default), TTL ``POLLER_LOCK_TTL_SECONDS``, renewed every TTL/3, released on
   shutdown. A replica that does not hold it retries every ``TTL/10`` (at most 10 s),
   so it takes over within about one TTL after the holder dies.
-* Mode: IDLE when the server's CAPABILITY offers it (re-issued every
-  ``IMAP_IDLE_RENEW_SECONDS`` < 10 min), else a poll every
-  ``EMAIL_POLLING_INTERVAL_SECONDS``. Every IDLE wake-up, renewal or poll runs one
-  :class:`MailboxSync` pass, so nothing depends on a single EXISTS being noticed.
+* Mode: IDLE when offered (re-issued every ``IMAP_IDLE_RENEW_SECONDS`` < 10 min), else
+  a poll every ``EMAIL_POLLING_INTERVAL_SECONDS``. Every IDLE wake-up, renewal or poll
+  runs one :class:`MailboxSync` pass: nothing depends on one EXISTS being noticed.
 * Schedule: ``polling_config`` is re-read (through the ConfigWatcher cache) at every
   step, so changes apply without a restart. Outside the schedule the watcher logs
   out and re-checks every ``POLLING_INACTIVE_CHECK_INTERVAL_SECONDS``.
 * Failures (network, silent server, Redis): disconnect, then reconnect after a
-  capped exponential backoff with full jitter.
+  capped exponential backoff with full jitter; :attr:`ImapWatcher.state` says
+  what it is doing (heartbeat, status verdict, ``/ready``).
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ import random
 import time
 from collections.abc import Callable
 
-from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from render_signal.common.configdocs import PollingConfig
 from render_signal.common.configstore import ConfigWatcher
+from render_signal.common.errors import RenderSignalError
 from render_signal.common.keys import consumer_name
 from render_signal.common.locks import RedisLock
+from render_signal.common.records import ImapState
 from render_signal.ingest.checkpoint import CheckpointStore
 from render_signal.ingest.faults import FaultPoints
 from render_signal.ingest.imap_client import (
@@ -41,6 +42,13 @@ from render_signal.ingest.imap_client import (
     ImapUnavailable,
     SelectedMailbox,
 )
+from render_signal.ingest.imapmetrics import (
+    CONNECTED,
+    LOCK_HELD,
+    RECONNECTS,
+    SCHEDULE_ACTIVE,
+    set_mode,
+)
 from render_signal.ingest.mailbox_sync import MailboxSync
 from render_signal.ingest.schedule import PollingSchedule, zone_clock
 from render_signal.ingest.settings import IngestSettings
@@ -49,16 +57,6 @@ __all__ = ["ImapWatcher"]
 
 logger = logging.getLogger(__name__)
 
-CONNECTED = Gauge("render_signal_imap_connected", "1 while the IMAP watcher holds a session")
-MODE = Gauge("render_signal_imap_mode", "1 for the watcher's current mode", ["mode"])
-RECONNECTS = Counter(
-    "render_signal_imap_reconnects_total", "IMAP sessions that failed and will be retried"
-)
-LOCK_HELD = Gauge("render_signal_imap_lock_held", "1 while this replica holds the poller lock")
-SCHEDULE_ACTIVE = Gauge(
-    "render_signal_imap_schedule_active", "1 while polling_config allows watching, else 0"
-)
-
 #: Granularity of waits inside IDLE and between polls (stop/schedule/lock checks).
 TICK_S = 1.0
 # Passes in a row while the server keeps announcing new mail (a burst); then IDLE,
@@ -66,12 +64,7 @@ TICK_S = 1.0
 MAX_SYNC_ROUNDS = 20
 
 
-def _set_mode(mode: str | None) -> None:
-    for name in ("idle", "poll"):
-        MODE.labels(name).set(1 if name == mode else 0)
-
-
-class _Leave(Exception):
+class _Leave(RenderSignalError):
     """End the session quietly: stop requested, lock lost, or schedule inactive."""
 
 
@@ -122,11 +115,12 @@ class ImapWatcher:
         self._last_holder: str | None = None
         self._inactive_reason: str | None = None
         self.schedule_checks = 0  # evaluations of polling_config (observable by tests)
+        self.state = ImapState(role="standby")
 
     # -- lock ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Component entry point: hold the lock, watch, give the lock back on stop."""
-        _set_mode(None)
+        set_mode(None)
         CONNECTED.set(0)
         while not stop.is_set():
             try:
@@ -136,10 +130,12 @@ class ImapWatcher:
                 logger.warning("IMAP: cannot reach Redis for the poller lock: %s", exc)
                 acquired = False
             if not acquired:
+                self.state.role, self.state.connected = "standby", False
                 await self._report_holder()
                 await self._sleep(stop, self.retry_lock_s)
                 continue
             logger.info("IMAP: singleton lock acquired (%s)", self.lock.key)
+            self.state.role = "watching"
             self._last_holder = None
             LOCK_HELD.set(1)
             lost = asyncio.Event()
@@ -151,11 +147,12 @@ class ImapWatcher:
                 renew_stop.set()
                 await renewer
                 LOCK_HELD.set(0)
+                self.state.role, self.state.connected = "standby", False
                 with contextlib.suppress(RedisError):
                     if not lost.is_set():
                         await self.lock.release()
                         logger.info("IMAP: singleton lock released")
-        _set_mode(None)
+        set_mode(None)
 
     async def _report_holder(self) -> None:
         with contextlib.suppress(RedisError):
@@ -174,6 +171,7 @@ class ImapWatcher:
                     continue
                 await imap.connect()
                 CONNECTED.set(1)
+                self.state.connected, self.state.last_error = True, None
                 logger.info(
                     "IMAP: connected to %s:%d (%s)",
                     self.endpoint.host,
@@ -186,7 +184,9 @@ class ImapWatcher:
                 pass
             except (ImapUnavailable, RedisError, OSError) as exc:
                 CONNECTED.set(0)
-                _set_mode(None)
+                self.state.connected = False
+                self.state.last_error, self.state.last_error_at = str(exc)[:300], time.time()
+                set_mode(None)
                 RECONNECTS.inc()
                 self._failures += 1
                 delay = self._backoff()
@@ -195,7 +195,8 @@ class ImapWatcher:
                 await self._sleep(stop, delay, lost)
             finally:
                 CONNECTED.set(0)
-                _set_mode(None)
+                self.state.connected = False
+                set_mode(None)
                 await imap.logout()
 
     def _backoff(self) -> float:
@@ -208,14 +209,15 @@ class ImapWatcher:
         box = await imap.select(self.settings.imap_mailbox)
         await self._sync_until_quiet(imap, box, time.time())
         if imap.supports_idle and self.settings.imap_use_idle:
-            _set_mode("idle")
+            set_mode("idle")
             while True:
                 await self._idle_once(imap, box, stop, lost)
-        _set_mode("poll")
+        set_mode("poll")
         while True:
             await self._wait_ticks(self.settings.polling_interval_s, stop, lost)
             await imap.noop()
             await self.sync.run(imap, box, time.time())
+            self.state.last_sync_at = time.time()
 
     async def _sync_until_quiet(
         self, imap: ImapAdapter, box: SelectedMailbox, seen_at: float
@@ -227,6 +229,7 @@ class ImapWatcher:
         """
         for _ in range(MAX_SYNC_ROUNDS):
             await self.sync.run(imap, box, seen_at)
+            self.state.last_sync_at = time.time()
             if not await imap.new_mail_reported():
                 return
             seen_at = time.time()
@@ -262,6 +265,7 @@ class ImapWatcher:
         reason = PollingSchedule.effective(polling, self.settings).reason_inactive(self.clock())
         self.schedule_checks += 1
         SCHEDULE_ACTIVE.set(1 if reason is None else 0)
+        self.state.role = "watching" if reason is None else "inactive"
         if reason != self._inactive_reason:
             if reason is None:
                 logger.info("IMAP: polling schedule active")

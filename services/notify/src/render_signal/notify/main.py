@@ -11,6 +11,7 @@ from render_signal.common.consumer import Consumer
 from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import GROUP_NOTIFY, consumer_name
 from render_signal.common.logs import setup_logging
+from render_signal.common.probes import ProbeResponder
 from render_signal.common.records import HeartbeatDetails
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import WorkerRuntime
@@ -22,6 +23,7 @@ from render_signal.notify.makewatcher import MakeWatcher
 from render_signal.notify.scheduler import Scheduler
 from render_signal.notify.service import NotifyService
 from render_signal.notify.settings import NotifySettings, applied_env, read_settings
+from render_signal.notify.webhooktest import WebhookTest
 
 __all__ = ["main", "run"]
 
@@ -68,7 +70,16 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
             deferred=scheduler.deferred,
             handled=consumer.handled,
             config_versions=scheduler.config_versions(),
+            gate=scheduler.gate,
         )
+
+    probes = ProbeResponder(
+        redis,
+        settings.common.keys,
+        service="notify",
+        instance=settings.common.instance,
+        handlers={"webhook": WebhookTest(settings, watcher, sender)},
+    )
 
     async def consume(stop: asyncio.Event) -> None:
         # Not before the scheduler has taken back this instance's leftover leases.
@@ -79,7 +90,9 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
     runtime = WorkerRuntime(settings.common, redis, details=details)
     make = MakeWatcher(settings, watcher, clock)
     try:
-        return await runtime.run([consume, scheduler.run, watcher.listen, make.run, reporter.run])
+        return await runtime.run(
+            [consume, scheduler.run, watcher.listen, make.run, reporter.run, probes.run]
+        )
     finally:
         await sender.aclose()
 

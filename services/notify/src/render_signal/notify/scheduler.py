@@ -19,9 +19,12 @@ import contextlib
 import logging
 
 from redis.exceptions import RedisError
+from render_signal.common.configdocs import WebhookConfig
+from render_signal.common.records import GateState
 from render_signal.notify import metrics
-from render_signal.notify.liveconfig import LIVE_DOCUMENTS, load_live_config
+from render_signal.notify.liveconfig import load_live_config
 from render_signal.notify.service import NotifyService
+from render_signal.notify.window import GateConfig, decide, is_open, next_opening
 
 __all__ = ["Scheduler"]
 
@@ -36,6 +39,39 @@ class Scheduler:
         self.deferred = 0
         self.recovered = asyncio.Event()
         self._versions: dict[str, int] = {}
+        self.gate = GateState(open=True)
+        # Absence, the window or the switch changed: held emails are looked at again now.
+        self._rules_changed = False
+        service.watcher.subscribe(self._on_config_change)
+
+    def _on_config_change(self, name: str | None) -> None:
+        if name in (None, WebhookConfig.NAME):
+            self._rules_changed = True
+
+    async def release_held(self) -> int:
+        """Make every job parked by a sending rule due now; returns how many.
+
+        Processing decides again under the new rules: what is now allowed goes
+        out at once, the rest is parked again (until its new opening time).
+        """
+        service = self.service
+        members: set[bytes] = await service.redis.smembers(service.keys.notify_deferred)  # type: ignore[assignment]
+        ids = [member.decode() for member in members]
+        if not ids:
+            return 0
+        now = service.clock.now()
+        async with service.redis.pipeline(transaction=False) as pipe:
+            for webhook_id in ids:
+                pipe.zadd(service.keys.notify_scheduled, {webhook_id: now}, xx=True)
+            await pipe.execute()
+        logger.info("NOTIFY: sending rules changed; %d held email(s) re-evaluated now", len(ids))
+        return len(ids)
+
+    def _gate_state(self, gate: GateConfig, now: float) -> GateState:
+        if is_open(gate, now):
+            return GateState(open=True)
+        reason = decide(gate, now, None, False).reason
+        return GateState(open=False, reason=reason, until=next_opening(gate, now))
 
     async def recover(self) -> int:
         """Make this instance's leftover leases due now; returns how many."""
@@ -62,6 +98,13 @@ class Scheduler:
         """Process every item due now; returns how many were claimed."""
         service = self.service
         total = 0
+        if self._rules_changed:
+            self._rules_changed = False
+            await self.release_held()
+        # Loaded every tick (cached by the watcher): a changed document is picked up
+        # without waiting for an email, so the heartbeat shows what is in force.
+        config = await load_live_config(service.watcher, service.settings)
+        self.gate = self._gate_state(config.gate, service.clock.now())
         while True:
             now = service.clock.now()
             ids = await service.queue.claim_due(now, now + service.lease_s, self.concurrency)
@@ -77,10 +120,6 @@ class Scheduler:
         self.deferred = await service.queue.count()
         metrics.DEFERRED.set(self.deferred)
         metrics.DEAD_LETTERS.set(await service.redis.xlen(service.keys.notify_dead_letters))
-        if not service.watcher.versions().keys() >= {doc.NAME for doc in LIVE_DOCUMENTS}:
-            # A change notification dropped a document: load it now (not at the
-            # next email) so the heartbeat's config_versions shows it arrived.
-            await load_live_config(service.watcher, service.settings)
         return total
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -15,6 +15,7 @@ from render_signal.common.events import MailReceived
 from render_signal.common.keys import GROUP_OFFLOAD, consumer_name
 from render_signal.common.linkjournal import LinkJournal, LinksFile
 from render_signal.common.logs import mask_url, setup_logging
+from render_signal.common.probes import ProbeResponder
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import Component, WorkerRuntime
 from render_signal.common.settings import load_or_exit
@@ -23,6 +24,7 @@ from render_signal.offload.linkswriter import LinksFileWriter
 from render_signal.offload.service import OffloadService
 from render_signal.offload.settings import OffloadSettings, read_settings
 from render_signal.offload.worker_client import WorkerClient
+from render_signal.offload.workertest import WorkerTest
 
 __all__ = ["build_service", "claim_idle_ms", "main", "run"]
 
@@ -104,7 +106,14 @@ async def run(settings: OffloadSettings) -> int:
         finally:
             await service.close_links()  # pending file rows, within the drain
 
-    components: list[Component] = [consume]
+    probes = ProbeResponder(
+        redis,
+        settings.common.keys,
+        service="offload",
+        instance=settings.common.instance,
+        handlers={"worker": WorkerTest(settings, service.client)},
+    )
+    components: list[Component] = [consume, probes.run]
     try:
         return await runtime.run(components)
     finally:

@@ -35,9 +35,10 @@ from render_signal.common.events import DeliveryLink, MailOffloaded, MailReceive
 from render_signal.common.keys import Keys
 from render_signal.common.linkjournal import LinkJournal, LinkRecord
 from render_signal.common.logs import log_context, mask_url
-from render_signal.common.records import HeartbeatDetails
+from render_signal.common.records import HeartbeatDetails, LinkOutcome, TimelineEvent
 from render_signal.common.streams import DEFAULT_MAXLEN, PUBLISHED, Delivery
 from render_signal.common.timefmt import iso
+from render_signal.common.timeline import TimelineWriter
 from render_signal.offload.allowlist import refusal_reason
 from render_signal.offload.linkswriter import LinksFileWriter
 from render_signal.offload.metrics import ATTEMPTS, FALLBACKS, provider_label
@@ -90,6 +91,7 @@ class OffloadService:
         self.journal = journal
         self.links_writer = links_writer
         self._publish_script = redis.register_script(_PUBLISH_ONCE)
+        self.timeline = TimelineWriter(redis, keys, service="offload")
         self.published = 0
         self.duplicates_skipped = 0
 
@@ -136,13 +138,18 @@ class OffloadService:
                 )
                 return
             started = time.perf_counter()
-            links = await self.offload_links(event)
+            links, outcomes = await self.offload_links(event)
             out = MailOffloaded.from_received(
                 event,
                 links=links,
                 offload_enabled=self.enabled,
                 trace={**event.trace, "offloaded_at": time.time()},
             )
+            # On the timeline before the publish, so notify's steps always come after it.
+            step = TimelineEvent(
+                at=time.time(), kind="offloaded", service="offload", links=outcomes
+            )
+            await self.timeline.record(event.email_id, step, fields={"stage": "offloaded"})
             entry_id = await self.publish_once(out, done_key)
             offloaded = sum(1 for link in links if link.r2_url)
             logger.info(
@@ -169,20 +176,32 @@ class OffloadService:
         PUBLISHED.labels(Keys.stream_name(self.out_stream)).inc()
         return result.decode() if isinstance(result, bytes) else str(result)
 
-    async def offload_links(self, event: MailReceived) -> tuple[DeliveryLink, ...]:
+    async def offload_links(
+        self, event: MailReceived
+    ) -> tuple[tuple[DeliveryLink, ...], list[LinkOutcome]]:
         """Every link of ``event``, with ``r2_url`` where offload worked; never raises."""
         if not event.links:
-            return ()
+            return (), []
         results = await asyncio.gather(
             *(self._offload_one(link, event.email_id) for link in event.links)
         )
         if self.links_writer is not None:
-            self.links_writer.submit([row for _, row in results if row is not None])
-        return tuple(link for link, _ in results)
+            self.links_writer.submit([row for _, row, _ in results if row is not None])
+        outcomes = [
+            LinkOutcome(
+                provider=link.provider,
+                source_url=link.direct_url or link.raw_url,
+                r2=link.r2_url is not None,
+                reason=reason,
+            )
+            for link, _, reason in results
+        ]
+        return tuple(link for link, _, _ in results), outcomes
 
     async def _offload_one(
         self, link: DeliveryLink, email_id: str
-    ) -> tuple[DeliveryLink, LinkRecord | None]:
+    ) -> tuple[DeliveryLink, LinkRecord | None, str | None]:
+        """The link (with ``r2_url`` when copied), its links-file row, and why not copied."""
         provider = link.provider or "unknown"
         label = provider_label(provider)
         try:
@@ -193,7 +212,7 @@ class OffloadService:
         kept = DeliveryLink(provider=provider, raw_url=link.raw_url, direct_url=source)
         if self.client is None:
             ATTEMPTS.labels(label, "skipped").inc()
-            return kept, None
+            return kept, None, "offload_disabled"
         try:
             refused = refusal_reason(source)
             if refused is not None:
@@ -203,11 +222,11 @@ class OffloadService:
                     mask_url(source),
                 )
                 ATTEMPTS.labels(label, "skipped").inc()
-                return kept, None
+                return kept, None, f"refused: {refused}"
             reused = await self.journal.get(source)
             if reused is not None:
                 ATTEMPTS.labels(label, "reused").inc()
-                return self._with_r2(kept, reused.r2_url, reused.original_filename), None
+                return self._with_r2(kept, reused.r2_url, reused.original_filename), None, "reused"
             result = await self.client.offload(
                 source_url=source,
                 object_key=object_key(provider, source),
@@ -220,7 +239,7 @@ class OffloadService:
             logger.exception("R2_TRANSFER: unexpected error; falling back to source url")
             ATTEMPTS.labels(label, "error").inc()
             FALLBACKS.labels("exception").inc()
-            return kept, None
+            return kept, None, "error"
         if result.r2_url is None:
             logger.warning(
                 "R2_TRANSFER: failed (%s); falling back to source url %s",
@@ -229,7 +248,7 @@ class OffloadService:
             )
             ATTEMPTS.labels(label, "fallback").inc()
             FALLBACKS.labels(result.reason or "exception").inc()
-            return kept, None
+            return kept, None, result.reason or "error"
         ATTEMPTS.labels(label, "success").inc()
         row = LinkRecord(
             source_url=source,
@@ -245,7 +264,7 @@ class OffloadService:
             )
         except Exception as exc:  # journal is an optimisation; the r2_url is still good
             logger.warning("OFFLOAD: link journal write failed: %s", type(exc).__name__)
-        return self._with_r2(kept, result.r2_url, result.original_filename), row
+        return self._with_r2(kept, result.r2_url, result.original_filename), row, None
 
     @staticmethod
     def _with_r2(link: DeliveryLink, r2_url: str, filename: str | None) -> DeliveryLink:

@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from render_signal.common.errors import PermanentError, RetryableError
 from render_signal.common.logs import mask_url
 from render_signal.offload.breaker import CircuitBreaker
 from render_signal.offload.metrics import BREAKER_OPEN, WORKER_SECONDS
@@ -57,13 +58,13 @@ class WorkerResult(msgspec.Struct, frozen=True):
     attempts: int = 0
 
 
-class _Retryable(Exception):
+class _Retryable(RetryableError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
 
 
-class _Final(Exception):
+class _Final(PermanentError):
     def __init__(self, reason: str, detail: str, *, worker_fault: bool = True) -> None:
         super().__init__(detail)
         self.reason = reason
@@ -119,6 +120,17 @@ class WorkerClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def probe(self) -> tuple[int | None, str, float]:
+        """POST an empty request: the Worker checks the token before the body, so
+        400 means "reached and authorised", 401 a wrong token. Returns
+        ``(status or None, error or response text, seconds)``; never raises."""
+        started = time.perf_counter()
+        try:
+            response = await self._client.post(self.endpoint, json={}, timeout=self.timeout_s)
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}", time.perf_counter() - started
+        return response.status_code, response.text[:200], time.perf_counter() - started
 
     async def offload(
         self, *, source_url: str, object_key: str, provider: str, email_id: str
