@@ -92,6 +92,10 @@ def live(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
 )
 def test_no_server_error(case: Any, live: dict[str, Any]) -> None:
     response = case.call(base_url=live["base_url"], headers=live["headers"], timeout=30)
+    if case.path.startswith("/api/test/") and response.status_code == 503:
+        # Only the gateway runs here: a test run by ingest/offload/notify is refused.
+        assert "is not running" in response.json()["message"]
+        return
     assert response.status_code < 500, (
         f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
     )

@@ -26,7 +26,7 @@ from typing import Literal
 
 import msgspec
 from redis.asyncio import Redis
-from render_signal.common.heartbeat import read_heartbeats, read_last_seen
+from render_signal.common.heartbeat import is_alive, read_heartbeats, read_last_seen
 from render_signal.common.keys import Keys
 from render_signal.common.records import HeartbeatRecord, StreamStatus, TargetHealth
 from render_signal.common.status import gather_streams
@@ -89,7 +89,7 @@ def _services(
         instances = [
             InstanceHealth(
                 instance=b.instance,
-                alive=now - b.ts <= b.interval_s * 1.5 + 1,
+                alive=is_alive(b, now),
                 last_seen=b.ts,
                 age_s=round(now - b.ts, 1),
                 pid=b.pid,
@@ -240,7 +240,7 @@ async def assess(redis: Redis, keys: Keys, *, now: float | None = None) -> Statu
     now = time.time() if now is None else now
     beats = await read_heartbeats(redis, keys)
     services, problems = _services(beats, await read_last_seen(redis, keys), now)
-    live = [b for b in beats if now - b.ts <= b.interval_s * 1.5 + 1]
+    live = [b for b in beats if is_alive(b, now)]
     raw_targets: dict[bytes, bytes] = await redis.hgetall(keys.notify_targets)  # type: ignore[assignment]
     targets = [_target_decoder.decode(v) for v in raw_targets.values()]
     disabled = int(await redis.hlen(keys.notify_disabled_targets))

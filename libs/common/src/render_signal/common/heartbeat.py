@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 from render_signal.common.keys import Keys
 from render_signal.common.records import HeartbeatDetails, HeartbeatRecord
 
-__all__ = ["Heartbeat", "read_heartbeats", "read_last_seen"]
+__all__ = ["Heartbeat", "is_alive", "read_heartbeats", "read_last_seen"]
 
 LAST_SEEN_KEEP_S = 86400.0
 
@@ -107,6 +107,12 @@ class Heartbeat:
                 await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
         with contextlib.suppress(RedisError, OSError):
             await self.redis.delete(self.key)
+
+
+def is_alive(beat: HeartbeatRecord, now: float) -> bool:
+    """Beating on time: a record older than 1.5 intervals (plus 1 s of slack) is a
+    hung or stopped process, even while its key has not expired yet."""
+    return now - beat.ts <= beat.interval_s * 1.5 + 1
 
 
 async def read_heartbeats(redis: Redis, keys: Keys) -> list[HeartbeatRecord]:

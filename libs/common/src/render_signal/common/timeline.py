@@ -24,12 +24,14 @@ from collections.abc import Iterable, Mapping
 import msgspec
 from redis.asyncio import Redis
 from render_signal.common.keys import Keys
-from render_signal.common.records import EmailState, TargetState, TimelineEvent
+from render_signal.common.records import DeliveryAttempt, EmailState, TargetState, TimelineEvent
+from render_signal.common.settings import CommonSettings
 
 __all__ = [
     "EmailDetail",
     "EmailSummary",
     "TargetStatus",
+    "TimedAttempt",
     "TimelineWriter",
     "email_state",
     "get_email",
@@ -62,10 +64,17 @@ class EmailSummary(msgspec.Struct, kw_only=True):
     targets: list[TargetStatus] = []
 
 
+class TimedAttempt(DeliveryAttempt, kw_only=True):
+    """A delivery attempt with when it was made."""
+
+    at: float
+
+
 class EmailDetail(EmailSummary, kw_only=True):
-    """An email with every step (``attempts``: the delivery attempts alone)."""
+    """An email with every step; ``attempts`` repeats the delivery attempts alone."""
 
     events: list[TimelineEvent] = []
+    attempts: list[TimedAttempt] = []
 
 
 def _text(value: bytes | str | None) -> str:
@@ -137,6 +146,17 @@ class TimelineWriter:
         self.max_emails = max_emails
         self._next_prune = 0.0
 
+    @classmethod
+    def configured(cls, redis: Redis, settings: CommonSettings) -> TimelineWriter:
+        """A writer for ``settings.service`` with the deployment's retention."""
+        return cls(
+            redis,
+            settings.keys,
+            service=settings.service,
+            retention_days=settings.timeline_days,
+            max_emails=settings.timeline_max_emails,
+        )
+
     async def record(
         self,
         email_id: str,
@@ -204,7 +224,12 @@ async def get_email(redis: Redis, keys: Keys, email_id: str) -> EmailDetail | No
             events.append(_event_decoder.decode(raw))
         except (msgspec.DecodeError, msgspec.ValidationError):
             continue
-    return EmailDetail(**msgspec.structs.asdict(summary), events=events)
+    attempts = [
+        TimedAttempt(**msgspec.structs.asdict(e.attempt), at=e.at)
+        for e in events
+        if e.attempt is not None
+    ]
+    return EmailDetail(**msgspec.structs.asdict(summary), events=events, attempts=attempts)
 
 
 def _matches(summary: EmailSummary, state: str | None, query: str) -> bool:

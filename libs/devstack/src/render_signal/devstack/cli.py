@@ -3,7 +3,8 @@
 Commands:
     up       start Redis (unless REDIS_URL is set) and the four services,
              supervised; writes a dev ``.env`` on first use; Ctrl-C stops all.
-    status   heartbeats and stream backlog; exit 0 only if every service is alive.
+    status   the verdict (ok / degraded / failing), its problems, services, targets and
+             streams; exit 0 only if the verdict is ok.
     send     post a sample email (or your .eml) to the gateway's HTTP ingress.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from redis.exceptions import RedisError
 from render_signal.common.envreader import DEV_MODE_WORDS, load_env_file
 from render_signal.common.keys import DEFAULT_PREFIX, Keys
 from render_signal.common.redisclient import create_redis
@@ -33,7 +35,7 @@ from render_signal.devstack.ports import free_port, port_free
 from render_signal.devstack.redisserver import RedisServer
 from render_signal.devstack.sink import RecordingSink
 from render_signal.devstack.status import render_status, wait_for_status
-from render_signal.devstack.supervisor import SERVICES, Supervisor, write_state
+from render_signal.devstack.supervisor import Supervisor, write_state
 
 __all__ = ["main"]
 
@@ -145,16 +147,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     url, prefix = _resolve_redis(Path(args.env_file), args.wait)
     remaining = max(0.0, args.wait - (time.monotonic() - started))
     try:
-        status = asyncio.run(wait_for_status(url, prefix, SERVICES, remaining))
-    except OSError as exc:
+        report = asyncio.run(wait_for_status(url, prefix, remaining))
+    except (OSError, RedisError) as exc:
         _say(f"render-signal: cannot reach Redis at {url.split('@')[-1]}: {exc}")
         return 1
     if args.json:
-        _say(json.dumps(status, indent=2, default=str))
+        _say(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
     else:
-        _say(render_status(status, SERVICES))
-    alive = {s["service"] for s in status["services"]}
-    return 0 if set(SERVICES) <= alive else 1
+        _say(render_status(report))
+    return 0 if report.verdict == "ok" else 1
 
 
 def _sample_bytes(path: str | None, marker: str) -> bytes:
@@ -236,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start Redis and all services, supervised")
     up.set_defaults(func=cmd_up)
     status = sub.add_parser("status", help="show heartbeats and stream lag")
-    status.add_argument("--wait", type=float, default=0.0, help="wait up to N s for all alive")
+    status.add_argument("--wait", type=float, default=0.0, help="wait up to N s for the verdict ok")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
     send = sub.add_parser("send", help="post a sample email to the HTTP ingress")

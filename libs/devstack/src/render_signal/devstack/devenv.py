@@ -24,7 +24,7 @@ DASHBOARD_USER=admin
 DASHBOARD_PASSWORD={password}
 PROCESS_API_TOKEN={api_token}
 WEBHOOK_SIGNING_SECRET=whsec_{signing}
-HEARTBEAT_INTERVAL_SECONDS=5
+HEARTBEAT_INTERVAL_SECONDS=60
 # WEBHOOK_URL is left unset: dev mode then delivers to a local recording sink.
 # IMAP_SERVER is left unset: emails arrive through `render-signal send` or HTTP ingress.
 """

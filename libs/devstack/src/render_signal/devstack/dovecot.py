@@ -71,6 +71,13 @@ service imap-login {{
   }}
 }}
 imap_idle_notify_interval = 2 secs
+# Tests log in with wrong passwords on purpose; the per-address penalty
+# (2 s, doubling to 15 s) would make every later login of the run slower.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 """
 
 

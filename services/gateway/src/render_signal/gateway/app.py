@@ -11,11 +11,13 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from render_signal.gateway import (
     auth,
+    checks,
     configapi,
     configtransfer,
     dashboard,
     deadletters,
     deploy,
+    emails,
     ingress,
     openapi,
     ops,
@@ -71,7 +73,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    for area in (auth, ingress, configapi, configtransfer, ops, deadletters, deploy):
+    for area in (
+        auth,
+        ingress,
+        configapi,
+        configtransfer,
+        ops,
+        emails,
+        checks,
+        deadletters,
+        deploy,
+    ):
         app.include_router(area.router)
     dashboard.install(app)
     openapi.install(app)

@@ -18,6 +18,7 @@ from render_signal.common.configdocs import RoutingRules, RuntimeFlags
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.heartbeat import Heartbeat
 from render_signal.common.redisclient import create_redis
+from render_signal.common.timeline import TimelineWriter
 from render_signal.gateway.magic import MagicLinkStore
 from render_signal.gateway.sessions import SessionStore
 from render_signal.gateway.settings import GatewaySettings
@@ -43,6 +44,7 @@ class GatewayContext:
     sessions: SessionStore
     magic_links: MagicLinkStore
     login_throttle: LoginThrottle
+    timeline: TimelineWriter
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
@@ -56,6 +58,7 @@ class GatewayContext:
         settings = self.settings
         self.redis = create_redis(settings.common.redis_url)
         self.store = ConfigStore(self.redis, self.keys)
+        self.timeline = TimelineWriter.configured(self.redis, settings.common)
         self.watcher = ConfigWatcher(self.store)
         self.sessions = SessionStore(
             self.redis,

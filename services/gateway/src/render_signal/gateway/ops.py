@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Query
-from render_signal.common.heartbeat import read_heartbeats
+from render_signal.common.health import assess
 from render_signal.common.linkjournal import LinkJournal, LinkRecord, LinksFile
 from render_signal.common.logs import mask_url
-from render_signal.common.status import gather_streams
 from render_signal.common.timefmt import epoch, iso
 from render_signal.common.webhooklog import LOG_KEEP, normalize_days, read_attempts
 from render_signal.gateway.context import Context
@@ -56,22 +54,12 @@ async def links(
 
 @router.get("/api/status")
 async def status(ctx: Context, session: Session) -> dict[str, Any]:
-    """Services (heartbeats), streams and groups, DLQ sizes, recent activity."""
+    """The verdict (``ok`` | ``degraded`` | ``failing``) and its problems, per service
+    and per target (``common.health``), plus streams, dead letters, recent activity."""
     redis, keys = ctx.redis, ctx.keys
-    now = time.time()
-    services = [
-        {
-            "service": beat.service,
-            "instance": beat.instance,
-            "alive": True,
-            "ts": iso(beat.ts),
-            "age_s": round(now - beat.ts, 1),
-            "info": msgspec.to_builtins(beat.details),
-        }
-        for beat in await read_heartbeats(redis, keys)
-    ]
-    streams = await gather_streams(redis, keys)
-    dlq = {s.stream: s.dead_letters for s in streams}
+    report = await assess(redis, keys)
+    now = report.checked_at
+    dlq = {s.stream: s.dead_letters for s in report.streams}
     dlq["notify"] = int(await redis.xlen(keys.notify_dead_letters))
     disabled_raw: Any = await redis.hgetall(keys.notify_disabled_targets)
     disabled = []
@@ -83,13 +71,18 @@ async def status(ctx: Context, session: Session) -> dict[str, Any]:
         disabled.append({**detail, "target": mask_url(target.decode("utf-8", "replace"))})
     logs = await read_attempts(ctx.redis, keys, 1, limit=LOG_KEEP)
     errors = [entry for entry in logs if entry.status in ERROR_STATUSES]
-    last_email = next((s.last_entry_at for s in streams if s.stream == "mail.raw"), None)
+    last_email = next((s.last_entry_at for s in report.streams if s.stream == "mail.raw"), None)
     return {
         "success": True,
+        "verdict": report.verdict,
+        "problems": msgspec.to_builtins(report.problems),
         "server_time": iso(now),
-        "services": services,
+        "checked_at": now,
+        "services": msgspec.to_builtins(report.services),
+        "targets": msgspec.to_builtins(report.targets),
         "streams": {
-            s.stream: {"length": s.length, "groups": msgspec.to_builtins(s.groups)} for s in streams
+            s.stream: {"length": s.length, "groups": msgspec.to_builtins(s.groups)}
+            for s in report.streams
         },
         "dlq": dlq,
         "disabled_targets": disabled,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 from render_signal.common.probes import ProbeAnswer
 from render_signal.common.records import ProbeRequest
 from render_signal.ingest.imap_client import (
@@ -37,6 +38,10 @@ def hint_for(error: str, settings: IngestSettings) -> str:
     return "see the error; the ingest log has the same line"
 
 
+#: Socket timeout of the test's IMAP calls at least (connect allows two of them).
+PROBE_TIMEOUT_S = 12.0
+
+
 class ImapTest:
     """The ``imap`` probe handler."""
 
@@ -54,7 +59,12 @@ class ImapTest:
                 " watcher enabled: ENABLE_BACKGROUND_TASKS / IMAP_ENABLED)",
             )
         started = time.perf_counter()
-        imap = ImapAdapter(self.endpoint)
+        # Servers delay a refused login (Dovecot 2 s and more, Gmail too): a short
+        # watcher timeout would report "timed out" instead of the real refusal.
+        endpoint = msgspec.structs.replace(
+            self.endpoint, timeout_s=max(self.endpoint.timeout_s, PROBE_TIMEOUT_S)
+        )
+        imap = ImapAdapter(endpoint)
         where = f"{self.endpoint.host}:{self.endpoint.port}"
         try:
             await imap.connect()

@@ -93,15 +93,7 @@ class ParserService:
             max_parse_bytes=settings.max_parse_bytes,
         )
         self.seen = SeenEmails(redis, settings.common.keys, settings.dedup_ttl_s)
-        self.history = IngestHistory(
-            TimelineWriter(
-                redis,
-                settings.common.keys,
-                service="ingest",
-                retention_days=settings.timeline_days,
-                max_emails=settings.timeline_max_emails,
-            )
-        )
+        self.history = IngestHistory(TimelineWriter.configured(redis, settings.common))
         self.out_key = settings.common.keys.mail_received
 
     def _analyse(self, event: MailRaw, detectors: frozenset[str]) -> Analysis:

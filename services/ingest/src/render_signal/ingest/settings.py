@@ -45,8 +45,6 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
     polling_start_hour: int = 0
     polling_end_hour: int = 24
     dedup_disabled: bool = False
-    timeline_days: float = 30.0
-    timeline_max_emails: int = 10_000
 
 
 def read_settings(env: EnvReader) -> IngestSettings:
@@ -114,8 +112,6 @@ def read_settings(env: EnvReader) -> IngestSettings:
         polling_start_hour=env.integer("POLLING_ACTIVE_START_HOUR", 0, minimum=0, maximum=23),
         polling_end_hour=env.integer("POLLING_ACTIVE_END_HOUR", 24, minimum=0, maximum=24),
         dedup_disabled=env.boolean("DISABLE_EMAIL_ID_DEDUP", False),
-        timeline_days=env.number("TIMELINE_RETENTION_DAYS", 30.0, minimum=0.01),
-        timeline_max_emails=env.integer("TIMELINE_MAX_EMAILS", 10_000, minimum=10),
     )
 
 

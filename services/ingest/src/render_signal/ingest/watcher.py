@@ -189,8 +189,11 @@ class ImapWatcher:
                 set_mode(None)
                 RECONNECTS.inc()
                 self._failures += 1
-                delay = self._backoff()
-                level = logging.ERROR if isinstance(exc, ImapAuthError) else logging.WARNING
+                refused = isinstance(exc, ImapAuthError)
+                # A refused login waits the longest: retrying a wrong password quickly
+                # gets the account locked (Gmail) or the address penalised (Dovecot).
+                delay = self.settings.reconnect_max_s if refused else self._backoff()
+                level = logging.ERROR if refused else logging.WARNING
                 logger.log(level, "IMAP: session failed (%s); reconnecting in %.1fs", exc, delay)
                 await self._sleep(stop, delay, lost)
             finally:

@@ -78,7 +78,7 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
         settings.common.keys,
         service="notify",
         instance=settings.common.instance,
-        handlers={"webhook": WebhookTest(settings, watcher, sender)},
+        handlers={"webhook": WebhookTest(settings, watcher, sender, service.outcomes)},
     )
 
     async def consume(stop: asyncio.Event) -> None:

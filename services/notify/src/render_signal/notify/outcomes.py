@@ -8,7 +8,6 @@ target's health (the status verdict) always tell the same story.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import msgspec
@@ -31,6 +30,7 @@ from render_signal.notify.clock import Clock
 from render_signal.notify.delivery import AttemptResult
 from render_signal.notify.jobs import Job, JobQueue
 from render_signal.notify.records import build_dead_letter, build_log_entry
+from render_signal.notify.targets import Target
 
 __all__ = ["PAYLOAD_KEPT", "RULE_REASONS", "Outcomes"]
 
@@ -65,12 +65,14 @@ def attempt_record(job: Job, result: AttemptResult, body: bytes) -> DeliveryAtte
 class Outcomes:
     """Records outcomes of jobs for one notify replica."""
 
-    def __init__(self, redis: Redis, keys: Keys, queue: JobQueue, clock: Clock) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, queue: JobQueue, clock: Clock, timeline: TimelineWriter
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.queue = queue
         self.clock = clock
-        self.timeline = TimelineWriter(redis, keys, service="notify")
+        self.timeline = timeline
 
     async def _timeline(self, job: Job, state: TargetState, *events: TimelineEvent) -> None:
         target = TargetStatus(webhook_id=job.webhook_id, name=job.target.name, state=state)
@@ -110,21 +112,21 @@ class Outcomes:
         )
         await append_attempt(self.redis, self.keys, entry)
 
-    async def health(self, job: Job, result: AttemptResult) -> None:
-        """Update the target's delivery health after an attempt (read by the verdict)."""
-        field = hashlib.sha256(job.target.url.encode()).hexdigest()[:16]
+    async def health(self, target: Target, result: AttemptResult) -> None:
+        """Update the target's delivery health after an attempt (read by the verdict).
+
+        Keyed by the target's role (``default``, ``rule:<id>``): when its URL
+        changes, the record starts over, since the old endpoint's failures say
+        nothing about the new one.
+        """
+        field = target.key()
         raw = await self.redis.hget(self.keys.notify_targets, field)
         now = self.clock.now()
-        health = (
-            _health_decoder.decode(raw)
-            if raw
-            else TargetHealth(
-                name=job.target.name,
-                url=mask_url(job.target.url),
-                target_class=job.target.target_class,
-            )
-        )
-        health.name = job.target.name
+        url = mask_url(target.url)
+        health = _health_decoder.decode(raw) if raw else None
+        if health is None or health.url != url:
+            health = TargetHealth(name=target.name, url=url, target_class=target.target_class)
+        health.name = target.name
         if result.outcome == "success":
             health.consecutive_failures, health.failing_since = 0, None
             health.last_success_at = now
@@ -148,7 +150,7 @@ class Outcomes:
             await self.log(job, "success", result=result)
             attempt = attempt_record(job, result, body)
             await self._timeline(job, "delivered", self._event(job, "attempt", attempt=attempt))
-        await self.health(job, result)
+        await self.health(job.target, result)
         await self.done(job)
 
     async def retrying(self, job: Job, result: AttemptResult, body: bytes, due: float) -> None:
@@ -161,7 +163,7 @@ class Outcomes:
         await self._timeline(
             job, "retrying", self._event(job, "attempt", attempt=attempt, until=due)
         )
-        await self.health(job, result)
+        await self.health(job.target, result)
 
     async def dead_letter(
         self, job: Job, result: AttemptResult | None, reason: str, body: bytes
@@ -183,7 +185,7 @@ class Outcomes:
         events.append(self._event(job, "dead_letter", reason=reason))
         await self._timeline(job, "dead_letter", *events)
         if result is not None:
-            await self.health(job, result)
+            await self.health(job.target, result)
         await self.done(job)
         logger.error(
             "NOTIFY: email %s to %s dead-lettered after %d attempt(s): %s",

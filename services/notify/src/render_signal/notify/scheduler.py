@@ -20,6 +20,7 @@ import logging
 
 from redis.exceptions import RedisError
 from render_signal.common.configdocs import WebhookConfig
+from render_signal.common.overrides import make_due
 from render_signal.common.records import GateState
 from render_signal.notify import metrics
 from render_signal.notify.liveconfig import load_live_config
@@ -59,13 +60,10 @@ class Scheduler:
         ids = [member.decode() for member in members]
         if not ids:
             return 0
-        now = service.clock.now()
-        async with service.redis.pipeline(transaction=False) as pipe:
-            for webhook_id in ids:
-                pipe.zadd(service.keys.notify_scheduled, {webhook_id: now}, xx=True)
-            await pipe.execute()
-        logger.info("NOTIFY: sending rules changed; %d held email(s) re-evaluated now", len(ids))
-        return len(ids)
+        # A job being sent right now (leased) is left alone: it is decided anew anyway.
+        moved = await make_due(service.redis, service.keys, ids, service.clock.now())
+        logger.info("NOTIFY: sending rules changed; %d held email(s) re-evaluated now", moved)
+        return moved
 
     def _gate_state(self, gate: GateConfig, now: float) -> GateState:
         if is_open(gate, now):

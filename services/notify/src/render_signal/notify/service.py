@@ -22,6 +22,7 @@ from render_signal.common.keys import consumer_name
 from render_signal.common.logs import mask_url
 from render_signal.common.streams import Delivery
 from render_signal.common.timefmt import iso
+from render_signal.common.timeline import TimelineWriter
 from render_signal.notify.clock import Clock
 from render_signal.notify.delivery import AttemptResult, WebhookSender
 from render_signal.notify.jobs import Job, JobQueue
@@ -58,7 +59,9 @@ class NotifyService:
         self.sender = sender
         self.queue = JobQueue(redis, self.keys, consumer_name("notify", settings.common.instance))
         self.limiter = RateLimiter(redis, self.keys)
-        self.outcomes = Outcomes(redis, self.keys, self.queue, clock)
+        self.outcomes = Outcomes(
+            redis, self.keys, self.queue, clock, TimelineWriter.configured(redis, settings.common)
+        )
         self.lease_s = settings.timeout_s * 4 + 60.0
 
     # -- stream entry ------------------------------------------------------------

@@ -5,7 +5,8 @@ a delivery would: the target resolved from the configuration now, its
 delivery mode, TLS setting, signature and timeout. The body says it is a test
 (``"test": true``, subject ``[render-signal test]``, source
 ``render_signal_test``) and the webhook-id starts with ``test_``, so a
-receiver can tell it from an email.
+receiver can tell it from an email. Like any call to the endpoint, its result
+updates the target's health, so a fixed URL turns the verdict green at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from render_signal.common.probes import ProbeAnswer
 from render_signal.common.records import ProbeRequest
 from render_signal.notify.delivery import WebhookSender
 from render_signal.notify.liveconfig import load_live_config
+from render_signal.notify.outcomes import Outcomes
 from render_signal.notify.settings import NotifySettings
 from render_signal.notify.targets import Target, current_target
 
@@ -57,11 +59,16 @@ class WebhookTest:
     """The ``webhook`` probe handler."""
 
     def __init__(
-        self, settings: NotifySettings, watcher: ConfigWatcher, sender: WebhookSender
+        self,
+        settings: NotifySettings,
+        watcher: ConfigWatcher,
+        sender: WebhookSender,
+        outcomes: Outcomes,
     ) -> None:
         self.settings = settings
         self.watcher = watcher
         self.sender = sender
+        self.outcomes = outcomes
 
     async def __call__(self, request: ProbeRequest) -> ProbeAnswer:
         config = await load_live_config(self.watcher, self.settings)
@@ -87,6 +94,8 @@ class WebhookTest:
             timeout_s=config.timeout_s,
             ssl_verify=config.ssl_verify,
         )
+        # A test is a real call to the endpoint: its health (and the verdict) follows.
+        await self.outcomes.health(target, result)
         ok = result.outcome == "success"
         return ProbeAnswer(
             ok=ok,

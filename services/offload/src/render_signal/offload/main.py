@@ -19,6 +19,7 @@ from render_signal.common.probes import ProbeResponder
 from render_signal.common.redisclient import create_redis
 from render_signal.common.runtime import Component, WorkerRuntime
 from render_signal.common.settings import load_or_exit
+from render_signal.common.timeline import TimelineWriter
 from render_signal.offload.breaker import CircuitBreaker
 from render_signal.offload.linkswriter import LinksFileWriter
 from render_signal.offload.service import OffloadService
@@ -65,6 +66,7 @@ def build_service(settings: OffloadSettings, redis: Redis) -> OffloadService:
         client=client,
         journal=LinkJournal(redis, keys, max_age_s=settings.reuse_max_age_s),
         links_writer=writer,
+        timeline=TimelineWriter.configured(redis, settings.common),
     )
 
 

@@ -83,6 +83,7 @@ class OffloadService:
         client: WorkerClient | None,
         journal: LinkJournal,
         links_writer: LinksFileWriter | None,
+        timeline: TimelineWriter,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -91,7 +92,7 @@ class OffloadService:
         self.journal = journal
         self.links_writer = links_writer
         self._publish_script = redis.register_script(_PUBLISH_ONCE)
-        self.timeline = TimelineWriter(redis, keys, service="offload")
+        self.timeline = timeline
         self.published = 0
         self.duplicates_skipped = 0
 
