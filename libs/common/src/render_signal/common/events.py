@@ -90,6 +90,14 @@ class ParsedMail(msgspec.Struct, frozen=True, kw_only=True):
     truncated: bool = False
     received_at: float = 0.0
     trace: dict[str, float] = {}
+    #: The values the original's payload carried, for receivers built for it:
+    #: the Date header (IMAP, raw) or the Apps Script's ``date`` string
+    #: (``receivedDateTime``), the raw From header or ``sender`` field
+    #: (``sender_address``). None on events from before these fields.
+    date_header: str | None = None
+    from_header: str | None = None
+    #: The id the original would have given this email (its ``microsoft_graph_email_id``).
+    legacy_email_id: str = ""
 
 
 class MailReceived(ParsedMail, frozen=True, kw_only=True, tag="mail.received/1", tag_field="type"):

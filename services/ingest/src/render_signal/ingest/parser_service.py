@@ -1,11 +1,12 @@
 """The parser component: ``mail.raw`` -> ``mail.received``.
 
 Per entry: runtime flags, parse + links + detectors (in a worker thread),
-email-id dedup check, sender allowlist, reply/forward prefixes, then publish
-and only then mark the email id as seen (a crash in between republishes,
-never loses). An email that cannot be read at all is dead-lettered at once
-with the reason (:class:`PermanentError`); everything else is published with
-what could be read. Every outcome is counted and logged with its reason.
+email-id dedup check, sender allowlist, reply/forward prefixes, then an atomic
+dedup claim across paths (:mod:`render_signal.ingest.dedup`), then publish (a
+crash between claim and publish republishes on redelivery, never loses). An
+email that cannot be read at all is dead-lettered at once with the reason
+(:class:`PermanentError`); everything else is published with what could be
+read. Every outcome is counted and logged with its reason.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.consumer import Consumer
 from render_signal.common.errors import PermanentError
 from render_signal.common.events import MailRaw, MailReceived
+from render_signal.common.identity import fingerprint, normalise_message_id
 from render_signal.common.keys import GROUP_INGEST, consumer_name
 from render_signal.common.logs import log_context, mask_email
 from render_signal.common.streams import Delivery, publish
@@ -38,6 +40,7 @@ from render_signal.ingest.filters import (
     has_reply_prefix,
     load_policy,
 )
+from render_signal.ingest.identity import email_date, original_id
 from render_signal.ingest.identity import email_id as compute_email_id
 from render_signal.ingest.message import ParseLimits, UnreadableEmail
 from render_signal.ingest.settings import IngestSettings
@@ -89,7 +92,9 @@ class ParserService:
             max_text_bytes=settings.max_text_bytes,
             max_parse_bytes=settings.max_parse_bytes,
         )
-        self.seen = SeenEmails(redis, settings.common.keys, settings.dedup_ttl_s)
+        self.seen = SeenEmails(
+            redis, settings.common.keys, settings.dedup_ttl_s, settings.dedup_tolerance_s
+        )
         self.out_key = settings.common.keys.mail_received
 
     def _analyse(self, event: MailRaw, detectors: frozenset[str]) -> Analysis:
@@ -105,14 +110,17 @@ class ParserService:
         finally:
             log_context.reset(token)
 
-    def _skip(self, reason: str, event: MailRaw, sender: str, email_id: str = "") -> None:
+    def _skip(
+        self, reason: str, event: MailRaw, sender: str, email_id: str = "", detail: str = ""
+    ) -> None:
         EMAILS.labels("skipped", reason).inc()
         logger.info(
-            "INGEST: skipped %s email %s from %s: %s",
+            "INGEST: skipped %s email %s from %s: %s%s",
             event.source,
             email_id or event.event_id,
             mask_email(sender),
             reason,
+            detail,
         )
 
     async def _handle(self, event: MailRaw, delivery: Delivery) -> None:
@@ -135,7 +143,7 @@ class ParserService:
         parsed = result.parsed
         email_id = compute_email_id(parsed, event.source, event.gmail)
         log_context.set({"event_id": event.event_id, "email_id": email_id})
-        if policy.dedup_enabled and await self.seen.seen(email_id):
+        if policy.dedup_enabled and await self.seen.seen(email_id, event.event_id):
             self._skip(SKIP_DUPLICATE, event, parsed.sender_email, email_id)
             return
         if not policy.sender_allowed(parsed.sender_email):
@@ -157,6 +165,19 @@ class ParserService:
         received_date = parsed.received_date or (
             dt.datetime.fromtimestamp(event.received_at, dt.UTC).isoformat().replace("+00:00", "Z")
         )
+        if policy.dedup_enabled:
+            claim = await self.seen.claim(
+                email_id=email_id,
+                event_id=event.event_id,
+                fingerprint=fingerprint(parsed.sender_email, parsed.subject),
+                dated=email_date(parsed, event.received_at),
+                has_message_id=bool(normalise_message_id(parsed.message_id)),
+            )
+            if claim.duplicate:
+                # A fingerprint match names the copy it duplicates (another path's id).
+                detail = f" (same email as {claim.other})" if claim.verdict == "match" else ""
+                self._skip(SKIP_DUPLICATE, event, parsed.sender_email, email_id, detail)
+                return
         received = MailReceived(
             event_id=event.event_id,
             email_id=email_id,
@@ -174,9 +195,13 @@ class ParserService:
             truncated=event.truncated or parsed.truncated,
             received_at=event.received_at,
             trace={**event.trace, "parsed": time.time()},
+            date_header=parsed.date,
+            from_header=parsed.from_header,
+            legacy_email_id=original_id(parsed, event.source, event.gmail),
         )
         await publish(self.redis, self.out_key, received)
-        await self.seen.mark(email_id)
+        if not policy.dedup_enabled:
+            await self.seen.mark(email_id, event.event_id)
         EMAILS.labels("published", "ok").inc()
         if event.imap_arrived_at is not None:
             ARRIVAL_TO_PUBLISH.observe(max(0.0, time.time() - event.imap_arrived_at))

@@ -45,6 +45,7 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
     polling_start_hour: int = 0
     polling_end_hour: int = 24
     dedup_disabled: bool = False
+    dedup_tolerance_s: float = 900.0
 
 
 def read_settings(env: EnvReader) -> IngestSettings:
@@ -112,6 +113,7 @@ def read_settings(env: EnvReader) -> IngestSettings:
         polling_start_hour=env.integer("POLLING_ACTIVE_START_HOUR", 0, minimum=0, maximum=23),
         polling_end_hour=env.integer("POLLING_ACTIVE_END_HOUR", 24, minimum=0, maximum=24),
         dedup_disabled=env.boolean("DISABLE_EMAIL_ID_DEDUP", False),
+        dedup_tolerance_s=env.number("EMAIL_DEDUP_DATE_TOLERANCE_SECONDS", 900.0, minimum=0.0),
     )
 
 
