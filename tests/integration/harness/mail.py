@@ -117,9 +117,9 @@ def gmail_push_of(message: bytes, *, with_message_id: bool, delay_s: float = 25.
     fields = {
         "subject": str(parsed["Subject"]),
         "sender": str(parsed["From"]),
-        "date": received.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z"
-        ),
+        "date": received.astimezone(dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
         "body": body,
         "snippet": text[:200],
     }

@@ -165,6 +165,9 @@ class NotifyService:
             return
         job.attempt = attempt
         job.first_attempt_at = job.first_attempt_at or now
+        if target.rule_id is None and target.url == config.default_url:
+            # A live setting: retries of jobs queued before a change follow the new value.
+            target = msgspec.structs.replace(target, accept_any_2xx=config.accept_any_2xx)
         result = await self.sender.send(
             target,
             body,

@@ -3,6 +3,13 @@
 A target is a :class:`Target`: its URL, class (``make`` for ``*.make.com``,
 ``rule`` for a rule's own target, ``custom`` for the default) and the options
 that travel with it (priority, window policy, receiver contract).
+
+Receiver contract (``delivery``): by default a 2xx is delivered unless its body
+is a JSON object saying ``success: false`` (the original's PHP receiver on an
+application error), which is a failure, retried then dead-lettered. A body that
+is not JSON ("Accepted" from Make) stays a success. ``accept_any_2xx`` counts
+every 2xx; a rule's ``require_success_true`` wants the original's 200 +
+``success: true``.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     priority: str = "normal"
     policy: Literal["defer", "drop"] | None = None
     require_success_true: bool = False
+    accept_any_2xx: bool = False
     rule_id: str | None = None
 
 
@@ -63,10 +71,17 @@ def resolve_targets(event: MailOffloaded, config: LiveConfig) -> list[Target]:
                     priority=actions.priority,
                     policy=actions.outside_window_policy,
                     require_success_true=actions.require_success_true,
+                    accept_any_2xx=actions.accept_any_2xx,
                     rule_id=rule.id or None,
                 )
             )
     default = config.default_url
     if not stop and usable_url(default) and all(t.url != default for t in targets):
-        targets.append(Target(url=default, target_class=_classify(default, False)))
+        targets.append(
+            Target(
+                url=default,
+                target_class=_classify(default, False),
+                accept_any_2xx=config.accept_any_2xx,
+            )
+        )
     return targets
