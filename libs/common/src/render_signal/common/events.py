@@ -62,13 +62,22 @@ class MailRaw(msgspec.Struct, frozen=True, kw_only=True, tag="mail.raw/1", tag_f
 
 
 class DeliveryLink(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One provider link, as the original's ``delivery_links`` items."""
+    """One provider link, as the original's ``delivery_links`` items.
+
+    ``flags`` say how ingest found it, for the operator (not sent in the
+    webhook): ``unknown_shape`` (on the provider's own host, but no transfer
+    link shape we know: the original took any URL there), ``unwrapped:<gateway>``
+    (found inside a mail-security gateway link: ``safelinks``, ``proofpoint``,
+    ``mimecast``), ``mimecast_opaque`` (a Mimecast link whose target only
+    Mimecast knows; kept as is, ``provider`` from its ``domain`` parameter).
+    """
 
     provider: str
     raw_url: str
     direct_url: str | None = None
     r2_url: str | None = None
     original_filename: str | None = None
+    flags: tuple[str, ...] = ()
 
 
 class ParsedMail(msgspec.Struct, frozen=True, kw_only=True):
