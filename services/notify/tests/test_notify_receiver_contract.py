@@ -29,6 +29,15 @@ async def run_until_final(h: Harness, rx: Receiver) -> None:
         assert len(rx.requests) < 10
 
 
+def lot42_rule(name: str, **actions: object) -> dict[str, object]:
+    """A rule sending the harness's "Lot 42" emails to ``actions['webhook_url']`` only."""
+    return {
+        "name": name,
+        "conditions": [{"field": "subject", "operator": "contains", "value": "Lot 42"}],
+        "actions": {"stop_processing": True, **actions},
+    }
+
+
 async def statuses(h: Harness, email_id: str) -> list[object]:
     return [e["status"] for e in reversed(await h.logs()) if e["email_id"] == email_id]
 
@@ -91,15 +100,7 @@ async def test_accept_any_2xx_on_the_default_target_applies_live(
 async def test_rule_targets_have_their_own_setting(make: Factory, rx: Receiver) -> None:
     h = make()
     rx.answer = APP_ERROR
-    rule = {
-        "name": "lot",
-        "conditions": [{"field": "subject", "operator": "contains", "value": "Lot 42"}],
-        "actions": {
-            "webhook_url": f"{rx.url}/rule",
-            "stop_processing": True,
-            "accept_any_2xx": True,
-        },
-    }
+    rule = lot42_rule("lot", webhook_url=f"{rx.url}/rule", accept_any_2xx=True)
     await h.configure("routing_rules", {"rules": [rule]})
     event = make_event()
     await h.emit(event)
@@ -107,7 +108,9 @@ async def test_rule_targets_have_their_own_setting(make: Factory, rx: Receiver) 
     assert request.path.endswith("/rule")
     assert await statuses(h, event.email_id) == ["success"]
     # The two receiver contracts of a rule are exclusive.
-    strict = {**rule, "actions": {**rule["actions"], "require_success_true": True}}
+    strict = lot42_rule(
+        "lot", webhook_url=f"{rx.url}/rule", accept_any_2xx=True, require_success_true=True
+    )
     with pytest.raises(ConfigInvalid, match="accept_any_2xx"):
         apply_changes(RoutingRules, RoutingRules(), {"rules": [strict]})
 
@@ -117,15 +120,7 @@ async def test_require_success_true_keeps_the_original_strict_contract(
 ) -> None:
     h = make()
     rx.answer = Reply(200, b"Accepted", {"Content-Type": "text/plain"})
-    rule = {
-        "name": "strict",
-        "conditions": [{"field": "subject", "operator": "contains", "value": "Lot 42"}],
-        "actions": {
-            "webhook_url": f"{rx.url}/strict",
-            "stop_processing": True,
-            "require_success_true": True,
-        },
-    }
+    rule = lot42_rule("strict", webhook_url=f"{rx.url}/strict", require_success_true=True)
     await h.configure("routing_rules", {"rules": [rule]})
     await h.emit(make_event())
     [dead] = await h.dead_letters()  # no success:true: a contract mismatch, not retried

@@ -173,18 +173,17 @@ class HttpIngress:
         self.base_url = base_url
         self.token = token
 
+    def _request(self, path: str, data: bytes, content_type: str) -> urllib.request.Request:
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
+        if path.endswith("/gmail"):
+            headers["X-Source"] = "GoogleAppsScript"  # what both Apps Scripts send
+        return urllib.request.Request(
+            f"{self.base_url}{path}", data=data, method="POST", headers=headers
+        )
+
     def push_gmail(self, payload: bytes) -> dict[str, object]:
         """POST /api/ingress/gmail as the Apps Script does; the reply (it must be 200)."""
-        request = urllib.request.Request(
-            f"{self.base_url}/api/ingress/gmail",
-            data=payload,
-            method="POST",
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Content-Type": "application/json",
-                "X-Source": "GoogleAppsScript",
-            },
-        )
+        request = self._request("/api/ingress/gmail", payload, "application/json")
         with urllib.request.urlopen(request, timeout=15) as response:
             assert response.status == 200, response.status
             reply: dict[str, object] = json.loads(response.read())
@@ -196,15 +195,7 @@ class HttpIngress:
         attempts = 0
         while True:
             attempts += 1
-            request = urllib.request.Request(
-                f"{self.base_url}/api/ingress/raw",
-                data=message,
-                method="POST",
-                headers={
-                    "Authorization": f"Bearer {self.token}",
-                    "Content-Type": "message/rfc822",
-                },
-            )
+            request = self._request("/api/ingress/raw", message, "message/rfc822")
             try:
                 with urllib.request.urlopen(request, timeout=15) as response:
                     reply = json.loads(response.read() or b"{}")

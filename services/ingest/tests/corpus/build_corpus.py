@@ -595,147 +595,118 @@ def proofpoint_v3(url: str, hidden: str = "") -> str:
 
 def build_leniency() -> None:
     """Issue 14, item 6: unknown shapes on provider hosts, typographic punctuation, gateways."""
+
+    def text(name: str, subject: str, body: str, links: list[tuple[str, ...]], **kw: str) -> None:
+        """One single-part case; ``charset`` (default utf-8) encodes the body, ``ctype``
+        defaults to text/plain."""
+        charset, ctype = kw.get("charset", "utf-8"), kw.get("ctype", "text/plain")
+        case(name, single(subject, body.encode(charset), f"{ctype}; charset={charset}"), links)
+
     swiss_odd = "https://www.swisstransfer.com/d/Lot12-photos"
     dropbox_transfer = "https://www.dropbox.com/t/Xy12AbCdEf"  # Dropbox Transfer
-    case(
+    wetransfer_odd = "https://www.wetransfer.com/transfers/ab12"
+    text(
         "unknown_shapes_on_provider_hosts",
-        single(
-            "Formes inconnues",
-            f"{swiss_odd}\n{dropbox_transfer}\nhttps://www.wetransfer.com/transfers/ab12\n".encode(),
-            "text/plain",
-        ),
+        "Formes inconnues",
+        f"{swiss_odd}\n{dropbox_transfer}\n{wetransfer_odd}\n",
         [
-            ("swisstransfer", swiss_odd, "unknown_shape"),
-            ("dropbox", dropbox_transfer, "unknown_shape"),
-            ("wetransfer", "https://www.wetransfer.com/transfers/ab12", "unknown_shape"),
+            (p, u, "unknown_shape")
+            for p, u in (
+                ("swisstransfer", swiss_odd),
+                ("dropbox", dropbox_transfer),
+                ("wetransfer", wetransfer_odd),
+            )
         ],
     )
-    case(
+    text(
         "provider_pages_and_lookalikes_refused",
-        single(
-            "Pages",
-            b"https://www.swisstransfer.com/fr/ https://www.dropbox.com/pricing?x=1 "
-            b"https://help.dropbox.com/share/odd https://www.swisstransfer.com.evil.net/d/odd "
-            b"https://swisstransfer.co/d/odd https://www.dropbox.com/static/images/logo.svg "
-            b"https://fromsmash.com.evil.net/x/y",
-            "text/plain",
-        ),
+        "Pages",
+        "https://www.swisstransfer.com/fr/ https://www.dropbox.com/pricing?x=1 "
+        "https://help.dropbox.com/share/odd https://www.swisstransfer.com.evil.net/d/odd "
+        "https://swisstransfer.co/d/odd https://www.dropbox.com/static/images/logo.svg "
+        "https://fromsmash.com.evil.net/x/y",
         [],
     )
-    closing = "\u201d\u2019\u00bb\u2026"  # ” ’ » …
-    case(
+    # Closing quotes, guillemets, ellipsis, CJK and full-width marks, in four charsets.
+    text(
         "typographic_punctuation_cp1252",
-        single(
-            "Guillemets",
-            f"Lien : \u201c{SMASH}\u201d\u2026 et {WETL}\u2019. Puis \u00ab{DBX_REQ}\u00bb.".encode(
-                "cp1252"
-            ),
-            "text/plain; charset=windows-1252",
-        ),
+        "Guillemets",
+        f"Lien : \u201c{SMASH}\u201d\u2026 et {WETL}\u2019. Puis \u00ab{DBX_REQ}\u00bb.",
         [("fromsmash", SMASH), ("wetransfer", WETL), ("dropbox", DBX_REQ)],
+        charset="windows-1252",
     )
-    case(
+    text(
         "typographic_punctuation_latin1",
-        single(
-            "Guillemets latin-1",
-            f"Voir \u00ab{SWISS}\u00bb, merci.".encode("latin-1"),
-            "text/plain; charset=iso-8859-1",
-        ),
+        "Guillemets latin-1",
+        f"Voir \u00ab{SWISS}\u00bb, merci.",
         [("swisstransfer", SWISS)],
+        charset="iso-8859-1",
     )
-    case(
+    text(
         "fullwidth_punctuation_utf8",
-        single(
-            "Pleine chasse",
-            f"リンク：{SMASH}。次（{WETL}）！{DBX_S}、以上".encode(),
-            "text/plain; charset=utf-8",
-        ),
+        "Pleine chasse",
+        f"リンク：{SMASH}。次（{WETL}）！{DBX_S}、以上",
         [("fromsmash", SMASH), ("wetransfer", WETL), ("dropbox", DBX_S)],
     )
-    case(
+    text(
         "fullwidth_punctuation_shift_jis",
-        single(
-            "Shift_JIS",
-            f"ファイル：{SMASH}」と{WETL}…".encode("shift_jis"),
-            "text/plain; charset=shift_jis",
-        ),
+        "Shift_JIS",
+        f"ファイル：{SMASH}」と{WETL}…",
         [("fromsmash", SMASH), ("wetransfer", WETL)],
+        charset="shift_jis",
     )
-    case(
+    text(
         "typographic_entities_html",
-        single(
-            "Entités",
-            html(f"<p>&laquo;{SMASH}&raquo; &ldquo;{WETL}&rdquo;&hellip;</p>").encode(),
-            "text/html; charset=utf-8",
-        ),
+        "Entités",
+        html(f"<p>&laquo;{SMASH}&raquo; &ldquo;{WETL}&rdquo;&hellip;</p>"),
         [("fromsmash", SMASH), ("wetransfer", WETL)],
+        ctype="text/html",
     )
-    assert all(c not in SMASH + WETL for c in closing)
+    # Mail-security gateways.
     v1 = "https://urldefense.proofpoint.com/v1/url?u=" + quote(SMASH, safe="") + "&k=7Zz%3D%0A&r=ab"
-    case(
+    text(
         "gateway_safelinks",
-        single(
-            "Safe Links",
-            html(f'<a href="{safelinks(DBX_S).replace("&", "&amp;")}">Lot 12</a>').encode(),
-            "text/html; charset=utf-8",
-        ),
+        "Safe Links",
+        html(f'<a href="{safelinks(DBX_S).replace("&", "&amp;")}">Lot 12</a>'),
         [("dropbox", DBX_S, "unwrapped:safelinks")],
+        ctype="text/html",
     )
-    case(
+    proofpoint = "unwrapped:proofpoint"
+    text(
         "gateway_proofpoint_v1_v2",
-        single(
-            "Proofpoint",
-            f"{v1}\n{proofpoint_v2(SWISS)}\n{proofpoint_v2(DBX_FO)}\n".encode(),
-            "text/plain",
-        ),
+        "Proofpoint",
+        f"{v1}\n{proofpoint_v2(SWISS)}\n{proofpoint_v2(DBX_FO)}\n",
         [
-            ("fromsmash", SMASH, "unwrapped:proofpoint"),
-            ("swisstransfer", SWISS, "unwrapped:proofpoint"),
-            ("dropbox", DBX_FO, "unwrapped:proofpoint"),
+            ("fromsmash", SMASH, proofpoint),
+            ("swisstransfer", SWISS, proofpoint),
+            ("dropbox", DBX_FO, proofpoint),
         ],
     )
-    case(
+    text(
         "gateway_proofpoint_v3",
-        single(
-            "Proofpoint v3",
-            f"{proofpoint_v3(DBX_REQ)}\n{proofpoint_v3(DBX_S, hidden='%?=')}\n".encode(),
-            "text/plain",
-        ),
-        [
-            ("dropbox", DBX_REQ, "unwrapped:proofpoint"),
-            ("dropbox", DBX_S, "unwrapped:proofpoint"),
-        ],
+        "Proofpoint v3",
+        f"{proofpoint_v3(DBX_REQ)}\n{proofpoint_v3(DBX_S, hidden='%?=')}\n",
+        [("dropbox", DBX_REQ, proofpoint), ("dropbox", DBX_S, proofpoint)],
     )
     opaque = "https://protect-eu.mimecast.com/s/AbCdEfGhIjKlMn?domain=www.dropbox.com"
-    case(
+    mimecast_url = "https://url.uk.m.mimecastprotect.com/s/Qq1?url=" + quote(SWISS, safe="")
+    text(
         "gateway_mimecast",
-        single(
-            "Mimecast",
-            (
-                f"{opaque}\n"
-                "https://protect-eu.mimecast.com/s/ZzYyXx?domain=example.org\n"
-                "https://url.uk.m.mimecastprotect.com/s/Qq1?url=" + quote(SWISS, safe="") + "\n"
-            ).encode(),
-            "text/plain",
-        ),
-        [
-            ("dropbox", opaque, "mimecast_opaque"),
-            ("swisstransfer", SWISS, "unwrapped:mimecast"),
-        ],
+        "Mimecast",
+        f"{opaque}\nhttps://protect-eu.mimecast.com/s/ZzYyXx?domain=example.org\n{mimecast_url}\n",
+        [("dropbox", opaque, "mimecast_opaque"), ("swisstransfer", SWISS, "unwrapped:mimecast")],
     )
-    case(
+    text(
         "gateway_wrapping_a_lookalike_refused",
-        single(
-            "Leurre",
-            (safelinks("https://dropbox.com.evil.net/s/x1/y") + "\n").encode(),
-            "text/plain",
-        ),
+        "Leurre",
+        safelinks("https://dropbox.com.evil.net/s/x1/y") + "\n",
         [],
     )
-    case(
+    text(
         "gateway_safelinks_around_proofpoint",
-        single("Double", (safelinks(proofpoint_v2(SMASH)) + "\n").encode(), "text/plain"),
-        [("fromsmash", SMASH, "unwrapped:safelinks", "unwrapped:proofpoint")],
+        "Double",
+        safelinks(proofpoint_v2(SMASH)) + "\n",
+        [("fromsmash", SMASH, "unwrapped:safelinks", proofpoint)],
     )
 
 
