@@ -28,6 +28,7 @@ import shlex
 from typing import Any
 
 import httpx
+import msgspec
 from fastapi import APIRouter
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
@@ -43,6 +44,17 @@ router = APIRouter(tags=["deploy"])
 LOCK_TTL_S = 60
 HOOK_TIMEOUT_S = 15.0
 API_TIMEOUT_S = 20.0
+
+
+class Redeployed(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What happened to one service: redeployed (how) or not (why)."""
+
+    service: str
+    ok: bool
+    method: str | None = None  # "hook" or "api"
+    deploy_id: str | None = None
+    status: str | None = None
+    error: str | None = None
 
 
 def mask_hook(url: str) -> str:
@@ -98,10 +110,10 @@ async def _try_hook(client: httpx.AsyncClient, service: RenderService, user: str
 
 async def _try_api(
     client: httpx.AsyncClient, settings: GatewaySettings, service: RenderService, user: str
-) -> dict[str, Any]:
+) -> Redeployed:
     base = settings.render_api_base.rstrip("/")
     url = f"{base}/v1/services/{service.service_id}/deploys"
-    body: dict[str, Any] = {"clearCache": settings.render_clear_cache}
+    body = {"clearCache": settings.render_clear_cache}
     image = image_for(settings.render_image_url, service.name)
     if image:
         body["imageUrl"] = image
@@ -110,34 +122,35 @@ async def _try_api(
         response = await client.post(url, json=body, headers=headers, timeout=API_TIMEOUT_S)
     except httpx.HTTPError as exc:
         logger.error("DEPLOY: Render API unreachable for %s (%s)", service.name, type(exc).__name__)
-        return {"service": service.name, "ok": False, "error": type(exc).__name__}
+        return Redeployed(service=service.name, ok=False, error=type(exc).__name__)
     if response.status_code not in (200, 201, 202):
         logger.error("DEPLOY: Render API answered %d for %s", response.status_code, service.name)
-        return {"service": service.name, "ok": False, "error": f"HTTP {response.status_code}"}
+        return Redeployed(service=service.name, ok=False, error=f"HTTP {response.status_code}")
     data: Any = {}
     with contextlib.suppress(ValueError):
         data = response.json()
     data = data if isinstance(data, dict) else {}
     logger.info("DEPLOY: %s triggered via Render API by user %s", service.name, user)
-    return {
-        "service": service.name,
-        "ok": True,
-        "method": "api",
-        "deploy_id": data.get("id"),
-        "status": data.get("status") or "queued",
-    }
+    deploy_id, status = data.get("id"), data.get("status")
+    return Redeployed(
+        service=service.name,
+        ok=True,
+        method="api",
+        deploy_id=deploy_id if isinstance(deploy_id, str) else None,
+        status=status if isinstance(status, str) and status else "queued",
+    )
 
 
 async def _deploy_one(
     client: httpx.AsyncClient, settings: GatewaySettings, service: RenderService, user: str
-) -> dict[str, Any]:
+) -> Redeployed:
     """The original's order for one service: its hook, then the Render API."""
     if service.hook_url and await _try_hook(client, service, user):
-        return {"service": service.name, "ok": True, "method": "hook"}
+        return Redeployed(service=service.name, ok=True, method="hook")
     if settings.render_api_key and service.service_id:
         return await _try_api(client, settings, service, user)
     missing = "its deploy hook failed" if service.hook_url else "no RENDER_API_KEY"
-    return {"service": service.name, "ok": False, "error": missing}
+    return Redeployed(service=service.name, ok=False, error=missing)
 
 
 async def _deploy_render(settings: GatewaySettings, user: str) -> dict[str, Any]:
@@ -150,21 +163,20 @@ async def _deploy_render(settings: GatewaySettings, user: str) -> dict[str, Any]
             )
     async with httpx.AsyncClient(follow_redirects=False) as client:
         results = await asyncio.gather(*(_deploy_one(client, settings, s, user) for s in services))
-    done = [r["service"] for r in results if r["ok"]]
-    failed = [f"{r['service']} ({r['error']})" for r in results if not r["ok"]]
+    done = [r.service for r in results if r.ok]
+    failed = [f"{r.service} ({r.error})" for r in results if not r.ok]
     if failed:
         triggered = f"; triggered: {', '.join(done)}" if done else ""
         raise ApiError(502, f"Render API error: not redeployed: {', '.join(failed)}{triggered}")
-    methods = sorted({r["method"] for r in results})
     via = {"hook": "Deploy Hook", "api": "API"}
+    methods = sorted({via[r.method or "api"] for r in results})
     answer: dict[str, Any] = {
         "success": True,
-        "message": f"Render deploy triggered via {' and '.join(via[m] for m in methods)}"
-        f" for {', '.join(done)}",
-        "services": results,
+        "message": f"Render deploy triggered via {' and '.join(methods)} for {', '.join(done)}",
+        "services": msgspec.to_builtins(results),
     }
-    if len(results) == 1 and results[0]["method"] == "api":  # the original's one-service answer
-        answer.update(deploy_id=results[0]["deploy_id"], status=results[0]["status"])
+    if len(results) == 1 and results[0].method == "api":  # the original's one-service answer
+        answer.update(deploy_id=results[0].deploy_id, status=results[0].status)
     return answer
 
 
