@@ -110,12 +110,11 @@ async def test_claims_are_atomic_and_survive_redelivery(redis: Redis, key_prefix
     results = await asyncio.gather(claim(0, True), *(claim(i, False) for i in range(1, 21)))
     matched = [r for r in results if r.verdict == "match"]
     assert len(matched) == 1  # the IMAP copy absorbed exactly one push
-    # A redelivered entry (same event id) claims again instead of being a duplicate.
-    assert (await claim(0, True)).verdict in ("claimed", "match")
-    again = await seen.claim(
-        email_id="id-5", event_id="ev-5", fingerprint=fp, dated=now, has_message_id=False
-    )
-    first = results[5]
-    assert again.verdict == ("claimed" if first.verdict == "claimed" else "seen")
-    assert await seen.seen("id-5", "ev-5") is (first.verdict != "claimed")
-    assert await seen.seen("id-5", "someone-else") is True
+    # A redelivered entry (same event id) gets its first verdict again: a claim claims
+    # again (it is published, never lost), a duplicate stays one. (The order in which
+    # the concurrent claims ran is Redis's; both outcomes occur.)
+    for i, first in enumerate(results):
+        again = await claim(i, i == 0)
+        assert again.verdict == ("claimed" if first.verdict == "claimed" else "seen"), i
+        assert await seen.seen(f"id-{i}", f"ev-{i}") is (first.verdict != "claimed")
+        assert await seen.seen(f"id-{i}", "someone-else") is True
