@@ -126,4 +126,4 @@ def test_environment_overrides_env_file_and_dev_mode_allows_loopback() -> None:
     assert reader.problems == []
     prod = EnvReader({"RENDER_SIGNAL_ENV": "production"}, file_values)
     read_settings(prod)
-    assert any("loopback host refused" in p for p in prod.problems)
+    assert any("loopback" in p and "refused outside dev mode" in p for p in prod.problems)
