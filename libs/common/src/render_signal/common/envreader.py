@@ -16,6 +16,7 @@ from pathlib import Path
 
 from render_signal.common.errors import SettingsError
 from render_signal.common.logs import register_secret
+from render_signal.common.outbound import normalise_host, parse_ip
 from render_signal.common.urls import policy_problem
 
 __all__ = ["DEV_MODE_WORDS", "PLACEHOLDER_SECRETS", "EnvReader", "load_env_file"]
@@ -211,6 +212,22 @@ class EnvReader:
             self.problems.append("RENDER_SIGNAL_FAULT: fault injection refused outside dev mode")
             return ""
         return point
+
+    def resolve_overrides(self) -> dict[str, str]:
+        """``RENDER_SIGNAL_RESOLVE`` (``name=address,...``): tests pin names to addresses
+        (as ``curl --resolve``); refused outside dev mode. The address policy still
+        checks every pinned address."""
+        pins: dict[str, str] = {}
+        for item in self.csv("RENDER_SIGNAL_RESOLVE"):
+            name, _, address = item.partition("=")
+            if not name.strip() or parse_ip(address) is None:
+                self.problems.append(f"RENDER_SIGNAL_RESOLVE: expected name=address, got {item!r}")
+                continue
+            pins[normalise_host(name)] = str(parse_ip(address))
+        if pins and not self.dev_mode:
+            self.problems.append("RENDER_SIGNAL_RESOLVE: name pinning refused outside dev mode")
+            return {}
+        return pins
 
     def remember_secret(self, value: str) -> None:
         """Mask ``value`` in every later log line."""

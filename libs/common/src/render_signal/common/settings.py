@@ -19,6 +19,7 @@ import msgspec
 from render_signal.common.envreader import EnvReader
 from render_signal.common.errors import SettingsError
 from render_signal.common.keys import DEFAULT_PREFIX, Keys
+from render_signal.common.outbound import OutboundPolicy
 
 __all__ = ["CommonSettings", "EnvReader", "default_instance_name", "load_or_exit", "read_common"]
 
@@ -41,6 +42,8 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: Names of the variables set (non-blank) in the environment or .env: lets a
     #: service say whether a value it applies came from there or is a built-in default.
     env_set: frozenset[str] = frozenset()
+    #: ``RENDER_SIGNAL_RESOLVE`` pins (dev mode only).
+    resolve_overrides: tuple[tuple[str, str], ...] = ()
 
     def was_set(self, *names: str) -> bool:
         """True when any of ``names`` (a variable and its legacy aliases) was set."""
@@ -50,6 +53,10 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     def keys(self) -> Keys:
         """This deployment's Redis keys (under ``REDIS_KEY_PREFIX``)."""
         return Keys(self.key_prefix)
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """Where this service's outbound HTTP may connect (``common.outbound``)."""
+        return OutboundPolicy(dev_mode=self.dev_mode, overrides=dict(self.resolve_overrides))
 
 
 DEFAULT_METRICS_PORTS = {"ingest": 9101, "offload": 9102, "notify": 9103, "gateway": 8000}
@@ -94,6 +101,7 @@ def read_common(env: EnvReader, service: str) -> CommonSettings:
         timezone=tz,
         drain_timeout_s=env.number("DRAIN_TIMEOUT_SECONDS", 20.0, minimum=0.1),
         env_set=frozenset(k for k, v in env.environ().items() if v.strip()),
+        resolve_overrides=tuple(env.resolve_overrides().items()),
     )
 
 

@@ -2,8 +2,11 @@
 
 A write decodes the merged document into the struct the services read
 (``configdocs.apply_changes``): an invalid or unknown field is a 400 naming
-it, and nothing the API accepts can be dropped on the way. Target URLs are
-then checked against the outbound policy of this mode. The config store bumps
+it, and nothing the API accepts can be dropped on the way. Target URLs the
+write adds are then checked against the outbound policy of this mode, their
+names resolved (``urls.url_problem``: every address must be public; a URL
+already stored is not re-judged, so toggling a switch never fails on it; the
+connect-time check still applies to it). The config store bumps
 the version and notifies every service, so changes apply without a restart.
 There is ONE time window (``webhook_config.webhook_time_start/end``); the
 original's ``get/set_webhook_time_window`` routes read and write it too.
@@ -29,7 +32,8 @@ from render_signal.common.configdocs import (
 )
 from render_signal.common.configstore import Versioned
 from render_signal.common.errors import ConfigConflict, ConfigInvalid
-from render_signal.common.urls import policy_problem
+from render_signal.common.outbound import OutboundPolicy
+from render_signal.common.urls import url_problem
 from render_signal.gateway.configviews import build_view, envelope_type
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
@@ -43,10 +47,19 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["config"])
 
 
-def check_targets(doc: ConfigDoc, *, dev_mode: bool) -> ConfigDoc:
-    """Refuse a document whose target URLs this mode may not call."""
+async def check_targets(
+    doc: ConfigDoc, policy: OutboundPolicy, before: ConfigDoc | None = None
+) -> ConfigDoc:
+    """Refuse ``doc`` when a target URL it adds to ``before`` may not be called.
+
+    Raises:
+        ConfigInvalid: naming the field and why (e.g. the address it resolves to).
+    """
+    known = {url for _, url in before.target_urls()} if before is not None else set()
     for path, url in doc.target_urls():
-        problem = policy_problem(url, dev_mode=dev_mode)
+        if url in known:
+            continue
+        problem = await url_problem(url, policy)
         if problem:
             raise ConfigInvalid(f"{path}: {problem}")
     return doc
@@ -56,11 +69,13 @@ async def save_changes(
     ctx: Context, doc_type: type[ConfigDoc], changes: Mapping[str, object]
 ) -> Versioned[ConfigDoc]:
     """Validate ``changes`` against the current document and write it (400/409 on failure)."""
-    dev = ctx.settings.common.dev_mode
     try:
+        current = (await ctx.store.read(doc_type)).doc
+        # DNS is async and the store's update callback is not: the URLs this write
+        # adds are checked first (they are the same whatever a concurrent writer did).
+        await check_targets(apply_changes(doc_type, current, changes), ctx.outbound, current)
         saved: Versioned[ConfigDoc] = await ctx.store.update(
-            doc_type,
-            lambda current: check_targets(apply_changes(doc_type, current, changes), dev_mode=dev),
+            doc_type, lambda latest: apply_changes(doc_type, latest, changes)
         )
     except ConfigInvalid as exc:
         raise ApiError(400, str(exc)) from exc

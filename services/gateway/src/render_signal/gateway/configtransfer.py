@@ -33,6 +33,7 @@ from render_signal.common.configdocs import (
 from render_signal.common.errors import ConfigInvalid
 from render_signal.common.linkjournal import LinkJournal, LinkRecord, LinksFile, check_imported
 from render_signal.common.timefmt import iso
+from render_signal.common.urls import url_problem
 from render_signal.gateway.configapi import check_targets, save_changes
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
@@ -109,14 +110,15 @@ async def import_config(ctx: Context, session: CsrfSession, request: Request) ->
     unknown = sorted(set(documents) - set(BY_NAME))
     if unknown:
         raise ApiError(400, f"documents: unknown document {unknown[0]}")
-    dev = ctx.settings.common.dev_mode
     clean: list[ConfigDoc] = []
     for name, data in documents.items():
         if not isinstance(data, dict):
             raise ApiError(400, f"{name}: an object is expected")
         doc_type = BY_NAME[name]
         try:
-            clean.append(check_targets(apply_changes(doc_type, doc_type(), data), dev_mode=dev))
+            current = (await ctx.store.read(doc_type)).doc
+            doc = apply_changes(doc_type, doc_type(), data)
+            clean.append(await check_targets(doc, ctx.outbound, current))
         except ConfigInvalid as exc:
             raise ApiError(400, f"{name}.{exc}") from exc
     for doc in clean:
@@ -151,12 +153,30 @@ def _legacy_fields(
     return changes
 
 
+async def _refused_targets(
+    ctx: Context, doc_type: type[ConfigDoc], changes: list[dict[str, object]]
+) -> dict[str, str]:
+    """URL -> why, for the target URLs in ``changes`` the outbound policy refuses
+    (resolved here: the store's update callback below can't await)."""
+    refused: dict[str, str] = {}
+    for change in changes:
+        try:
+            alone = apply_changes(doc_type, doc_type(), change)
+        except ConfigInvalid:
+            continue  # build() reports it
+        for path, url in alone.target_urls():
+            problem = await url_problem(url, ctx.outbound)
+            if problem:
+                refused[url] = f"{path}: {problem}"
+    return refused
+
+
 async def _import_document(
     ctx: Context, doc_type: type[ConfigDoc], data: dict[str, Any], report: Report
 ) -> None:
     """Each key (or group) on its own: one bad value skips only itself."""
-    dev = ctx.settings.common.dev_mode
     changes = _legacy_fields(doc_type, data, report)
+    refused = await _refused_targets(ctx, doc_type, changes)
     outcome = Report()
 
     def build(current: ConfigDoc) -> ConfigDoc:
@@ -164,7 +184,12 @@ async def _import_document(
         doc = current
         for change in changes:
             try:
-                doc = check_targets(apply_changes(doc_type, doc, change), dev_mode=dev)
+                candidate = apply_changes(doc_type, doc, change)
+                known = {url for _, url in doc.target_urls()}
+                for _, url in candidate.target_urls():
+                    if url in refused and url not in known:
+                        raise ConfigInvalid(refused[url])
+                doc = candidate
                 outcome.imported.extend(change)
             except ConfigInvalid as exc:
                 outcome.skipped.append({"key": ",".join(change), "reason": str(exc)})

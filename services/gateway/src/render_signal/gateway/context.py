@@ -17,6 +17,7 @@ from render_signal.common.appliedconfig import AppliedConfigReporter
 from render_signal.common.configdocs import RoutingRules, RuntimeFlags
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.heartbeat import Heartbeat
+from render_signal.common.outbound import OutboundPolicy
 from render_signal.common.redisclient import create_redis
 from render_signal.gateway.magic import MagicLinkStore
 from render_signal.gateway.sessions import SessionStore
@@ -47,6 +48,8 @@ class GatewayContext:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.keys = settings.common.keys
+        #: Where outbound calls (deploy) and saved targets may point.
+        self.outbound: OutboundPolicy = settings.common.outbound_policy()
         #: Fire-and-forget tasks (deploy command) kept referenced until done.
         self.background: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()

@@ -7,6 +7,9 @@ POST ``/v1/services/{id}/deploys``; non-2xx is a 502; (3) ``DEPLOY_CMD`` run
 as an argument list without a shell, in the background.
 
 Only password sessions may deploy (a magic link is a bearer credential).
+Both calls go through the guarded outbound client (``common.outboundhttp``):
+the hook and ``RENDER_API_BASE_URL`` are checked at start without DNS and at
+connect time on the address actually used.
 A Redis lock (SET NX EX 60) keeps two deploys from overlapping. The hook's
 ``key`` is masked in every log line and the triggering user is logged.
 """
@@ -23,6 +26,8 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter
+from render_signal.common.outbound import OutboundPolicy
+from render_signal.common.outboundhttp import guarded_client
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
 from render_signal.gateway.guards import CsrfSession, PasswordSession
@@ -56,12 +61,14 @@ async def _run_command(argv: list[str], user: str) -> None:
     logger.info("DEPLOY: local command finished with exit code %d (user %s)", code, user)
 
 
-async def _try_hook(settings: GatewaySettings, user: str) -> dict[str, Any] | None:
+async def _try_hook(
+    settings: GatewaySettings, policy: OutboundPolicy, user: str
+) -> dict[str, Any] | None:
     url = settings.render_deploy_hook_url
     if not url.startswith(settings.render_deploy_hook_prefix):
         raise ApiError(400, "RENDER_DEPLOY_HOOK_URL must start with the Render deploy hook URL")
     try:
-        async with httpx.AsyncClient(timeout=HOOK_TIMEOUT_S, follow_redirects=False) as client:
+        async with guarded_client(policy, timeout=HOOK_TIMEOUT_S) as client:
             response = await client.get(url)
     except httpx.HTTPError as exc:
         logger.warning(
@@ -77,13 +84,13 @@ async def _try_hook(settings: GatewaySettings, user: str) -> dict[str, Any] | No
     return None
 
 
-async def _try_api(settings: GatewaySettings, user: str) -> dict[str, Any]:
+async def _try_api(settings: GatewaySettings, policy: OutboundPolicy, user: str) -> dict[str, Any]:
     url = f"{settings.render_api_base.rstrip('/')}/v1/services/{settings.render_service_id}/deploys"
     body: dict[str, Any] = {"clearCache": settings.render_clear_cache}
     if settings.render_image_url:
         body["imageUrl"] = settings.render_image_url
     try:
-        async with httpx.AsyncClient(timeout=API_TIMEOUT_S, follow_redirects=False) as client:
+        async with guarded_client(policy, timeout=API_TIMEOUT_S) as client:
             response = await client.post(
                 url,
                 json=body,
@@ -125,11 +132,11 @@ async def deploy_application(
     user = session.user
     try:
         if settings.render_deploy_hook_url:
-            result = await _try_hook(settings, user)
+            result = await _try_hook(settings, ctx.outbound, user)
             if result is not None:
                 return result
         if settings.render_api_key and settings.render_service_id:
-            return await _try_api(settings, user)
+            return await _try_api(settings, ctx.outbound, user)
         if settings.deploy_cmd:
             try:
                 argv = shlex.split(settings.deploy_cmd)
