@@ -383,3 +383,22 @@ async def test_magic_landing_post_with_null_origin(gateway: Gateway) -> None:
                 headers={"Origin": "null", "Sec-Fetch-Site": site},
             )
             assert response.status_code == expected
+
+
+async def test_revoking_a_link_ends_its_sessions_even_one_being_created(gateway: Gateway) -> None:
+    """Issue 12, finding 1: the session index and the create-while-revoked race."""
+    store, sessions = gateway.ctx.magic_links, gateway.ctx.sessions
+    token, link = await store.create(USER, unlimited=True)
+    opened = []
+    for _ in range(3):
+        assert await store.consume(token) is not None
+        created = await sessions.create_magic(USER, link.id, store.token_key(token))
+        assert created is not None and created[1].role == "operator"
+        opened.append(created[0])
+    # A login that consumed the link just before the revoke, and creates its session after.
+    assert await store.consume(token) is not None
+    assert await store.revoke(link.id)
+    assert await sessions.end_link_sessions(link.id) == 3
+    assert await sessions.create_magic(USER, link.id, store.token_key(token)) is None
+    for session_id in opened:
+        assert await sessions.load(session_id) is None

@@ -30,7 +30,9 @@ Other keys (``<p>`` is the prefix), by owner (the one module that writes them):
   ``<p>notify:sent:<id>``, ``<p>notify:final:<id>``, ``<p>notify:ratelimit:<digest>``,
   ``<p>webhook_logs``;
 * gateway: ``<p>gateway:session:<hash>``, ``<p>gateway:magic:<hash>``,
-  ``<p>gateway:magic_permanent``, ``<p>gateway:login_*``, ``<p>gateway:deploy_lock``.
+  ``<p>gateway:magic_permanent``, ``<p>gateway:magic_sessions:<link id>`` (the
+  sessions a link opened, ended with it), ``<p>gateway:login_*``,
+  ``<p>gateway:deploy_lock``.
 """
 
 from __future__ import annotations
@@ -212,6 +214,10 @@ class Keys(msgspec.Struct, frozen=True):
     @property
     def magic_links_permanent(self) -> str:
         return f"{self.prefix}gateway:magic_permanent"
+
+    def magic_link_sessions(self, link_id: str) -> str:
+        """Set of the session hashes a magic link opened (revoking the link ends them)."""
+        return f"{self.prefix}gateway:magic_sessions:{link_id}"
 
     def login_failures(self, scope: str, digest: str) -> str:
         return f"{self.prefix}gateway:login_fail:{scope}:{digest}"

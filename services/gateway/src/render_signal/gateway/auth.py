@@ -22,7 +22,7 @@ from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
 from render_signal.gateway.guards import (
     SESSION_COOKIE,
-    CsrfSession,
+    AdminSession,
     Session,
     clear_session_cookie,
     issue_login_csrf,
@@ -133,7 +133,7 @@ async def login_submit(
     old = request.cookies.get(SESSION_COOKIE)
     if old:
         await sessions.delete(old)
-    session_id, _ = await sessions.create(settings.dashboard_user, "password")
+    session_id, _ = await sessions.create(settings.dashboard_user)
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(request, response, session_id, settings.session_absolute_s)
     logger.info("AUTH: password login for user %s", _mask_user(settings.dashboard_user))
@@ -202,9 +202,11 @@ class RevokeResult(BaseModel):
 
 @router.post("/api/auth/magic-link", status_code=201, response_model=MagicLinkCreated)
 async def create_magic_link(
-    request: Request, ctx: Context, session: CsrfSession, body: MagicLinkRequest | None = None
+    request: Request, ctx: Context, session: AdminSession, body: MagicLinkRequest | None = None
 ) -> dict[str, Any]:
-    """A new login link: one-shot (expires after the TTL) or permanent (``unlimited``)."""
+    """A new login link (admin): one-shot (expires after the TTL) or permanent (``unlimited``).
+
+    Either opens an operator session."""
     settings = ctx.settings
     unlimited = bool(body and body.unlimited)
     token, link = await ctx.magic_links.create(session.user, unlimited=unlimited)
@@ -223,27 +225,31 @@ async def create_magic_link(
 
 
 @router.get("/api/auth/magic-links", response_model=MagicLinkList)
-async def list_magic_links(ctx: Context, session: Session) -> dict[str, Any]:
-    """Permanent links (one-shot links expire by themselves)."""
+async def list_magic_links(ctx: Context, session: AdminSession) -> dict[str, Any]:
+    """Permanent links (admin; one-shot links expire by themselves)."""
     links = await ctx.magic_links.list_permanent()
     return {"success": True, "links": [MagicLinkStore.to_api(link) for _, link in links]}
 
 
 @router.delete("/api/auth/magic-links/{link_id}", response_model=RevokeResult)
-async def revoke_magic_link(ctx: Context, link_id: str, session: CsrfSession) -> dict[str, Any]:
-    """Revoke one permanent link."""
+async def revoke_magic_link(ctx: Context, link_id: str, session: AdminSession) -> dict[str, Any]:
+    """Revoke one permanent link (admin); the sessions it opened end at once."""
     if not await ctx.magic_links.revoke(link_id):
         raise ApiError(404, "Unknown magic link")
-    logger.info("AUTH: magic link %s revoked", link_id)
+    ended = await ctx.sessions.end_link_sessions(link_id)
+    logger.info("AUTH: magic link %s revoked (%d sessions ended)", link_id, ended)
     return {"success": True, "revoked": 1}
 
 
 @router.delete("/api/auth/magic-links", response_model=RevokeResult)
-async def revoke_all_magic_links(ctx: Context, session: CsrfSession) -> dict[str, Any]:
-    """Revoke every permanent link."""
-    count = await ctx.magic_links.revoke_all()
-    logger.info("AUTH: %d permanent magic links revoked", count)
-    return {"success": True, "revoked": count}
+async def revoke_all_magic_links(ctx: Context, session: AdminSession) -> dict[str, Any]:
+    """Revoke every permanent link (admin); the sessions they opened end at once."""
+    link_ids = await ctx.magic_links.revoke_all()
+    ended = 0
+    for link_id in link_ids:
+        ended += await ctx.sessions.end_link_sessions(link_id)
+    logger.info("AUTH: %d permanent magic links revoked (%d sessions ended)", len(link_ids), ended)
+    return {"success": True, "revoked": len(link_ids)}
 
 
 @router.get("/login/magic/{token}", response_class=HTMLResponse)
@@ -275,7 +281,12 @@ async def magic_login(
     settings, sessions = ctx.settings, ctx.sessions
     consumed = verify_login_csrf(request, csrf_token)
     link = await ctx.magic_links.consume(token) if consumed else None
-    if link is None:
+    created = None
+    if link is not None:
+        # A permanent link revoked between consume() and here opens nothing.
+        link_key = None if link.single_use else ctx.magic_links.token_key(token)
+        created = await sessions.create_magic(settings.dashboard_user, link.id, link_key)
+    if link is None or created is None:
         logger.warning("AUTH: magic link refused")
         page = _render_login(
             request, error=INVALID_LINK[_lang(request)], status_code=INVALID_LINK_STATUS
@@ -285,7 +296,7 @@ async def magic_login(
     old = request.cookies.get(SESSION_COOKIE)
     if old:
         await sessions.delete(old)
-    session_id, _ = await sessions.create(settings.dashboard_user, "magic", magic_link_id=link.id)
+    session_id, _ = created
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(request, response, session_id, settings.session_absolute_s)
     logger.info("AUTH: magic-link login (link %s)", link.id)
@@ -296,6 +307,7 @@ class SessionInfo(BaseModel):
     success: bool
     user: str
     kind: str
+    role: str
     csrf_token: str
     created_at: float
     can_deploy: bool
@@ -303,12 +315,14 @@ class SessionInfo(BaseModel):
 
 @router.get("/api/auth/session", response_model=SessionInfo)
 async def session_info(session: Session) -> dict[str, Any]:
-    """Who is logged in, how, and the CSRF token for scripted clients."""
+    """Who is logged in, how (``kind``), with which ``role`` (admin: password login;
+    operator: magic link), and the CSRF token for scripted clients."""
     return {
         "success": True,
         "user": session.user,
         "kind": session.kind,
+        "role": session.role,
         "csrf_token": session.csrf_token,
         "created_at": session.created_at,
-        "can_deploy": session.kind == "password",
+        "can_deploy": session.role == "admin",
     }

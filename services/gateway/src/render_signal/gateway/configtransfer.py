@@ -1,7 +1,8 @@
 """Configuration export/import, and the one-shot import of the original's JSON files.
 
 Export is UNMASKED (the original masked the webhook URL, so its exports could
-not be re-imported); it is a secret-bearing file, served only to a session.
+not be re-imported); it is a secret-bearing file, served only to an admin
+(password session) with ``Cache-Control: no-store``. Imports are admin-only too.
 Import validates every document with its struct, like the individual APIs,
 and writes nothing unless all are valid.
 
@@ -37,7 +38,7 @@ from render_signal.common.urls import url_problem
 from render_signal.gateway.configapi import check_targets, save_changes
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.guards import CsrfSession, Session
+from render_signal.gateway.guards import AdminSession
 from render_signal.gateway.openapi import read_json_object
 
 __all__ = ["router"]
@@ -91,7 +92,7 @@ def _stored(doc: ConfigDoc, version: int, updated_at: str | None) -> dict[str, o
 
 
 @router.get("/api/config/export")
-async def export_config(ctx: Context, session: Session) -> dict[str, Any]:
+async def export_config(ctx: Context, session: AdminSession) -> dict[str, Any]:
     """Every document, unmasked, with ``_version`` and ``_updated_at``."""
     documents: dict[str, object] = {}
     for doc_type in DOCUMENTS:
@@ -102,7 +103,7 @@ async def export_config(ctx: Context, session: Session) -> dict[str, Any]:
 
 
 @router.post("/api/config/import")
-async def import_config(ctx: Context, session: CsrfSession, request: Request) -> dict[str, Any]:
+async def import_config(ctx: Context, session: AdminSession, request: Request) -> dict[str, Any]:
     """``{documents: {name: {...}}}`` (the export's shape); all valid or nothing written."""
     documents = (await read_json_object(request)).get("documents")
     if not isinstance(documents, dict) or not documents:
@@ -285,7 +286,7 @@ async def _import_file(ctx: Context, filename: str, content: Any) -> Report:
         }
     },
 )
-async def import_legacy(ctx: Context, session: CsrfSession, request: Request) -> dict[str, Any]:
+async def import_legacy(ctx: Context, session: AdminSession, request: Request) -> dict[str, Any]:
     """The original's JSON files (multipart upload or ``{files: {name: content}}``)."""
     files: dict[str, Any] = {}
     if request.headers.get("content-type", "").startswith("multipart/form-data"):

@@ -30,7 +30,7 @@ from render_signal.common.outbound import OutboundPolicy
 from render_signal.common.outboundhttp import guarded_client
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.guards import CsrfSession, PasswordSession
+from render_signal.gateway.guards import AdminSession
 from render_signal.gateway.settings import GatewaySettings
 
 __all__ = ["mask_hook", "router"]
@@ -119,9 +119,7 @@ async def _try_api(settings: GatewaySettings, policy: OutboundPolicy, user: str)
 
 
 @router.post("/api/deploy_application")
-async def deploy_application(
-    ctx: Context, session: PasswordSession, csrf: CsrfSession
-) -> dict[str, Any]:
+async def deploy_application(ctx: Context, session: AdminSession) -> dict[str, Any]:
     """Redeploy (password sessions only; 409 while another deploy is starting)."""
     settings = ctx.settings
     redis = ctx.redis

@@ -5,6 +5,14 @@ CSRF: a synchronizer token per session (``X-CSRF-Token`` header or
 Origin check. Before login there is no session, so the login and magic-link
 forms use a signed double-submit cookie (``rs_login_csrf`` holds a nonce; the
 form carries ``HMAC(SECRET_KEY, nonce)``).
+
+Roles (``SessionData.role``): ``OperatorSession`` is any live session, with
+the CSRF check on state changes; ``AdminSession`` adds "password login only",
+403 otherwise. A magic link is a bearer credential that can travel in a mail
+folder, so what it opens may view and operate (replay, the time window,
+Absence Globale, the sending switch) but not change where webhooks go or
+which secrets they carry, mint more links, export or import the config, or
+deploy.
 """
 
 from __future__ import annotations
@@ -22,9 +30,12 @@ from render_signal.gateway.security import is_https
 from render_signal.gateway.sessions import SessionData
 
 __all__ = [
+    "ADMIN_ONLY",
     "LOGIN_CSRF_COOKIE",
     "SESSION_COOKIE",
+    "AdminSession",
     "CsrfSession",
+    "OperatorSession",
     "PageSession",
     "PasswordSession",
     "Session",
@@ -32,6 +43,8 @@ __all__ = [
     "csrf_protect",
     "issue_login_csrf",
     "optional_session",
+    "require_admin",
+    "require_admin_for",
     "require_page_session",
     "require_password_session",
     "require_session",
@@ -43,6 +56,7 @@ __all__ = [
 SESSION_COOKIE = "rs_session"
 LOGIN_CSRF_COOKIE = "rs_login_csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ADMIN_ONLY = "admin only: sign in with the password (a magic-link session is an operator)"
 
 
 # -- cookies -----------------------------------------------------------------------
@@ -196,12 +210,30 @@ async def csrf_protect(
     return session
 
 
+def require_admin_for(session: SessionData, what: str = "") -> None:
+    """403 unless ``session`` is an admin; ``what`` names the refused part."""
+    if session.role != "admin":
+        raise ApiError(403, f"{what}: {ADMIN_ONLY}" if what else ADMIN_ONLY.capitalize())
+
+
+async def require_admin(
+    session: Annotated[SessionData, Depends(csrf_protect)],
+) -> SessionData:
+    """Admin routes: a password session (CSRF-checked on state changes), else 403."""
+    require_admin_for(session)
+    return session
+
+
 Session = Annotated[SessionData, Depends(require_session)]
 PageSession = Annotated[SessionData, Depends(require_page_session)]
 CsrfSession = Annotated[SessionData, Depends(csrf_protect)]
 PasswordSession = Annotated[SessionData, Depends(require_password_session)]
+#: Any role; state changes CSRF-checked (view and operate).
+OperatorSession = CsrfSession
+#: Password sessions only (configuration, links, import/export, deploy).
+AdminSession = Annotated[SessionData, Depends(require_admin)]
 
 
 def session_summary(data: SessionData) -> dict[str, Any]:
     """What the UI may show about the session (never the id)."""
-    return {"user": data.user, "kind": data.kind, "created_at": data.created_at}
+    return {"user": data.user, "kind": data.kind, "role": data.role, "created_at": data.created_at}
