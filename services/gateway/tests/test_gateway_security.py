@@ -402,3 +402,28 @@ async def test_revoking_a_link_ends_its_sessions_even_one_being_created(gateway:
     assert await sessions.create_magic(USER, link.id, store.token_key(token)) is None
     for session_id in opened:
         assert await sessions.load(session_id) is None
+
+
+async def test_failures_from_one_address_only_slow_the_owner_elsewhere(gateway: Gateway) -> None:
+    """Issue 12, finding 3: the account-wide count slows (<= 3 s) but never blocks."""
+    attacker = httpx.ASGITransport(app=gateway.app, client=("203.0.113.9", 4000))
+    async with httpx.AsyncClient(transport=attacker, base_url="http://testserver") as client:
+        answers = [(await login(client, password=f"guess-{n}")).status_code for n in range(12)]
+    assert answers[:5] == [401] * 5 and set(answers[5:]) == {429}
+    throttle = gateway.ctx.login_throttle
+    for _ in range(8):  # the same account failing from many other addresses
+        await throttle.failed(USER, "198.51.100.1")
+    assert await throttle.reserve(USER, "198.51.100.7") == (0, 3.0)
+    owner = httpx.ASGITransport(app=gateway.app, client=("198.51.100.7", 4000))
+    async with httpx.AsyncClient(transport=owner, base_url="http://testserver") as client:
+        assert (await login(client)).status_code == 303
+
+
+async def test_concurrent_guesses_cannot_pass_the_limit_together(gateway: Gateway) -> None:
+    """The lock check and the count are one step: 10 guesses at once, at most 5 verified."""
+    async with gateway.client() as client:
+        token = form_csrf((await client.get("/login")).text)
+        form = {"username": USER, "password": "wrong-password", "csrf_token": token}
+        answers = await asyncio.gather(*(client.post("/login", data=form) for _ in range(10)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(401) == 5 and codes.count(429) == 5

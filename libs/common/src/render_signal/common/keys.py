@@ -32,7 +32,7 @@ Other keys (``<p>`` is the prefix), by owner (the one module that writes them):
 * gateway: ``<p>gateway:session:<hash>``, ``<p>gateway:magic:<hash>``,
   ``<p>gateway:magic_permanent``, ``<p>gateway:magic_sessions:<link id>`` (the
   sessions a link opened, ended with it), ``<p>gateway:login_*``,
-  ``<p>gateway:deploy_lock``.
+  ``<p>gateway:ingress_*`` (failed-token throttle), ``<p>gateway:deploy_lock``.
 """
 
 from __future__ import annotations
@@ -224,6 +224,12 @@ class Keys(msgspec.Struct, frozen=True):
 
     def login_lock(self, scope: str, digest: str) -> str:
         return f"{self.prefix}gateway:login_lock:{scope}:{digest}"
+
+    def ingress_failures(self, scope: str, digest: str) -> str:
+        return f"{self.prefix}gateway:ingress_fail:{scope}:{digest}"
+
+    def ingress_lock(self, scope: str, digest: str) -> str:
+        return f"{self.prefix}gateway:ingress_lock:{scope}:{digest}"
 
     @property
     def deploy_lock(self) -> str:

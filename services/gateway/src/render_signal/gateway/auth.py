@@ -3,11 +3,14 @@
 Failures never tell what was wrong: a bad user name, a bad password and a
 throttled account all show "Invalid credentials"; every refused magic link shows
 "Invalid or expired link" with the same status. Tokens, passwords and session
-ids never reach a log line (the user name is logged masked).
+ids never reach a log line (the user name is logged masked). Each attempt is
+reserved with the throttle before the password is checked (:mod:`.throttle`),
+and the hash runs in a worker thread so argon2 never stalls the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from pathlib import Path
@@ -116,14 +119,17 @@ async def login_submit(
         return _render_login(request, error=generic, status_code=403, next_url=target)
     throttle = ctx.login_throttle
     ip = client_ip(request, settings.trusted_proxies)
-    wait = await throttle.retry_after(username, ip)
+    wait, delay = await throttle.reserve(username, ip)
     if wait > 0:
         logger.warning("AUTH: login throttled for user %s", _mask_user(username))
         page = _render_login(request, error=generic, status_code=429, next_url=target)
         page.headers["Retry-After"] = str(wait)
         return page
+    if delay > 0:
+        # Many failures on this account from elsewhere: slow down, never lock out.
+        await asyncio.sleep(delay)
     # The hash work happens whatever the user name, so timing reveals nothing.
-    password_ok = verify_password(settings.dashboard_password, password)
+    password_ok = await asyncio.to_thread(verify_password, settings.dashboard_password, password)
     user_ok = hmac.compare_digest(username.encode(), settings.dashboard_user.encode())
     if not (password_ok and user_ok):
         await throttle.failed(username, ip)
