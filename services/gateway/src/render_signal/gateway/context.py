@@ -22,7 +22,7 @@ from render_signal.common.redisclient import create_redis
 from render_signal.gateway.magic import MagicLinkStore
 from render_signal.gateway.sessions import SessionStore
 from render_signal.gateway.settings import GatewaySettings
-from render_signal.gateway.throttle import LoginThrottle
+from render_signal.gateway.throttle import IngressThrottle, LoginThrottle
 
 __all__ = [
     "Context",
@@ -44,6 +44,7 @@ class GatewayContext:
     sessions: SessionStore
     magic_links: MagicLinkStore
     login_throttle: LoginThrottle
+    ingress_throttle: IngressThrottle
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
@@ -72,6 +73,12 @@ class GatewayContext:
             self.keys,
             max_failures=settings.login_max_failures,
             lockout_s=settings.login_lockout_s,
+        )
+        self.ingress_throttle = IngressThrottle(
+            self.redis,
+            self.keys,
+            max_failures=settings.ingress_max_failures,
+            lockout_s=settings.ingress_lockout_s,
         )
         heartbeat = Heartbeat(
             self.redis,

@@ -4,6 +4,12 @@
 Redis down means 503 so the sender retries; a 2xx never hides a dropped email
 and a non-2xx never hides an accepted one. Bodies are counted while streamed,
 so an oversized upload is refused with 413 without being buffered in full.
+
+Wrong bearer tokens are counted per client address (:class:`.throttle.IngressThrottle`):
+past ``INGRESS_MAX_FAILURES`` the address gets 429 with ``Retry-After``, even
+with the right token, until its lock ends. Counted in
+``render_signal_ingress_auth_failures_total``: ``outcome="rejected"`` per wrong
+token checked, ``outcome="throttled"`` per 429 answered.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 from pydantic import BaseModel
 from render_signal.common.configdocs import RuntimeFlags
 from render_signal.common.events import MailRaw
@@ -23,13 +30,21 @@ from render_signal.common.identity import gmail_email_id, message_id_email_id, r
 from render_signal.common.streams import publish
 from render_signal.gateway.context import Context, GatewayContext
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.settings import GatewaySettings
+from render_signal.gateway.security import client_ip
 
 __all__ = ["router"]
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["ingress"])
+
+AUTH_FAILURES = Counter(
+    "render_signal_ingress_auth_failures_total",
+    "HTTP ingress refusals: a wrong bearer token checked (rejected), a 429 answered (throttled)",
+    ["outcome"],
+)
+for _outcome in ("rejected", "throttled"):
+    AUTH_FAILURES.labels(_outcome)
 
 
 class Accepted(BaseModel):
@@ -40,11 +55,25 @@ class Accepted(BaseModel):
     email_id: str
 
 
-def _authorize(request: Request, settings: GatewaySettings) -> None:
+def _throttled(wait: int) -> ApiError:
+    AUTH_FAILURES.labels("throttled").inc()
+    return ApiError(429, "Too many failed attempts", headers={"Retry-After": str(wait)})
+
+
+async def _authorize(request: Request, ctx: GatewayContext) -> None:
+    settings, throttle = ctx.settings, ctx.ingress_throttle
+    ip = client_ip(request, settings.trusted_proxies)
+    wait = await throttle.retry_after(ip)
+    if wait > 0:
+        raise _throttled(wait)
     header = request.headers.get("authorization", "").strip()
     token = header[7:].strip() if header[:7].lower() == "bearer " else header
     expected = settings.process_api_token
     if not token or not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        AUTH_FAILURES.labels("rejected").inc()
+        locked = await throttle.failed(ip)
+        if locked > 0:
+            raise _throttled(locked)
         raise ApiError(401, "Unauthorized")
 
 
@@ -96,12 +125,12 @@ def _text(value: object) -> str:
     "/api/ingress/gmail",
     status_code=202,
     response_model=Accepted,
-    responses={400: {}, 401: {}, 409: {}, 413: {}, 503: {}},
+    responses={400: {}, 401: {}, 409: {}, 413: {}, 429: {}, 503: {}},
 )
 async def ingress_gmail(request: Request, ctx: Context) -> JSONResponse:
     """The Apps Script contract: JSON ``{subject?, sender, body, date?}``."""
     settings = ctx.settings
-    _authorize(request, settings)
+    await _authorize(request, ctx)
     raw = await _read_body(request, settings.max_ingress_bytes)
     try:
         payload = json.loads(raw)
@@ -130,7 +159,7 @@ async def ingress_gmail(request: Request, ctx: Context) -> JSONResponse:
     "/api/ingress/raw",
     status_code=202,
     response_model=Accepted,
-    responses={400: {}, 401: {}, 413: {}, 503: {}},
+    responses={400: {}, 401: {}, 413: {}, 429: {}, 503: {}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -141,7 +170,7 @@ async def ingress_gmail(request: Request, ctx: Context) -> JSONResponse:
 async def ingress_raw(request: Request, ctx: Context) -> JSONResponse:
     """A whole RFC 822 message as the body (``message/rfc822``)."""
     settings = ctx.settings
-    _authorize(request, settings)
+    await _authorize(request, ctx)
     raw = await _read_body(request, settings.max_ingress_bytes)
     if not raw.strip():
         raise ApiError(400, "Empty message")

@@ -35,6 +35,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     session_absolute_s: int = 28800
     login_max_failures: int = 5
     login_lockout_s: int = 30
+    ingress_max_failures: int = 10
+    ingress_lockout_s: int = 60
     render_deploy_hook_prefix: str = "https://api.render.com/deploy/"
 
 
@@ -68,6 +70,8 @@ def read_settings(env: EnvReader) -> GatewaySettings:
         session_absolute_s=env.integer("SESSION_ABSOLUTE_SECONDS", 28800, minimum=60),
         login_max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),
         login_lockout_s=env.integer("LOGIN_LOCKOUT_SECONDS", 30, minimum=1),
+        ingress_max_failures=env.integer("INGRESS_MAX_FAILURES", 10, minimum=1),
+        ingress_lockout_s=env.integer("INGRESS_LOCKOUT_SECONDS", 60, minimum=1),
         render_deploy_hook_prefix=_hook_prefix(env),
     )
 
