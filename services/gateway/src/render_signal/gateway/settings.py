@@ -1,11 +1,21 @@
-"""Gateway settings, read once in ``main()`` from the environment."""
+"""Gateway settings, read once in ``main()`` from the environment.
+
+Secret rules outside dev mode (``EnvReader.secret``): ``SECRET_KEY`` and
+``PROCESS_API_TOKEN`` at least 32 characters, ``DASHBOARD_PASSWORD`` at least
+12 (or an argon2 / werkzeug hash, taken as is), each with at least 8 different
+characters, never a placeholder.
+"""
 
 from __future__ import annotations
 
 import msgspec
 from render_signal.common.settings import CommonSettings, EnvReader, read_common
+from render_signal.gateway.passwords import is_hash
 
-__all__ = ["GatewaySettings", "read_settings"]
+__all__ = ["MIN_PASSWORD_LENGTH", "MIN_TOKEN_LENGTH", "GatewaySettings", "read_settings"]
+
+MIN_TOKEN_LENGTH = 32
+MIN_PASSWORD_LENGTH = 12
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,10 +58,15 @@ def read_settings(env: EnvReader) -> GatewaySettings:
     return GatewaySettings(
         common=common,
         host=env.string("HOST", "127.0.0.1" if env.dev_mode else "0.0.0.0"),  # noqa: S104
-        secret_key=env.secret("SECRET_KEY", "FLASK_SECRET_KEY"),
+        secret_key=env.secret("SECRET_KEY", "FLASK_SECRET_KEY", min_length=MIN_TOKEN_LENGTH),
         dashboard_user=env.string("DASHBOARD_USER", "admin", "TRIGGER_PAGE_USER"),
-        dashboard_password=env.secret("DASHBOARD_PASSWORD", "TRIGGER_PAGE_PASSWORD"),
-        process_api_token=env.secret("PROCESS_API_TOKEN"),
+        dashboard_password=env.secret(
+            "DASHBOARD_PASSWORD",
+            "TRIGGER_PAGE_PASSWORD",
+            min_length=MIN_PASSWORD_LENGTH,
+            exempt=is_hash,
+        ),
+        process_api_token=env.secret("PROCESS_API_TOKEN", min_length=MIN_TOKEN_LENGTH),
         magic_link_ttl_s=max(60, env.integer("MAGIC_LINK_TTL_SECONDS", 900, minimum=1)),
         public_base_url=env.string("PUBLIC_BASE_URL"),
         trusted_proxies=env.csv("TRUSTED_PROXIES"),
