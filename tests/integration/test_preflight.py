@@ -61,6 +61,8 @@ CASES = [
     ("gateway", {"DASHBOARD_PASSWORD": "1"}, "DASHBOARD_PASSWORD: too weak: at least 12"),
     ("gateway", {"PROCESS_API_TOKEN": "a"}, "PROCESS_API_TOKEN: too weak: at least 32"),
     ("gateway", {"SECRET_KEY": "s" * 40}, "SECRET_KEY: too weak"),  # long, one character
+    # Finding 8: '*' would let any client pick its own address.
+    ("gateway", {"TRUSTED_PROXIES": "*"}, "TRUSTED_PROXIES: '*' lets any client"),
 ]
 
 

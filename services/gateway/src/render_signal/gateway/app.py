@@ -22,7 +22,7 @@ from render_signal.gateway import (
 )
 from render_signal.gateway.context import Context, GatewayContext
 from render_signal.gateway.errors import ApiError, install_error_handlers
-from render_signal.gateway.security import SecurityMiddleware
+from render_signal.gateway.security import ProxyPolicy, SecurityMiddleware
 from render_signal.gateway.settings import GatewaySettings
 
 __all__ = ["create_app"]
@@ -43,7 +43,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(title="render-signal gateway", version="0.1.0", lifespan=lifespan)
     app.state.context = ctx
     install_error_handlers(app)
-    app.add_middleware(SecurityMiddleware, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(
+        SecurityMiddleware,
+        proxies=ProxyPolicy(settings.trusted_proxies, settings.trusted_proxy_hops),
+    )
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

@@ -24,13 +24,13 @@ from pydantic import BaseModel
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
 from render_signal.gateway.guards import (
-    SESSION_COOKIE,
     AdminSession,
     Session,
     clear_session_cookie,
     issue_login_csrf,
     optional_session,
     same_origin,
+    session_id_of,
     set_session_cookie,
     verify_login_csrf,
 )
@@ -118,7 +118,7 @@ async def login_submit(
         logger.warning("AUTH: login refused (CSRF check failed)")
         return _render_login(request, error=generic, status_code=403, next_url=target)
     throttle = ctx.login_throttle
-    ip = client_ip(request, settings.trusted_proxies)
+    ip = client_ip(request)
     wait, delay = await throttle.reserve(username, ip)
     if wait > 0:
         logger.warning("AUTH: login throttled for user %s", _mask_user(username))
@@ -136,7 +136,7 @@ async def login_submit(
         logger.warning("AUTH: login failed for user %s", _mask_user(username))
         return _render_login(request, error=generic, status_code=401, next_url=target)
     await throttle.succeeded(username, ip)
-    old = request.cookies.get(SESSION_COOKIE)
+    old = session_id_of(request)
     if old:
         await sessions.delete(old)
     session_id, _ = await sessions.create(settings.dashboard_user)
@@ -147,7 +147,7 @@ async def login_submit(
 
 
 async def _logout(request: Request, ctx: Context) -> Response:
-    session_id = request.cookies.get(SESSION_COOKIE)
+    session_id = session_id_of(request)
     if session_id:
         await ctx.sessions.delete(session_id)
     response = RedirectResponse("/login", status_code=303)
@@ -155,10 +155,29 @@ async def _logout(request: Request, ctx: Context) -> Response:
     return response
 
 
-@router.get("/logout")
+def _same_origin_navigation(request: Request) -> bool:
+    """A click from one of our own pages (not a link or image on another site)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site.lower() == "same-origin"
+    referer = request.headers.get("referer", "")
+    return (
+        bool(referer)
+        and urlsplit(referer).netloc.lower() == request.headers.get("host", "").lower()
+    )
+
+
+@router.get("/logout", response_class=HTMLResponse)
 async def logout_get(request: Request, ctx: Context) -> Response:
-    """End the session server-side and go to the login page."""
-    return await _logout(request, ctx)
+    """The original's logout link: ends the session when followed from our own pages;
+    from anywhere else (a cross-site link or image) it shows a page with a POST
+    button instead, so another site can't log people out."""
+    session = await optional_session(request)
+    if session is None or _same_origin_navigation(request):
+        return await _logout(request, ctx)
+    return templates.TemplateResponse(
+        request, "logout.html", {"csrf_token": session.csrf_token, "lang": _lang(request)}
+    )
 
 
 @router.post("/logout")
@@ -299,7 +318,7 @@ async def magic_login(
         )
         page.headers["Referrer-Policy"] = "no-referrer"
         return page
-    old = request.cookies.get(SESSION_COOKIE)
+    old = session_id_of(request)
     if old:
         await sessions.delete(old)
     session_id, _ = created

@@ -62,7 +62,7 @@ def _throttled(wait: int) -> ApiError:
 
 async def _authorize(request: Request, ctx: GatewayContext) -> None:
     settings, throttle = ctx.settings, ctx.ingress_throttle
-    ip = client_ip(request, settings.trusted_proxies)
+    ip = client_ip(request)
     wait = await throttle.retry_after(ip)
     if wait > 0:
         raise _throttled(wait)

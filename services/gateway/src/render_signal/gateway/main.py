@@ -34,8 +34,9 @@ def main() -> None:
         port=settings.common.metrics_port,
         log_config=None,
         access_log=False,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+        # SecurityMiddleware reads X-Forwarded-* (TRUSTED_PROXIES / TRUSTED_PROXY_HOPS);
+        # uvicorn's reading would take the leftmost address, which the client writes.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.common.drain_timeout_s),
     )
     GatewayServer(config).run()

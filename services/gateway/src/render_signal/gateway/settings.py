@@ -8,6 +8,8 @@ characters, never a placeholder.
 
 from __future__ import annotations
 
+import ipaddress
+
 import msgspec
 from render_signal.common.settings import CommonSettings, EnvReader, read_common
 from render_signal.gateway.passwords import is_hash
@@ -47,6 +49,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     login_lockout_s: int = 30
     ingress_max_failures: int = 10
     ingress_lockout_s: int = 60
+    trusted_proxy_hops: int = 0
     render_deploy_hook_prefix: str = "https://api.render.com/deploy/"
 
 
@@ -69,7 +72,8 @@ def read_settings(env: EnvReader) -> GatewaySettings:
         process_api_token=env.secret("PROCESS_API_TOKEN", min_length=MIN_TOKEN_LENGTH),
         magic_link_ttl_s=max(60, env.integer("MAGIC_LINK_TTL_SECONDS", 900, minimum=1)),
         public_base_url=env.string("PUBLIC_BASE_URL"),
-        trusted_proxies=env.csv("TRUSTED_PROXIES"),
+        trusted_proxies=_trusted_proxies(env),
+        trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
         max_ingress_bytes=env.integer("MAX_EMAIL_BYTES", 25 * 1024 * 1024, minimum=1024),
         render_deploy_hook_url=env.url("RENDER_DEPLOY_HOOK_URL", secret=True),
         render_api_key=env.secret("RENDER_API_KEY", required=False),
@@ -92,6 +96,31 @@ def read_settings(env: EnvReader) -> GatewaySettings:
 
 
 RENDER_HOOK_PREFIX = "https://api.render.com/deploy/"
+
+
+def _trusted_proxies(env: EnvReader) -> tuple[str, ...]:
+    """``TRUSTED_PROXIES``: addresses or networks; ``*`` in dev mode only, never with hops."""
+    proxies = env.csv("TRUSTED_PROXIES")
+    for entry in proxies:
+        if entry != "*" and not _is_network(entry):
+            env.problems.append(f"TRUSTED_PROXIES: {entry!r} is not an address or network")
+    if "*" in proxies and not env.dev_mode:
+        env.problems.append(
+            "TRUSTED_PROXIES: '*' lets any client choose its own address with X-Forwarded-For;"
+            " list the proxies' addresses, or set TRUSTED_PROXY_HOPS to the number of proxies"
+            " the platform always puts in front (Render: 1)"
+        )
+    if proxies and env.raw("TRUSTED_PROXY_HOPS") is not None:
+        env.problems.append("TRUSTED_PROXIES, TRUSTED_PROXY_HOPS: set one of them, not both")
+    return proxies
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _hook_prefix(env: EnvReader) -> str:
