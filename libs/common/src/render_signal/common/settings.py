@@ -8,6 +8,7 @@ prints one line per problem and exits 2.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -19,9 +20,18 @@ import msgspec
 from render_signal.common.envreader import EnvReader
 from render_signal.common.errors import SettingsError
 from render_signal.common.keys import DEFAULT_PREFIX, Keys
-from render_signal.common.outbound import OutboundPolicy
+from render_signal.common.outbound import OutboundPolicy, is_loopback_host
 
-__all__ = ["CommonSettings", "EnvReader", "default_instance_name", "load_or_exit", "read_common"]
+__all__ = [
+    "CommonSettings",
+    "EnvReader",
+    "default_instance_name",
+    "load_or_exit",
+    "read_common",
+    "warn_exposed_dev_mode",
+]
+
+logger = logging.getLogger(__name__)
 
 
 class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,6 +113,25 @@ def read_common(env: EnvReader, service: str) -> CommonSettings:
         env_set=frozenset(k for k, v in env.environ().items() if v.strip()),
         resolve_overrides=tuple(env.resolve_overrides().items()),
     )
+
+
+def warn_exposed_dev_mode(common: CommonSettings, host: str, variable: str) -> bool:
+    """Log a loud warning when dev mode listens beyond loopback; True when it did.
+
+    Dev mode accepts placeholder secrets, plain-http and loopback targets and
+    test hooks: fine on a laptop, dangerous on an address others can reach.
+    """
+    if not common.dev_mode or is_loopback_host(host):
+        return False
+    logger.warning(
+        "SECURITY: dev mode (RENDER_SIGNAL_ENV=%s) is listening on %s=%s, beyond loopback:"
+        " placeholder secrets, plain-http and loopback targets and test hooks are accepted"
+        " here; bind 127.0.0.1 or run in production mode",
+        os.environ.get("RENDER_SIGNAL_ENV", "dev"),
+        variable,
+        host,
+    )
+    return True
 
 
 def default_instance_name() -> str:

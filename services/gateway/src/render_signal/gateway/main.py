@@ -7,7 +7,7 @@ from types import FrameType
 
 import uvicorn
 from render_signal.common.logs import setup_logging
-from render_signal.common.settings import load_or_exit
+from render_signal.common.settings import load_or_exit, warn_exposed_dev_mode
 from render_signal.gateway.app import create_app
 from render_signal.gateway.settings import read_settings
 
@@ -28,6 +28,7 @@ class GatewayServer(uvicorn.Server):
 def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("gateway", settings.common.log_level, settings.common.log_format)
+    warn_exposed_dev_mode(settings.common, settings.host, "HOST")
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
