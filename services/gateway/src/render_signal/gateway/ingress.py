@@ -14,7 +14,6 @@ token checked, ``outcome="throttled"`` per 429 answered.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -30,7 +29,7 @@ from render_signal.common.identity import gmail_email_id, message_id_email_id, r
 from render_signal.common.streams import publish
 from render_signal.gateway.context import Context, GatewayContext
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.security import client_ip
+from render_signal.gateway.security import bearer_matches, client_ip
 
 __all__ = ["router"]
 
@@ -66,10 +65,7 @@ async def _authorize(request: Request, ctx: GatewayContext) -> None:
     wait = await throttle.retry_after(ip)
     if wait > 0:
         raise _throttled(wait)
-    header = request.headers.get("authorization", "").strip()
-    token = header[7:].strip() if header[:7].lower() == "bearer " else header
-    expected = settings.process_api_token
-    if not token or not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+    if not bearer_matches(request, settings.process_api_token):
         AUTH_FAILURES.labels("rejected").inc()
         locked = await throttle.failed(ip)
         if locked > 0:

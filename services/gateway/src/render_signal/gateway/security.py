@@ -24,6 +24,7 @@ answers hold sessions' CSRF tokens, unmasked exports, webhook logs.
 from __future__ import annotations
 
 import functools
+import hmac
 import ipaddress
 import json
 import logging
@@ -33,7 +34,14 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CSP", "ProxyPolicy", "SecurityMiddleware", "client_ip", "is_https"]
+__all__ = [
+    "CSP",
+    "ProxyPolicy",
+    "SecurityMiddleware",
+    "bearer_matches",
+    "client_ip",
+    "is_https",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +105,14 @@ class ProxyPolicy:
         untrusted = [address for address in chain if not self.trusts(address)]
         client = untrusted[-1] if untrusted else (chain[0] if chain else peer)
         return client, bool(protos) and protos[-1] == "https"
+
+
+def bearer_matches(request: Request, expected: str) -> bool:
+    """``Authorization: Bearer <expected>`` (or the bare token, as the original's Apps
+    Script sends it), compared in constant time; never true for an empty ``expected``."""
+    header = request.headers.get("authorization", "").strip()
+    token = header[7:].strip() if header[:7].lower() == "bearer " else header
+    return bool(token and expected) and hmac.compare_digest(token.encode(), expected.encode())
 
 
 def is_https(request: Request) -> bool:

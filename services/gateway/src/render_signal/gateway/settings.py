@@ -2,8 +2,14 @@
 
 Secret rules outside dev mode (``EnvReader.secret``): ``SECRET_KEY`` and
 ``PROCESS_API_TOKEN`` at least 32 characters, ``DASHBOARD_PASSWORD`` at least
-12 (or an argon2 / werkzeug hash, taken as is), each with at least 8 different
-characters, never a placeholder.
+12 (or an argon2 / werkzeug hash, taken as is), ``METRICS_TOKEN`` (when set)
+at least 32, each with at least 8 different characters, never a placeholder.
+
+Metrics: ``/metrics`` on ``PORT`` (public) answers only with
+``Authorization: Bearer $METRICS_TOKEN``, or without it in dev mode; otherwise
+404. ``GATEWAY_METRICS_PORT`` (default 9104 outside dev mode, 0 = off) serves
+``/metrics``, ``/health`` and ``/ready`` on ``METRICS_HOST`` like the workers
+do, for a Prometheus on the internal network.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     ingress_max_failures: int = 10
     ingress_lockout_s: int = 60
     trusted_proxy_hops: int = 0
+    metrics_token: str = ""
+    internal_metrics_port: int = 0
     render_deploy_hook_prefix: str = "https://api.render.com/deploy/"
 
 
@@ -74,6 +82,10 @@ def read_settings(env: EnvReader) -> GatewaySettings:
         public_base_url=env.string("PUBLIC_BASE_URL"),
         trusted_proxies=_trusted_proxies(env),
         trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
+        metrics_token=env.secret("METRICS_TOKEN", required=False, min_length=MIN_TOKEN_LENGTH),
+        internal_metrics_port=env.integer(
+            "GATEWAY_METRICS_PORT", 0 if env.dev_mode else 9104, minimum=0, maximum=65535
+        ),
         max_ingress_bytes=env.integer("MAX_EMAIL_BYTES", 25 * 1024 * 1024, minimum=1024),
         render_deploy_hook_url=env.url("RENDER_DEPLOY_HOOK_URL", secret=True),
         render_api_key=env.secret("RENDER_API_KEY", required=False),
