@@ -6,6 +6,11 @@ throttled account all show "Invalid credentials"; every refused magic link shows
 ids never reach a log line (the user name is logged masked). Each attempt is
 reserved with the throttle before the password is checked (:mod:`.throttle`),
 and the hash runs in a worker thread so argon2 never stalls the event loop.
+
+Over 300 lines on purpose: the ways in (password, magic link) and out (logout)
+share the generic-failure rule, the pre-session CSRF and the login page
+rendering; split, each half would re-state them. The stores are elsewhere
+(:mod:`.sessions`, :mod:`.magic`, :mod:`.throttle`).
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ Who may write: reads need any session; writes need an admin (a password
 session), except what an operator (magic link) runs day to day: the time
 window, Absence Globale and the sending switch, through their own routes or
 ``POST /api/webhooks/config`` restricted to :data:`OPERATOR_FIELDS`.
+
+Slightly over 300 lines: every write path of the runtime documents (and the
+target check they share with :mod:`.configtransfer`) stays in one place, so a
+rule about who may write what can't be applied on one route and missed on
+another.
 """
 
 from __future__ import annotations

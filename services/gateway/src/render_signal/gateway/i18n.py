@@ -4,6 +4,9 @@ The language comes from ``?lang=`` (remembered in a cookie), then the cookie,
 then ``Accept-Language``, then French. Templates read the dict directly; the
 page hands the same dict to the JS through a ``data-i18n`` attribute (the CSP
 forbids inline scripts), and ``GET /api/i18n`` serves it as JSON.
+
+Over 300 lines because it is two string tables side by side (one concept:
+the page's words), easier to keep in step in one file than split.
 """
 
 from __future__ import annotations
