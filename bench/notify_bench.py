@@ -66,7 +66,7 @@ async def _measure(redis_url: str, url: str, n: int, concurrency: int) -> dict[s
         settings.common.outbound_policy(), signing_secret=settings.signing_secret
     )
     service = NotifyService(
-        settings, redis, ConfigWatcher(ConfigStore(redis, prefix)), SystemClock(), sender
+        settings, redis, ConfigWatcher(ConfigStore(redis, Keys(prefix))), SystemClock(), sender
     )
     gate = asyncio.Semaphore(concurrency)
 
