@@ -237,6 +237,16 @@ class Browsing:
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
         return page
 
+    def permanent_link(self, page: Any, no_expiry: str) -> tuple[str, str]:
+        """(link, id) of a new permanent magic link, made on the Tools tab of ``page``."""
+        from playwright.sync_api import expect
+
+        page.check("#magic-unlimited")
+        page.click("#magic-create")
+        expect(page.locator("#magic-expiry")).to_have_text(no_expiry)
+        link_id = page.locator("#magic-result").get_attribute("data-link-id") or ""
+        return page.locator("#magic-link").input_value(), link_id
+
     def close(self) -> None:
         for context in self.contexts:
             context.close()
@@ -496,11 +506,7 @@ def test_permanent_magic_link_refused_after_revoke(browsing: Browsing) -> None:
 
     page = browsing.login(browsing.new_page())
     page.goto("/#tools")
-    page.check("#magic-unlimited")
-    page.click("#magic-create")
-    expect(page.locator("#magic-expiry")).to_have_text("Sans expiration")
-    link = page.locator("#magic-link").input_value()
-    link_id = page.locator("#magic-result").get_attribute("data-link-id")
+    link, link_id = browsing.permanent_link(page, "Sans expiration")
     row = page.locator(f'#magic-rows tr[data-link-id="{link_id}"]')
     expect(row).to_be_visible()
 
@@ -526,11 +532,7 @@ def test_magic_link_session_is_an_operator_and_ends_when_revoked(browsing: Brows
 
     admin = browsing.login(browsing.new_page(locale="en-GB"))
     admin.goto("/?lang=en#tools")
-    admin.check("#magic-unlimited")
-    admin.click("#magic-create")
-    expect(admin.locator("#magic-expiry")).to_have_text("No expiry")
-    link = admin.locator("#magic-link").input_value()
-    link_id = admin.locator("#magic-result").get_attribute("data-link-id")
+    link, link_id = browsing.permanent_link(admin, "No expiry")
 
     operator = browsing.new_page(locale="en-GB")  # a fresh context: only the link
     operator.goto(link)
