@@ -62,9 +62,11 @@ async def _measure(redis_url: str, url: str, n: int, concurrency: int) -> dict[s
     }
     settings = read_settings(EnvReader(env, {}))
     redis = create_redis(redis_url)
-    sender = WebhookSender(signing_secret=settings.signing_secret)
+    sender = WebhookSender(
+        settings.common.outbound_policy(), signing_secret=settings.signing_secret
+    )
     service = NotifyService(
-        settings, redis, ConfigWatcher(ConfigStore(redis, prefix)), SystemClock(), sender
+        settings, redis, ConfigWatcher(ConfigStore(redis, Keys(prefix))), SystemClock(), sender
     )
     gate = asyncio.Semaphore(concurrency)
 

@@ -257,6 +257,10 @@ class ComposeTest:
             "WEBHOOK_URL": f"https://{HOST_ALIAS}:{ports['receiver']}/hooks/{secrets.token_hex(8)}",
             "WEBHOOK_SIGNING_SECRET": self.signing_secret,
             "WEBHOOK_CA_BUNDLE": str(ca.ca_cert),
+            # The receiver runs on the host, reached through the bridge's gateway
+            # address: private, so it must be allowed explicitly (podman 10.89.x,
+            # docker 172.17+; the subnet is only known once compose made it).
+            "OUTBOUND_ALLOW_NETWORKS": "10.0.0.0/8,172.16.0.0/12",
             "GATEWAY_PORT": str(ports["gateway"]),
             "PROMETHEUS_PORT": str(ports["prometheus"]),
         }

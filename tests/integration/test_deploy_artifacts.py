@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SERVICES = ("ingest", "offload", "notify", "gateway")
 PORTS = {"ingest": 9101, "offload": 9102, "notify": 9103, "gateway": 8000}
+#: Where Prometheus scrapes each one: the gateway's metrics are on its internal port.
+SCRAPE_PORTS = {**PORTS, "gateway": 9104}
 REQUIRED_COMPOSE_VARS = {
     "SECRET_KEY": "s3cr3t-key-for-compose-config",
     "DASHBOARD_PASSWORD": "dashboard-pass-for-config",
@@ -312,7 +314,7 @@ def test_prometheus_scrapes_every_service_on_its_compose_port() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
     for name in SERVICES:
-        assert jobs[name] == [f"{name}:{PORTS[name]}"]
+        assert jobs[name] == [f"{name}:{SCRAPE_PORTS[name]}"]
     assert config["rule_files"] == ["alerts.yml"]
 
 

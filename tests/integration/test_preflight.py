@@ -16,9 +16,9 @@ import pytest
 BASE = {
     "REDIS_URL": "redis://127.0.0.1:1/0",  # never reached: preflight fails first
     "RENDER_SIGNAL_ENV": "production",
-    "SECRET_KEY": "s" * 40,
+    "SECRET_KEY": "3f9c1a7e5b2d8046c9e1f3a5b7d90c2e4f6a8b0d",
     "DASHBOARD_PASSWORD": "correct horse battery staple",
-    "PROCESS_API_TOKEN": "t" * 40,
+    "PROCESS_API_TOKEN": "tok-4b8e2d61c09a7f3e5b1d8c6a4e2f0b9d",
     "WEBHOOK_URL": "https://hooks.receiver.invalid-tld-for-tests.net/hook",
 }
 
@@ -56,6 +56,13 @@ CASES = [
         "FLASK_SECRET_KEY: placeholder",
     ),
     ("gateway", {"RENDER_DEPLOY_HOOK_PREFIX": "http://127.0.0.1/"}, "RENDER_DEPLOY_HOOK_PREFIX"),
+    # Issue 12, finding 4: weak secrets, each named with the rule.
+    ("gateway", {"SECRET_KEY": "x"}, "SECRET_KEY: too weak: at least 32 characters"),
+    ("gateway", {"DASHBOARD_PASSWORD": "1"}, "DASHBOARD_PASSWORD: too weak: at least 12"),
+    ("gateway", {"PROCESS_API_TOKEN": "a"}, "PROCESS_API_TOKEN: too weak: at least 32"),
+    ("gateway", {"SECRET_KEY": "s" * 40}, "SECRET_KEY: too weak"),  # long, one character
+    # Finding 8: '*' would let any client pick its own address.
+    ("gateway", {"TRUSTED_PROXIES": "*"}, "TRUSTED_PROXIES: '*' lets any client"),
 ]
 
 
@@ -100,14 +107,14 @@ def test_legacy_aliases_are_accepted(tmp_path: Path) -> None:
     env.pop("SECRET_KEY")
     env.pop("DASHBOARD_PASSWORD")
     env.update(
-        FLASK_SECRET_KEY="f" * 40,
+        FLASK_SECRET_KEY="f0e1d2c3b4a5968778695a4b3c2d1e0f-legacy",
         TRIGGER_PAGE_PASSWORD="legacy-pass-1",
         TRIGGER_PAGE_USER="ops",
     )
     reader = EnvReader(env, {})
     settings = read_settings(reader)
     assert reader.problems == []
-    assert settings.secret_key == "f" * 40
+    assert settings.secret_key == "f0e1d2c3b4a5968778695a4b3c2d1e0f-legacy"
     assert settings.dashboard_password == "legacy-pass-1"
     assert settings.dashboard_user == "ops"
 
@@ -126,4 +133,34 @@ def test_environment_overrides_env_file_and_dev_mode_allows_loopback() -> None:
     assert reader.problems == []
     prod = EnvReader({"RENDER_SIGNAL_ENV": "production"}, file_values)
     read_settings(prod)
-    assert any("loopback host refused" in p for p in prod.problems)
+    assert any("loopback" in p and "refused outside dev mode" in p for p in prod.problems)
+
+
+def test_the_dev_env_that_make_run_writes_satisfies_the_production_secret_rules(
+    tmp_path: Path,
+) -> None:
+    """Issue 12, finding 4: `make run` secrets would pass even outside dev mode."""
+    from render_signal.common.envreader import load_env_file
+    from render_signal.common.settings import EnvReader
+    from render_signal.devstack.devenv import ensure_dev_env
+    from render_signal.gateway.settings import read_settings
+
+    for attempt in range(20):  # random values: a handful of draws
+        path = tmp_path / f"{attempt}.env"
+        assert ensure_dev_env(path)
+        values = {**load_env_file(path), "RENDER_SIGNAL_ENV": "production"}
+        reader = EnvReader({**values, "REDIS_URL": "redis://127.0.0.1:1/0"}, {})
+        read_settings(reader)
+        assert reader.problems == [], reader.problems
+
+
+def test_a_hashed_dashboard_password_is_taken_as_is(tmp_path: Path) -> None:
+    from argon2 import PasswordHasher
+    from render_signal.common.settings import EnvReader
+    from render_signal.gateway.settings import read_settings
+
+    hashed = PasswordHasher().hash("a long enough passphrase")
+    for stored in (hashed, "pbkdf2:sha256:600000$salt$" + "ab" * 32):
+        reader = EnvReader({**BASE, "DASHBOARD_PASSWORD": stored}, {})
+        read_settings(reader)
+        assert reader.problems == []

@@ -13,7 +13,7 @@ from render_signal.gateway.settings import GatewaySettings, read_settings
 
 USER = "operator"
 PASSWORD = "pw-sentinel-9f3c1a7e"
-API_TOKEN = "tok-sentinel-4b8e2d61c0"
+API_TOKEN = "tok-sentinel-4b8e2d61c0-9a7f3e5b1d"  # production rules: >= 32 characters
 SECRET = "secret-key-sentinel-0123456789abcdef"
 
 BASE_ENV = {

@@ -238,6 +238,16 @@ class Browsing:
         expect(page.locator("body")).to_have_attribute("data-ready", "true")
         return page
 
+    def permanent_link(self, page: Any, no_expiry: str) -> tuple[str, str]:
+        """(link, id) of a new permanent magic link, made on the Tools tab of ``page``."""
+        from playwright.sync_api import expect
+
+        page.check("#magic-unlimited")
+        page.click("#magic-create")
+        expect(page.locator("#magic-expiry")).to_have_text(no_expiry)
+        link_id = page.locator("#magic-result").get_attribute("data-link-id") or ""
+        return page.locator("#magic-link").input_value(), link_id
+
     def close(self) -> None:
         for context in self.contexts:
             context.close()
@@ -332,7 +342,7 @@ def test_login_dashboard_languages_and_screenshots(
         "aria-selected", "true"
     )
     expect(page.locator("#current-user")).to_have_text(USER)
-    expect(page.locator("#session-kind")).to_have_text("session mot de passe")
+    expect(page.locator("#session-kind")).to_have_text("admin")
     # An error in the last hour turns the banner red (the original's rule).
     expect(page.locator("#status-banner")).to_have_attribute("data-level", "critical")
     expect(page.locator("#status-errors-1h")).to_have_text("1")
@@ -494,7 +504,7 @@ def test_one_shot_magic_link_works_once(browsing: Browsing) -> None:
     first.goto(link)
     first.click("#magic-submit")
     first.wait_for_url(f"{browsing.base_url}/")
-    expect(first.locator("#session-kind")).to_have_text("session lien magique")
+    expect(first.locator("#session-kind")).to_have_text("opérateur (lien magique)")
     expect(first.locator("#deploy-button")).to_be_disabled()
 
     second = browsing.new_page()
@@ -510,11 +520,7 @@ def test_permanent_magic_link_refused_after_revoke(browsing: Browsing) -> None:
 
     page = browsing.login(browsing.new_page())
     page.goto("/#tools")
-    page.check("#magic-unlimited")
-    page.click("#magic-create")
-    expect(page.locator("#magic-expiry")).to_have_text("Sans expiration")
-    link = page.locator("#magic-link").input_value()
-    link_id = page.locator("#magic-result").get_attribute("data-link-id")
+    link, link_id = browsing.permanent_link(page, "Sans expiration")
     row = page.locator(f'#magic-rows tr[data-link-id="{link_id}"]')
     expect(row).to_be_visible()
 
@@ -532,6 +538,58 @@ def test_permanent_magic_link_refused_after_revoke(browsing: Browsing) -> None:
     refused.goto(link)
     refused.click("#magic-submit")
     expect(refused.locator("#login-error")).to_have_text("Lien invalide ou expiré.")
+
+
+def test_magic_link_session_is_an_operator_and_ends_when_revoked(browsing: Browsing) -> None:
+    """Issue 12, finding 1: the role is shown and enforced; revoking logs the operator out."""
+    from playwright.sync_api import expect
+
+    admin = browsing.login(browsing.new_page(locale="en-GB"))
+    admin.goto("/?lang=en#tools")
+    link, link_id = browsing.permanent_link(admin, "No expiry")
+
+    operator = browsing.new_page(locale="en-GB")  # a fresh context: only the link
+    operator.goto(link)
+    operator.click("#magic-submit")
+    operator.wait_for_url(f"{browsing.base_url}/")
+    expect(operator.locator("body")).to_have_attribute("data-ready", "true")
+    operator.goto("/?lang=en")
+    expect(operator.locator("#session-kind")).to_have_text("operator (magic link)")
+    expect(operator.locator("body")).to_have_attribute("data-role", "operator")
+    # Admin-only controls: hidden cards, disabled inputs; the operator's own stay usable.
+    for card in ("#magic-card", "#deploy-card", "#config-card"):
+        expect(operator.locator(card)).to_be_hidden()
+    for control in ("#webhook-url", "#webhook-ssl-verify", "#webhook-delivery-mode",
+                    "#routing-lock", "#deploy-button"):  # fmt: skip
+        expect(operator.locator(control)).to_be_disabled()
+    expect(operator.locator("#webhook-sending-enabled")).to_be_enabled()
+    expect(operator.locator("#window-save")).to_be_enabled()
+    assert operator.locator("[data-admin-only]").count() >= 8
+    # The sending switch saves from the operator's page (only the allowed field is sent).
+    operator.get_by_role("tab", name="Webhooks").click()
+    with operator.expect_response(lambda r: r.url.endswith("/api/webhooks/config")
+                                  and r.request.method == "POST") as saved:  # fmt: skip
+        operator.locator("#targets-form [type=submit]").click()
+    assert saved.value.status == 200
+    # An admin-only call from the operator's own session is refused by the server.
+    token = operator.locator('meta[name="csrf-token"]').get_attribute("content")
+    headers = {"X-CSRF-Token": token or "", "Origin": browsing.base_url}
+    for method, path, body in (
+        ("post", "/api/auth/magic-link", {"unlimited": True}),
+        ("post", "/api/webhooks/config", {"webhook_url": "https://hooks.receiver.net/x"}),
+        ("get", "/api/config/export", None),
+    ):
+        call = getattr(operator.request, method)
+        answer = call(path, headers=headers, data=body) if body else call(path, headers=headers)
+        assert answer.status == 403, (path, answer.status, answer.text())
+        assert "admin only" in answer.json()["message"].lower()
+
+    # Revoking the link from the admin session ends the operator's session at once.
+    admin.locator(f'#magic-rows tr[data-link-id="{link_id}"]').get_by_role("button").click()
+    expect(admin.locator(f'#magic-rows tr[data-link-id="{link_id}"]')).to_have_count(0)
+    operator.goto("/")
+    expect(operator).to_have_url(re.compile(r"/login\?next=%2F$"))
+    assert operator.request.get("/api/auth/session").status == 401
 
 
 def test_dead_letter_replayed_from_the_page(

@@ -32,9 +32,7 @@ async def test_placeholder_and_non_https_urls_are_400(authed: httpx.AsyncClient)
 
 
 async def test_loopback_refused_outside_dev_mode(make_settings: Any, gateway_factory: Any) -> None:
-    gw: Gateway = await gateway_factory(
-        make_settings(RENDER_SIGNAL_ENV="production", SECRET_KEY="k" * 40)
-    )
+    gw: Gateway = await gateway_factory(make_settings(RENDER_SIGNAL_ENV="production"))
     async with gw.client() as client:
         await login(client)
         client.headers["X-CSRF-Token"] = await csrf_of(client)

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from gateway_testkit import API_TOKEN, Gateway, csrf_of, login
 from render_signal.common.events import MailRaw, decode_entry
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+BODY = {"sender": "a@b.fr", "body": "x"}
 RAW_EMAIL = (
     b"From: Agence <agence@client.fr>\r\nTo: team@ours.fr\r\nSubject: Lot 12\r\n"
     b"Message-ID: <abc@client.fr>\r\n\r\nhttps://www.dropbox.com/s/abc/file.zip?dl=0\r\n"
@@ -161,3 +163,36 @@ async def test_503_while_redis_is_down_then_2xx(
     # AOF kept the first; the refused ones are absent; the retried one is there.
     bodies = [e[1].gmail["body"] for e in entries if e[1].gmail]
     assert bodies == ["during outage", "after"]
+
+
+async def test_wrong_tokens_from_one_address_are_throttled(
+    make_settings: Any, gateway_factory: Any
+) -> None:
+    """Issue 12, finding 5: 429 + Retry-After past the limit, counted in a metric."""
+    from prometheus_client import REGISTRY
+
+    gw: Gateway = await gateway_factory(make_settings(INGRESS_MAX_FAILURES="3"))
+
+    def refused(outcome: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "render_signal_ingress_auth_failures_total", {"outcome": outcome}
+        )
+        return value or 0.0
+
+    before = {o: refused(o) for o in ("rejected", "throttled")}
+    guesser = httpx.ASGITransport(app=gw.app, client=("203.0.113.5", 4000))
+    async with httpx.AsyncClient(transport=guesser, base_url="http://testserver") as client:
+        codes = []
+        for n in range(6):
+            response = await client.post(
+                "/api/ingress/gmail", json=BODY, headers={"Authorization": f"Bearer guess-{n}"}
+            )
+            codes.append(response.status_code)
+        assert codes == [401, 401, 401, 429, 429, 429]
+        assert int(response.headers["retry-after"]) >= 1
+        right = await client.post("/api/ingress/gmail", json=BODY, headers=AUTH)
+        assert right.status_code == 429  # until the lock ends
+    assert refused("rejected") - before["rejected"] == 4  # wrong tokens looked at
+    assert refused("throttled") - before["throttled"] == 4  # answered 429
+    async with gw.client() as other:  # another address is not affected
+        assert (await other.post("/api/ingress/gmail", json=BODY, headers=AUTH)).status_code == 200

@@ -51,7 +51,13 @@ async def test_session_rotates_at_login_and_logout_invalidates(gateway: Gateway)
         async with gateway.client(cookies={SESSION_COOKIE: first}) as replay:
             assert (await replay.get("/api/auth/session")).status_code == 401
         assert (await client.get("/api/auth/session")).status_code == 200
-        response = await client.get("/logout")
+        # A cross-site GET (a link or an image on another site) does not log out...
+        for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Referer": "https://evil.test/"}, {}):
+            page = await client.get("/logout", headers=headers)
+            assert page.status_code == 200 and 'action="/logout"' in page.text
+        assert (await client.get("/api/auth/session")).status_code == 200
+        # ...a click from our own page does.
+        response = await client.get("/logout", headers={"Sec-Fetch-Site": "same-origin"})
         assert response.status_code == 303
         assert response.headers["location"] == "/login"
     async with gateway.client(cookies={SESSION_COOKIE: second}) as replay:
@@ -67,13 +73,32 @@ async def test_session_cookie_flags(gateway: Gateway) -> None:
     async with gateway.client() as client:
         response = await login(client)
         cookie = response.headers["set-cookie"]
+        assert cookie.startswith("rs_session=")
         assert "HttpOnly" in cookie
         assert "SameSite=lax" in cookie
         assert "Secure" not in cookie  # plain http, no trusted proxy
     async with gateway.client(base_url="https://testserver") as client:
         cookie = (await login(client)).headers["set-cookie"]
-        assert "Secure" in cookie
+        # __Host-: Secure, Path=/ and no Domain, so no sibling site can set or shadow it.
+        assert cookie.startswith("__Host-rs_session=")
+        assert "Secure" in cookie and "Path=/" in cookie and "Domain" not in cookie
         assert "strict-transport-security" in (await client.get("/api/ping")).headers
+        assert (await client.get("/api/auth/session")).status_code == 200
+    # On https only the __Host- cookie counts (a plain-http cookie could be planted).
+    session_id = client.cookies["__Host-rs_session"]
+    async with gateway.client(
+        base_url="https://testserver", cookies={"rs_session": session_id}
+    ) as planted:
+        assert (await planted.get("/api/auth/session")).status_code == 401
+
+
+async def test_secret_bearing_answers_are_not_stored(authed: httpx.AsyncClient) -> None:
+    for path in ("/api/auth/session", "/api/config/export", "/api/webhook_logs", "/", "/login"):
+        response = await authed.get(path)
+        assert response.headers["cache-control"] == "no-store", path
+    assert "no-store" not in (await authed.get("/static/js/core.js")).headers.get(
+        "cache-control", ""
+    )
 
 
 async def test_forwarded_proto_only_from_trusted_proxy(
@@ -82,12 +107,42 @@ async def test_forwarded_proto_only_from_trusted_proxy(
     untrusted: Gateway = await gateway_factory(make_settings())
     async with untrusted.client(headers={"X-Forwarded-Proto": "https"}) as client:
         assert "Secure" not in (await login(client)).headers["set-cookie"]
-    trusted: Gateway = await gateway_factory(make_settings(TRUSTED_PROXIES="127.0.0.1"))
+    trusted: Gateway = await gateway_factory(make_settings(TRUSTED_PROXIES="127.0.0.0/8"))
     transport = httpx.ASGITransport(app=trusted.app, client=("127.0.0.1", 5000))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://testserver", headers={"X-Forwarded-Proto": "https"}
     ) as client:
         assert "Secure" in (await login(client)).headers["set-cookie"]
+
+
+async def test_forwarded_for_with_a_hop_count(make_settings: Any, gateway_factory: Any) -> None:
+    """TRUSTED_PROXY_HOPS=1: the address the platform's proxy appended, not the client's."""
+    gw: Gateway = await gateway_factory(make_settings(TRUSTED_PROXY_HOPS="1"))
+    from render_signal.gateway.security import ProxyPolicy
+    from starlette.datastructures import Headers
+
+    policy = ProxyPolicy(hops=1)
+    forged = Headers({"x-forwarded-for": "1.2.3.4, 203.0.113.7", "x-forwarded-proto": "https"})
+    assert policy.resolve("10.1.2.3", forged) == ("203.0.113.7", True)
+    assert policy.resolve("10.1.2.3", Headers({})) == ("10.1.2.3", False)
+    listed = ProxyPolicy(("10.0.0.0/8", "::1"))
+    chain = Headers({"x-forwarded-for": "1.2.3.4, 198.51.100.9, 10.0.0.5"})
+    assert listed.resolve("10.0.0.6", chain) == ("198.51.100.9", False)
+    assert listed.resolve("198.51.100.1", chain) == ("198.51.100.1", False)  # peer not a proxy
+    # Through the app: each forged leftmost address still lands in the same throttle scope.
+    transport = httpx.ASGITransport(app=gw.app, client=("10.1.2.3", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        codes = []
+        for n in range(7):
+            headers = {"X-Forwarded-For": f"192.0.2.{n}, 203.0.113.7"}
+            page = await client.get("/login", headers=headers)
+            response = await client.post(
+                "/login",
+                data={"username": USER, "password": "wrong", "csrf_token": form_csrf(page.text)},
+                headers=headers,
+            )
+            codes.append(response.status_code)
+        assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
 
 
 async def test_csrf_required_on_state_changes(gateway: Gateway) -> None:
@@ -383,3 +438,47 @@ async def test_magic_landing_post_with_null_origin(gateway: Gateway) -> None:
                 headers={"Origin": "null", "Sec-Fetch-Site": site},
             )
             assert response.status_code == expected
+
+
+async def test_revoking_a_link_ends_its_sessions_even_one_being_created(gateway: Gateway) -> None:
+    """Issue 12, finding 1: the session index and the create-while-revoked race."""
+    store, sessions = gateway.ctx.magic_links, gateway.ctx.sessions
+    token, link = await store.create(USER, unlimited=True)
+    opened = []
+    for _ in range(3):
+        assert await store.consume(token) is not None
+        created = await sessions.create_magic(USER, link.id, store.token_key(token))
+        assert created is not None and created[1].role == "operator"
+        opened.append(created[0])
+    # A login that consumed the link just before the revoke, and creates its session after.
+    assert await store.consume(token) is not None
+    assert await store.revoke(link.id)
+    assert await sessions.end_link_sessions(link.id) == 3
+    assert await sessions.create_magic(USER, link.id, store.token_key(token)) is None
+    for session_id in opened:
+        assert await sessions.load(session_id) is None
+
+
+async def test_failures_from_one_address_only_slow_the_owner_elsewhere(gateway: Gateway) -> None:
+    """Issue 12, finding 3: the account-wide count slows (<= 3 s) but never blocks."""
+    attacker = httpx.ASGITransport(app=gateway.app, client=("203.0.113.9", 4000))
+    async with httpx.AsyncClient(transport=attacker, base_url="http://testserver") as client:
+        answers = [(await login(client, password=f"guess-{n}")).status_code for n in range(12)]
+    assert answers[:5] == [401] * 5 and set(answers[5:]) == {429}
+    throttle = gateway.ctx.login_throttle
+    for _ in range(8):  # the same account failing from many other addresses
+        await throttle.failed(USER, "198.51.100.1")
+    assert await throttle.reserve(USER, "198.51.100.7") == (0, 3.0)
+    owner = httpx.ASGITransport(app=gateway.app, client=("198.51.100.7", 4000))
+    async with httpx.AsyncClient(transport=owner, base_url="http://testserver") as client:
+        assert (await login(client)).status_code == 303
+
+
+async def test_concurrent_guesses_cannot_pass_the_limit_together(gateway: Gateway) -> None:
+    """The lock check and the count are one step: 10 guesses at once, at most 5 verified."""
+    async with gateway.client() as client:
+        token = form_csrf((await client.get("/login")).text)
+        form = {"username": USER, "password": "wrong-password", "csrf_token": token}
+        answers = await asyncio.gather(*(client.post("/login", data=form) for _ in range(10)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(401) == 5 and codes.count(429) == 5

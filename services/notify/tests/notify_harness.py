@@ -88,7 +88,7 @@ class Harness:
         self.store = ConfigStore(redis, self.keys)
         self.watcher = ConfigWatcher(self.store, max_staleness_s=0.0)
         self.sender = WebhookSender(
-            signing_secret=settings.signing_secret, makecom_api_key=settings.makecom_api_key
+            settings.common.outbound_policy(), signing_secret=settings.signing_secret
         )
         self.service = NotifyService(settings, redis, self.watcher, clock, self.sender)
         self.scheduler = Scheduler(self.service, 0.01, settings.concurrency)

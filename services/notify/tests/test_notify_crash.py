@@ -73,7 +73,8 @@ async def test_sigkill_after_send_before_ack_then_restart(
         await wait_settled(redis, stream, entry, wid, key_prefix)
         assert 1 <= len(rx.requests) <= 2
         assert set(rx.ids()) == {wid}
-        assert await successes(redis, key_prefix, event.email_id) == 1
+        # The attempt log is written just after the send is recorded.
+        assert await eventually(lambda: successes(redis, key_prefix, event.email_id), 30) == 1
         assert await redis.zcard(f"{key_prefix}notify:scheduled") == 0
     finally:
         proc.send_signal(signal.SIGTERM)

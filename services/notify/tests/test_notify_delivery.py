@@ -150,6 +150,20 @@ async def test_410_disables_target_and_dead_letters(make: Factory, rx: Receiver)
     assert reasons == ["target_disabled", "upstream_client_error"]
 
 
+async def test_a_target_pinned_to_a_private_address_is_dead_lettered_unsent(
+    make: Factory, rx: Receiver
+) -> None:
+    """A stored target whose name resolves to a private address (connect-time check)."""
+    h = make(start=paris(2026, 3, 30, 10, 0), RENDER_SIGNAL_RESOLVE="hooks.inside.test=10.0.0.7")
+    await h.configure("webhook_config", {"webhook_url": "https://hooks.inside.test/hook"})
+    await h.emit(make_event())
+    [dead] = await h.dead_letters()
+    assert dead["failure_reason"] == "destination_refused"
+    assert "10.0.0.7" in dead["response_snippet"]
+    assert dead["attempts"] == 1  # refused, not retried for a day
+    assert rx.count() == 0
+
+
 async def test_retry_window_exhausted_dead_letters(make: Factory, rx: Receiver) -> None:
     h = make(start=paris(2026, 3, 30, 10, 0), WEBHOOK_RETRY_WINDOW_SECONDS="3")
     rx.answer = Reply(503)

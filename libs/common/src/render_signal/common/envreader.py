@@ -6,19 +6,35 @@ come from the process environment first, then from a ``.env`` file (Twelve-Facto
 the environment always wins). Legacy names from the original Flask monolith are
 accepted as aliases (``TRIGGER_PAGE_*`` for ``DASHBOARD_*``, ``FLASK_SECRET_KEY``
 for ``SECRET_KEY``). Secrets are registered with the log redactor as they are read.
+
+Outside dev mode a secret is refused when it is a placeholder, and, when the
+caller gives a ``min_length``, when it is shorter than that or has fewer than
+:data:`MIN_DISTINCT_CHARACTERS` different characters (``x``, ``1``, ``aaaa...``
+are guessable whatever their length). A value the caller recognises as a
+stored hash (``exempt``) is taken as is. The error line states the rule and
+never the value.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from render_signal.common.errors import SettingsError
 from render_signal.common.logs import register_secret
+from render_signal.common.outbound import IPNetwork, normalise_host, parse_ip
 from render_signal.common.urls import policy_problem
 
-__all__ = ["DEV_MODE_WORDS", "PLACEHOLDER_SECRETS", "EnvReader", "load_env_file"]
+__all__ = [
+    "DEV_MODE_WORDS",
+    "MIN_DISTINCT_CHARACTERS",
+    "PLACEHOLDER_SECRETS",
+    "EnvReader",
+    "load_env_file",
+    "weak_secret_problem",
+]
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "n", "off", ""})
@@ -47,6 +63,19 @@ PLACEHOLDER_SECRETS = frozenset(
 
 
 DEV_MODE_WORDS = frozenset({"dev", "development", "local", "test"})
+
+#: The entropy floor of a secret with a minimum length: this many different characters.
+MIN_DISTINCT_CHARACTERS = 8
+
+
+def weak_secret_problem(value: str, min_length: int) -> str | None:
+    """Why ``value`` is too weak for a secret of ``min_length``, or None."""
+    if len(value) >= min_length and len(set(value)) >= MIN_DISTINCT_CHARACTERS:
+        return None
+    return (
+        f"too weak: at least {min_length} characters with {MIN_DISTINCT_CHARACTERS} different"
+        f" ones are required (got {len(value)} characters, {len(set(value))} different)"
+    )
 
 
 def load_env_file(path: Path) -> dict[str, str]:
@@ -86,6 +115,7 @@ class EnvReader:
         self.dev_mode = self._env.get("RENDER_SIGNAL_ENV", "production").strip().lower() in (
             DEV_MODE_WORDS
         )
+        self._allowed: tuple[IPNetwork, ...] | None = None
 
     @classmethod
     def from_process(cls) -> EnvReader:
@@ -119,8 +149,18 @@ class EnvReader:
             return ""
         return found[1]
 
-    def secret(self, name: str, *aliases: str, required: bool = True, dev_default: str = "") -> str:
-        """A secret: required (unless a dev default applies), never a placeholder in prod."""
+    def secret(
+        self,
+        name: str,
+        *aliases: str,
+        required: bool = True,
+        dev_default: str = "",
+        min_length: int = 0,
+        exempt: Callable[[str], bool] | None = None,
+    ) -> str:
+        """A secret: required (unless a dev default applies); outside dev mode never a
+        placeholder, and at least ``min_length`` characters with enough different ones
+        (unless ``exempt(value)``: e.g. a password hash)."""
         found = self.raw(name, *aliases)
         if found is None:
             if self.dev_mode and dev_default:
@@ -133,6 +173,10 @@ class EnvReader:
             self.problems.append(
                 f"{used}: placeholder secret refused outside dev mode (set a real random value)"
             )
+        elif not self.dev_mode and min_length and not (exempt and exempt(value)):
+            problem = weak_secret_problem(value, min_length)
+            if problem:
+                self.problems.append(f"{used}: {problem}")
         self.remember_secret(value)
         return value
 
@@ -199,10 +243,26 @@ class EnvReader:
         used, value = found
         if secret:
             self.remember_secret(value)
-        problem = policy_problem(value, dev_mode=self.dev_mode)
+        problem = policy_problem(value, dev_mode=self.dev_mode, allowed=self.allowed_networks())
         if problem:
             self.problems.append(f"{used}: {problem}")
         return value
+
+    def allowed_networks(self) -> tuple[IPNetwork, ...]:
+        """``OUTBOUND_ALLOW_NETWORKS``: internal networks outbound calls may reach
+        (a receiver in the same VPC); metadata addresses stay refused. Cached: read
+        once, problems reported once."""
+        if self._allowed is None:
+            networks: list[IPNetwork] = []
+            for item in self.csv("OUTBOUND_ALLOW_NETWORKS"):
+                try:
+                    networks.append(ipaddress.ip_network(item, strict=False))
+                except ValueError:
+                    self.problems.append(
+                        f"OUTBOUND_ALLOW_NETWORKS: {item!r} is not a network (e.g. 10.20.0.0/16)"
+                    )
+            self._allowed = tuple(networks)
+        return self._allowed
 
     def fault_point(self) -> str:
         """``RENDER_SIGNAL_FAULT``: a test's crash hook, refused outside dev mode."""
@@ -211,6 +271,22 @@ class EnvReader:
             self.problems.append("RENDER_SIGNAL_FAULT: fault injection refused outside dev mode")
             return ""
         return point
+
+    def resolve_overrides(self) -> dict[str, str]:
+        """``RENDER_SIGNAL_RESOLVE`` (``name=address,...``): tests pin names to addresses
+        (as ``curl --resolve``); refused outside dev mode. The address policy still
+        checks every pinned address."""
+        pins: dict[str, str] = {}
+        for item in self.csv("RENDER_SIGNAL_RESOLVE"):
+            name, _, address = item.partition("=")
+            if not name.strip() or parse_ip(address) is None:
+                self.problems.append(f"RENDER_SIGNAL_RESOLVE: expected name=address, got {item!r}")
+                continue
+            pins[normalise_host(name)] = str(parse_ip(address))
+        if pins and not self.dev_mode:
+            self.problems.append("RENDER_SIGNAL_RESOLVE: name pinning refused outside dev mode")
+            return {}
+        return pins
 
     def remember_secret(self, value: str) -> None:
         """Mask ``value`` in every later log line."""

@@ -7,9 +7,11 @@
     ├── ConfigInvalid          a runtime-config document failed validation (API: 400)
     ├── ConfigConflict         the document changed since it was read (retry the write)
     ├── RetryableError         transient: leave the work pending and try again later
+    │   ├── DestinationUnresolved  an outbound host does not resolve (now)
     │   └── (ingest) ImapUnavailable ── ImapAuthError, (offload) WorkerRetryable
     └── PermanentError         retrying cannot help: dead-letter the entry now
         ├── MalformedEvent     a stream entry that is no known event version
+        ├── DestinationRefused an outbound host or address the policy forbids (SSRF)
         └── (ingest) UnreadableEmail, (offload) WorkerRefused
 
 Services derive their private errors from these (the gateway's ``ApiError`` and
@@ -24,6 +26,8 @@ from __future__ import annotations
 __all__ = [
     "ConfigConflict",
     "ConfigInvalid",
+    "DestinationRefused",
+    "DestinationUnresolved",
     "MalformedEvent",
     "PermanentError",
     "RenderSignalError",
@@ -65,3 +69,11 @@ class PermanentError(RenderSignalError):
 
 class MalformedEvent(PermanentError):
     """A stream entry that cannot be decoded into a known event version."""
+
+
+class DestinationRefused(PermanentError):
+    """An outbound URL points at an address the policy forbids (``common.outbound``)."""
+
+
+class DestinationUnresolved(RetryableError):
+    """An outbound host name does not resolve; DNS may answer later."""

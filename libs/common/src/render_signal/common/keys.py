@@ -35,7 +35,9 @@ Other keys (``<p>`` is the prefix), by owner (the one module that writes them):
   ``<p>notify:sent:<id>``, ``<p>notify:final:<id>``, ``<p>notify:ratelimit:<digest>``,
   ``<p>webhook_logs``;
 * gateway: ``<p>gateway:session:<hash>``, ``<p>gateway:magic:<hash>``,
-  ``<p>gateway:magic_permanent``, ``<p>gateway:login_*``, ``<p>gateway:deploy_lock``.
+  ``<p>gateway:magic_permanent``, ``<p>gateway:magic_sessions:<link id>`` (the
+  sessions a link opened, ended with it), ``<p>gateway:login_*``,
+  ``<p>gateway:ingress_*`` (failed-token throttle), ``<p>gateway:deploy_lock``.
 """
 
 from __future__ import annotations
@@ -263,11 +265,21 @@ class Keys(msgspec.Struct, frozen=True):
     def magic_links_permanent(self) -> str:
         return f"{self.prefix}gateway:magic_permanent"
 
+    def magic_link_sessions(self, link_id: str) -> str:
+        """Set of the session hashes a magic link opened (revoking the link ends them)."""
+        return f"{self.prefix}gateway:magic_sessions:{link_id}"
+
     def login_failures(self, scope: str, digest: str) -> str:
         return f"{self.prefix}gateway:login_fail:{scope}:{digest}"
 
     def login_lock(self, scope: str, digest: str) -> str:
         return f"{self.prefix}gateway:login_lock:{scope}:{digest}"
+
+    def ingress_failures(self, scope: str, digest: str) -> str:
+        return f"{self.prefix}gateway:ingress_fail:{scope}:{digest}"
+
+    def ingress_lock(self, scope: str, digest: str) -> str:
+        return f"{self.prefix}gateway:ingress_lock:{scope}:{digest}"
 
     @property
     def deploy_lock(self) -> str:

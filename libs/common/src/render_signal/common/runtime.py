@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from render_signal.common.heartbeat import Heartbeat
 from render_signal.common.opsserver import OpsServer
 from render_signal.common.records import HeartbeatDetails
-from render_signal.common.settings import CommonSettings
+from render_signal.common.settings import CommonSettings, warn_exposed_dev_mode
 
 __all__ = ["Component", "WorkerRuntime", "install_stop_signals"]
 
@@ -80,6 +80,7 @@ class WorkerRuntime:
     async def run(self, components: list[Component]) -> int:
         """Run until stopped; returns the process exit code."""
         install_stop_signals(self.stop)
+        warn_exposed_dev_mode(self.common, self.common.metrics_host, "METRICS_HOST")
         self.ops = OpsServer(self.common.metrics_host, self.common.metrics_port, self.ready)
         await self.ops.start()
         heartbeat = Heartbeat(

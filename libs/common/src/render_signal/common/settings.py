@@ -8,6 +8,8 @@ prints one line per problem and exits 2.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import socket
 import sys
@@ -19,8 +21,18 @@ import msgspec
 from render_signal.common.envreader import EnvReader
 from render_signal.common.errors import SettingsError
 from render_signal.common.keys import DEFAULT_PREFIX, Keys
+from render_signal.common.outbound import OutboundPolicy, is_loopback_host
 
-__all__ = ["CommonSettings", "EnvReader", "default_instance_name", "load_or_exit", "read_common"]
+__all__ = [
+    "CommonSettings",
+    "EnvReader",
+    "default_instance_name",
+    "load_or_exit",
+    "read_common",
+    "warn_exposed_dev_mode",
+]
+
+logger = logging.getLogger(__name__)
 
 
 class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,6 +56,10 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     #: Names of the variables set (non-blank) in the environment or .env: lets a
     #: service say whether a value it applies came from there or is a built-in default.
     env_set: frozenset[str] = frozenset()
+    #: ``RENDER_SIGNAL_RESOLVE`` pins (dev mode only).
+    resolve_overrides: tuple[tuple[str, str], ...] = ()
+    #: ``OUTBOUND_ALLOW_NETWORKS``: internal networks outbound calls may reach.
+    allowed_networks: tuple[str, ...] = ()
 
     def was_set(self, *names: str) -> bool:
         """True when any of ``names`` (a variable and its legacy aliases) was set."""
@@ -53,6 +69,14 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     def keys(self) -> Keys:
         """This deployment's Redis keys (under ``REDIS_KEY_PREFIX``)."""
         return Keys(self.key_prefix)
+
+    def outbound_policy(self) -> OutboundPolicy:
+        """Where this service's outbound HTTP may connect (``common.outbound``)."""
+        return OutboundPolicy(
+            dev_mode=self.dev_mode,
+            overrides=dict(self.resolve_overrides),
+            allowed=tuple(ipaddress.ip_network(n) for n in self.allowed_networks),
+        )
 
 
 DEFAULT_METRICS_PORTS = {"ingest": 9101, "offload": 9102, "notify": 9103, "gateway": 8000}
@@ -99,7 +123,28 @@ def read_common(env: EnvReader, service: str) -> CommonSettings:
         timeline_days=env.number("TIMELINE_RETENTION_DAYS", 30.0, minimum=0.01),
         timeline_max_emails=env.integer("TIMELINE_MAX_EMAILS", 10_000, minimum=10),
         env_set=frozenset(k for k, v in env.environ().items() if v.strip()),
+        resolve_overrides=tuple(env.resolve_overrides().items()),
+        allowed_networks=tuple(str(n) for n in env.allowed_networks()),
     )
+
+
+def warn_exposed_dev_mode(common: CommonSettings, host: str, variable: str) -> bool:
+    """Log a loud warning when dev mode listens beyond loopback; True when it did.
+
+    Dev mode accepts placeholder secrets, plain-http and loopback targets and
+    test hooks: fine on a laptop, dangerous on an address others can reach.
+    """
+    if not common.dev_mode or is_loopback_host(host):
+        return False
+    logger.warning(
+        "SECURITY: dev mode (RENDER_SIGNAL_ENV=%s) is listening on %s=%s, beyond loopback:"
+        " placeholder secrets, plain-http and loopback targets and test hooks are accepted"
+        " here; bind 127.0.0.1 or run in production mode",
+        os.environ.get("RENDER_SIGNAL_ENV", "dev"),
+        variable,
+        host,
+    )
+    return True
 
 
 def default_instance_name() -> str:

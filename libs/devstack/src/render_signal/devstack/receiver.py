@@ -24,12 +24,18 @@ A :class:`Reply` may be held until :meth:`Receiver.release` (or at most
 
         rx.hold()                                       # the next request gets no reply ...
         rx.release()                                    # ... and its connection is closed
+
+``tls`` (an ``ssl.SSLContext``, e.g. from :mod:`.tlscert`) serves https instead.
+
+Over 300 lines: the queue of replies, holding and the request handler are
+one protocol stand-in; the helpers around them are a few lines each.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import ssl
 import sys
 import threading
 import time
@@ -138,6 +144,8 @@ class Receiver:
         path: the path of :attr:`url`.
         history: how many requests :attr:`requests` keeps (None: all); a
             long-running sink keeps none.
+        tls: serve https with this server context (handshakes happen as
+            connections are accepted).
         on_request: called with each request once its reply is chosen, under
             :attr:`lock` (to index or persist requests as they arrive).
     """
@@ -150,6 +158,7 @@ class Receiver:
         path: str = "/hook",
         history: int | None = None,
         on_request: Callable[[Recorded], None] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.answer = answer
         self.path = path
@@ -162,12 +171,15 @@ class Receiver:
         self._released = threading.Event()
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.receiver = self
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:

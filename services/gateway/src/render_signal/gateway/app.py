@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from render_signal.gateway import (
     auth,
@@ -24,7 +24,7 @@ from render_signal.gateway import (
 )
 from render_signal.gateway.context import Context, GatewayContext
 from render_signal.gateway.errors import ApiError, install_error_handlers
-from render_signal.gateway.security import SecurityMiddleware
+from render_signal.gateway.security import ProxyPolicy, SecurityMiddleware, bearer_matches
 from render_signal.gateway.settings import GatewaySettings
 
 __all__ = ["create_app"]
@@ -42,10 +42,22 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         finally:
             await ctx.close()
 
-    app = FastAPI(title="render-signal gateway", version="0.1.0", lifespan=lifespan)
+    # Outside dev mode the schema and its pages need a session (openapi.install).
+    public_docs = settings.common.dev_mode
+    app = FastAPI(
+        title="render-signal gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if public_docs else None,
+        redoc_url="/redoc" if public_docs else None,
+        openapi_url="/openapi.json" if public_docs else None,
+    )
     app.state.context = ctx
     install_error_handlers(app)
-    app.add_middleware(SecurityMiddleware, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(
+        SecurityMiddleware,
+        proxies=ProxyPolicy(settings.trusted_proxies, settings.trusted_proxy_hops),
+    )
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:
@@ -70,7 +82,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return {"status": "ready"}
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        """Bearer ``METRICS_TOKEN``; open in dev mode without one; else 404 here (the
+        internal ``GATEWAY_METRICS_PORT`` serves them)."""
+        if settings.metrics_token:
+            if not bearer_matches(request, settings.metrics_token):
+                raise ApiError(401, "Unauthorized", headers={"WWW-Authenticate": "Bearer"})
+        elif not settings.common.dev_mode:
+            raise ApiError(404, "Not Found")
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     for area in (
@@ -86,5 +105,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     ):
         app.include_router(area.router)
     dashboard.install(app)
-    openapi.install(app)
+    openapi.install(app, protected=not public_docs)
     return app

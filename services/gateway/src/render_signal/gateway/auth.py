@@ -3,14 +3,19 @@
 Failures never tell what was wrong: a bad user name, a bad password and a
 throttled account all show "Invalid credentials"; every refused magic link shows
 "Invalid or expired link" with the same status. Tokens, passwords and session
-ids never reach a log line (the user name is logged masked).
+ids never reach a log line (the user name is logged masked). Each attempt is
+reserved with the throttle before the password is checked (:mod:`.throttle`),
+and the hash runs in a worker thread so argon2 never stalls the event loop.
 
-Over 300 lines: the login and magic-link forms share their CSRF, throttle and
-redirect handling, which must stay identical between them.
+Over 300 lines on purpose: the ways in (password, magic link) and out (logout)
+share the generic-failure rule, the pre-session CSRF and the login page
+rendering; split, each half would re-state them. The stores are elsewhere
+(:mod:`.sessions`, :mod:`.magic`, :mod:`.throttle`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from pathlib import Path
@@ -24,13 +29,13 @@ from pydantic import BaseModel
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
 from render_signal.gateway.guards import (
-    SESSION_COOKIE,
-    CsrfSession,
+    AdminSession,
     Session,
     clear_session_cookie,
     issue_login_csrf,
     optional_session,
     same_origin,
+    session_id_of,
     set_session_cookie,
     verify_login_csrf,
 )
@@ -118,25 +123,28 @@ async def login_submit(
         logger.warning("AUTH: login refused (CSRF check failed)")
         return _render_login(request, error=generic, status_code=403, next_url=target)
     throttle = ctx.login_throttle
-    ip = client_ip(request, settings.trusted_proxies)
-    wait = await throttle.retry_after(username, ip)
+    ip = client_ip(request)
+    wait, delay = await throttle.reserve(username, ip)
     if wait > 0:
         logger.warning("AUTH: login throttled for user %s", _mask_user(username))
         page = _render_login(request, error=generic, status_code=429, next_url=target)
         page.headers["Retry-After"] = str(wait)
         return page
+    if delay > 0:
+        # Many failures on this account from elsewhere: slow down, never lock out.
+        await asyncio.sleep(delay)
     # The hash work happens whatever the user name, so timing reveals nothing.
-    password_ok = verify_password(settings.dashboard_password, password)
+    password_ok = await asyncio.to_thread(verify_password, settings.dashboard_password, password)
     user_ok = hmac.compare_digest(username.encode(), settings.dashboard_user.encode())
     if not (password_ok and user_ok):
         await throttle.failed(username, ip)
         logger.warning("AUTH: login failed for user %s", _mask_user(username))
         return _render_login(request, error=generic, status_code=401, next_url=target)
     await throttle.succeeded(username, ip)
-    old = request.cookies.get(SESSION_COOKIE)
+    old = session_id_of(request)
     if old:
         await sessions.delete(old)
-    session_id, _ = await sessions.create(settings.dashboard_user, "password")
+    session_id, _ = await sessions.create(settings.dashboard_user)
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(request, response, session_id, settings.session_absolute_s)
     logger.info("AUTH: password login for user %s", _mask_user(settings.dashboard_user))
@@ -144,7 +152,7 @@ async def login_submit(
 
 
 async def _logout(request: Request, ctx: Context) -> Response:
-    session_id = request.cookies.get(SESSION_COOKIE)
+    session_id = session_id_of(request)
     if session_id:
         await ctx.sessions.delete(session_id)
     response = RedirectResponse("/login", status_code=303)
@@ -152,10 +160,29 @@ async def _logout(request: Request, ctx: Context) -> Response:
     return response
 
 
-@router.get("/logout")
+def _same_origin_navigation(request: Request) -> bool:
+    """A click from one of our own pages (not a link or image on another site)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site.lower() == "same-origin"
+    referer = request.headers.get("referer", "")
+    return (
+        bool(referer)
+        and urlsplit(referer).netloc.lower() == request.headers.get("host", "").lower()
+    )
+
+
+@router.get("/logout", response_class=HTMLResponse)
 async def logout_get(request: Request, ctx: Context) -> Response:
-    """End the session server-side and go to the login page."""
-    return await _logout(request, ctx)
+    """The original's logout link: ends the session when followed from our own pages;
+    from anywhere else (a cross-site link or image) it shows a page with a POST
+    button instead, so another site can't log people out."""
+    session = await optional_session(request)
+    if session is None or _same_origin_navigation(request):
+        return await _logout(request, ctx)
+    return templates.TemplateResponse(
+        request, "logout.html", {"csrf_token": session.csrf_token, "lang": _lang(request)}
+    )
 
 
 @router.post("/logout")
@@ -205,9 +232,11 @@ class RevokeResult(BaseModel):
 
 @router.post("/api/auth/magic-link", status_code=201, response_model=MagicLinkCreated)
 async def create_magic_link(
-    request: Request, ctx: Context, session: CsrfSession, body: MagicLinkRequest | None = None
+    request: Request, ctx: Context, session: AdminSession, body: MagicLinkRequest | None = None
 ) -> dict[str, Any]:
-    """A new login link: one-shot (expires after the TTL) or permanent (``unlimited``)."""
+    """A new login link (admin): one-shot (expires after the TTL) or permanent (``unlimited``).
+
+    Either opens an operator session."""
     settings = ctx.settings
     unlimited = bool(body and body.unlimited)
     token, link = await ctx.magic_links.create(session.user, unlimited=unlimited)
@@ -226,27 +255,31 @@ async def create_magic_link(
 
 
 @router.get("/api/auth/magic-links", response_model=MagicLinkList)
-async def list_magic_links(ctx: Context, session: Session) -> dict[str, Any]:
-    """Permanent links (one-shot links expire by themselves)."""
+async def list_magic_links(ctx: Context, session: AdminSession) -> dict[str, Any]:
+    """Permanent links (admin; one-shot links expire by themselves)."""
     links = await ctx.magic_links.list_permanent()
     return {"success": True, "links": [MagicLinkStore.to_api(link) for _, link in links]}
 
 
 @router.delete("/api/auth/magic-links/{link_id}", response_model=RevokeResult)
-async def revoke_magic_link(ctx: Context, link_id: str, session: CsrfSession) -> dict[str, Any]:
-    """Revoke one permanent link."""
+async def revoke_magic_link(ctx: Context, link_id: str, session: AdminSession) -> dict[str, Any]:
+    """Revoke one permanent link (admin); the sessions it opened end at once."""
     if not await ctx.magic_links.revoke(link_id):
         raise ApiError(404, "Unknown magic link")
-    logger.info("AUTH: magic link %s revoked", link_id)
+    ended = await ctx.sessions.end_link_sessions(link_id)
+    logger.info("AUTH: magic link %s revoked (%d sessions ended)", link_id, ended)
     return {"success": True, "revoked": 1}
 
 
 @router.delete("/api/auth/magic-links", response_model=RevokeResult)
-async def revoke_all_magic_links(ctx: Context, session: CsrfSession) -> dict[str, Any]:
-    """Revoke every permanent link."""
-    count = await ctx.magic_links.revoke_all()
-    logger.info("AUTH: %d permanent magic links revoked", count)
-    return {"success": True, "revoked": count}
+async def revoke_all_magic_links(ctx: Context, session: AdminSession) -> dict[str, Any]:
+    """Revoke every permanent link (admin); the sessions they opened end at once."""
+    link_ids = await ctx.magic_links.revoke_all()
+    ended = 0
+    for link_id in link_ids:
+        ended += await ctx.sessions.end_link_sessions(link_id)
+    logger.info("AUTH: %d permanent magic links revoked (%d sessions ended)", len(link_ids), ended)
+    return {"success": True, "revoked": len(link_ids)}
 
 
 @router.get("/login/magic/{token}", response_class=HTMLResponse)
@@ -278,17 +311,22 @@ async def magic_login(
     settings, sessions = ctx.settings, ctx.sessions
     consumed = verify_login_csrf(request, csrf_token)
     link = await ctx.magic_links.consume(token) if consumed else None
-    if link is None:
+    created = None
+    if link is not None:
+        # A permanent link revoked between consume() and here opens nothing.
+        link_key = None if link.single_use else ctx.magic_links.token_key(token)
+        created = await sessions.create_magic(settings.dashboard_user, link.id, link_key)
+    if link is None or created is None:
         logger.warning("AUTH: magic link refused")
         page = _render_login(
             request, error=INVALID_LINK[_lang(request)], status_code=INVALID_LINK_STATUS
         )
         page.headers["Referrer-Policy"] = "no-referrer"
         return page
-    old = request.cookies.get(SESSION_COOKIE)
+    old = session_id_of(request)
     if old:
         await sessions.delete(old)
-    session_id, _ = await sessions.create(settings.dashboard_user, "magic", magic_link_id=link.id)
+    session_id, _ = created
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(request, response, session_id, settings.session_absolute_s)
     logger.info("AUTH: magic-link login (link %s)", link.id)
@@ -299,6 +337,7 @@ class SessionInfo(BaseModel):
     success: bool
     user: str
     kind: str
+    role: str
     csrf_token: str
     created_at: float
     can_deploy: bool
@@ -306,12 +345,14 @@ class SessionInfo(BaseModel):
 
 @router.get("/api/auth/session", response_model=SessionInfo)
 async def session_info(session: Session) -> dict[str, Any]:
-    """Who is logged in, how, and the CSRF token for scripted clients."""
+    """Who is logged in, how (``kind``), with which ``role`` (admin: password login;
+    operator: magic link), and the CSRF token for scripted clients."""
     return {
         "success": True,
         "user": session.user,
         "kind": session.kind,
+        "role": session.role,
         "csrf_token": session.csrf_token,
         "created_at": session.created_at,
-        "can_deploy": session.kind == "password",
+        "can_deploy": session.role == "admin",
     }

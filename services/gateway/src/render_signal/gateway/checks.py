@@ -20,7 +20,7 @@ from render_signal.common.probes import request_probe
 from render_signal.common.records import ProbeKind, ProbeResult
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.guards import CsrfSession
+from render_signal.gateway.guards import OperatorSession
 from render_signal.gateway.openapi import MsgspecResponse, body, returns
 
 __all__ = ["router"]
@@ -64,7 +64,7 @@ async def _run(ctx: Context, kind: ProbeKind, target: str, user: str) -> Msgspec
 @router.post(
     "/api/test/webhook", responses=returns(TestAnswer), openapi_extra=body(WebhookTestRequest)
 )
-async def test_webhook(ctx: Context, session: CsrfSession, request: Request) -> MsgspecResponse:
+async def test_webhook(ctx: Context, session: OperatorSession, request: Request) -> MsgspecResponse:
     """Send a clearly marked test payload to a target; the receiver's reply."""
     raw = await request.body()
     try:
@@ -75,12 +75,12 @@ async def test_webhook(ctx: Context, session: CsrfSession, request: Request) -> 
 
 
 @router.post("/api/test/imap", responses=returns(TestAnswer))
-async def test_imap(ctx: Context, session: CsrfSession) -> MsgspecResponse:
+async def test_imap(ctx: Context, session: OperatorSession) -> MsgspecResponse:
     """Log in to IMAP and select the mailbox, as the watcher does."""
     return await _run(ctx, "imap", "", session.user)
 
 
 @router.post("/api/test/worker", responses=returns(TestAnswer))
-async def test_worker(ctx: Context, session: CsrfSession) -> MsgspecResponse:
+async def test_worker(ctx: Context, session: OperatorSession) -> MsgspecResponse:
     """Reach the R2 Worker and check that it accepts the token."""
     return await _run(ctx, "worker", "", session.user)

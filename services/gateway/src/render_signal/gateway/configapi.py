@@ -2,11 +2,24 @@
 
 A write decodes the merged document into the struct the services read
 (``configdocs.apply_changes``): an invalid or unknown field is a 400 naming
-it, and nothing the API accepts can be dropped on the way. Target URLs are
-then checked against the outbound policy of this mode. The config store bumps
+it, and nothing the API accepts can be dropped on the way. Target URLs the
+write adds are then checked against the outbound policy of this mode, their
+names resolved (``urls.url_problem``: every address must be public; a URL
+already stored is not re-judged, so toggling a switch never fails on it; the
+connect-time check still applies to it). The config store bumps
 the version and notifies every service, so changes apply without a restart.
 There is ONE time window (``webhook_config.webhook_time_start/end``); the
 original's ``get/set_webhook_time_window`` routes read and write it too.
+
+Who may write: reads need any session; writes need an admin (a password
+session), except what an operator (magic link) runs day to day: the time
+window, Absence Globale and the sending switch, through their own routes or
+``POST /api/webhooks/config`` restricted to :data:`OPERATOR_FIELDS`.
+
+Slightly over 300 lines: every write path of the runtime documents (and the
+target check they share with :mod:`.configtransfer`) stays in one place, so a
+rule about who may write what can't be applied on one route and missed on
+another.
 """
 
 from __future__ import annotations
@@ -29,24 +42,46 @@ from render_signal.common.configdocs import (
 )
 from render_signal.common.configstore import Versioned
 from render_signal.common.errors import ConfigConflict, ConfigInvalid
-from render_signal.common.urls import policy_problem
+from render_signal.common.outbound import OutboundPolicy
+from render_signal.common.urls import url_problem
 from render_signal.gateway.configviews import build_view, envelope_type
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.guards import CsrfSession, Session
+from render_signal.gateway.guards import AdminSession, OperatorSession, Session, require_admin_for
 from render_signal.gateway.openapi import MsgspecResponse, body, read_json_object, returns
 
-__all__ = ["check_targets", "router", "save_changes"]
+__all__ = ["OPERATOR_FIELDS", "check_targets", "router", "save_changes"]
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["config"])
 
+#: The webhook_config fields an operator (magic-link session) may change.
+OPERATOR_FIELDS = frozenset(
+    {
+        "webhook_sending_enabled",
+        "webhook_time_start",
+        "webhook_time_end",
+        "absence_pause_enabled",
+        "absence_pause_days",
+    }
+)
+_META_FIELDS = frozenset({"_updated_at", "_version"})
 
-def check_targets(doc: ConfigDoc, *, dev_mode: bool) -> ConfigDoc:
-    """Refuse a document whose target URLs this mode may not call."""
+
+async def check_targets(
+    doc: ConfigDoc, policy: OutboundPolicy, before: ConfigDoc | None = None
+) -> ConfigDoc:
+    """Refuse ``doc`` when a target URL it adds to ``before`` may not be called.
+
+    Raises:
+        ConfigInvalid: naming the field and why (e.g. the address it resolves to).
+    """
+    known = {url for _, url in before.target_urls()} if before is not None else set()
     for path, url in doc.target_urls():
-        problem = policy_problem(url, dev_mode=dev_mode)
+        if url in known:
+            continue
+        problem = await url_problem(url, policy)
         if problem:
             raise ConfigInvalid(f"{path}: {problem}")
     return doc
@@ -56,11 +91,13 @@ async def save_changes(
     ctx: Context, doc_type: type[ConfigDoc], changes: Mapping[str, object]
 ) -> Versioned[ConfigDoc]:
     """Validate ``changes`` against the current document and write it (400/409 on failure)."""
-    dev = ctx.settings.common.dev_mode
     try:
+        current = (await ctx.store.read(doc_type)).doc
+        # DNS is async and the store's update callback is not: the URLs this write
+        # adds are checked first (they are the same whatever a concurrent writer did).
+        await check_targets(apply_changes(doc_type, current, changes), ctx.outbound, current)
         saved: Versioned[ConfigDoc] = await ctx.store.update(
-            doc_type,
-            lambda current: check_targets(apply_changes(doc_type, current, changes), dev_mode=dev),
+            doc_type, lambda latest: apply_changes(doc_type, latest, changes)
         )
     except ConfigInvalid as exc:
         raise ApiError(400, str(exc)) from exc
@@ -86,17 +123,35 @@ async def _answer(
 
 
 def _document_routes(
-    doc_type: type[ConfigDoc], paths: tuple[str, ...], key: str, summary: str
+    doc_type: type[ConfigDoc],
+    paths: tuple[str, ...],
+    key: str,
+    summary: str,
+    operator_fields: frozenset[str] = frozenset(),
 ) -> None:
-    """GET (the view) and POST (a partial update) of one document, on each path."""
+    """GET (the view) and POST (a partial update) of one document, on each path.
+
+    POST needs an admin, or any session when every field sent is in ``operator_fields``.
+    """
 
     async def read(ctx: Context, session: Session) -> MsgspecResponse:
         return await _answer(ctx, doc_type, key)
 
-    async def write(ctx: Context, session: CsrfSession, request: Request) -> MsgspecResponse:
+    async def write_admin(ctx: Context, session: AdminSession, request: Request) -> MsgspecResponse:
         saved = await save_changes(ctx, doc_type, await read_json_object(request))
         return await _answer(ctx, doc_type, key, saved, f"{doc_type.NAME} updated.")
 
+    async def write_mixed(
+        ctx: Context, session: OperatorSession, request: Request
+    ) -> MsgspecResponse:
+        changes = await read_json_object(request)
+        admin_fields = sorted(set(changes) - operator_fields - _META_FIELDS)
+        if admin_fields:
+            require_admin_for(session, ", ".join(admin_fields))
+        saved = await save_changes(ctx, doc_type, changes)
+        return await _answer(ctx, doc_type, key, saved, f"{doc_type.NAME} updated.")
+
+    write = write_mixed if operator_fields else write_admin
     for path in paths:
         router.add_api_route(
             path,
@@ -115,7 +170,13 @@ def _document_routes(
         )
 
 
-_document_routes(WebhookConfig, ("/api/webhooks/config",), "config", "the webhook settings")
+_document_routes(
+    WebhookConfig,
+    ("/api/webhooks/config",),
+    "config",
+    "the webhook settings (operators: only the sending switch, window and absence fields)",
+    OPERATOR_FIELDS,
+)
 _document_routes(
     PollingConfig,
     ("/api/polling_config", "/api/get_polling_config", "/api/update_polling_config"),
@@ -150,7 +211,7 @@ async def get_routing_rules(ctx: Context, session: Session) -> MsgspecResponse:
     openapi_extra=body(RoutingRules),
 )
 async def set_routing_rules(
-    ctx: Context, session: CsrfSession, request: Request
+    ctx: Context, session: AdminSession, request: Request
 ) -> MsgspecResponse:
     """``{rules: [...], locked?}``: replace every rule (regexes in re2, https targets)."""
     payload = await read_json_object(request)
@@ -208,7 +269,9 @@ class WindowChange(msgspec.Struct, kw_only=True):
 @router.post(
     "/api/set_webhook_time_window", responses=returns(TimeWindow), openapi_extra=body(WindowChange)
 )
-async def set_time_window(ctx: Context, session: CsrfSession, request: Request) -> MsgspecResponse:
+async def set_time_window(
+    ctx: Context, session: OperatorSession, request: Request
+) -> MsgspecResponse:
     """Set or clear the window (HH:MM or HHhMM)."""
     payload = await read_json_object(request)
     names = (
@@ -260,7 +323,7 @@ async def get_absence(ctx: Context, session: Session) -> MsgspecResponse:
 
 
 @router.post("/api/absence", responses=returns(Absence), openapi_extra=body(WebhookConfig))
-async def set_absence(ctx: Context, session: CsrfSession, request: Request) -> MsgspecResponse:
+async def set_absence(ctx: Context, session: OperatorSession, request: Request) -> MsgspecResponse:
     """``{absence_pause_enabled, absence_pause_days}``; enabling requires a day."""
     payload = await read_json_object(request)
     allowed = {"absence_pause_enabled", "absence_pause_days"}

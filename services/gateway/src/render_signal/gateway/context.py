@@ -13,16 +13,19 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from render_signal.common.appliedconfig import AppliedConfigReporter
 from render_signal.common.configdocs import RoutingRules, RuntimeFlags
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.heartbeat import Heartbeat
+from render_signal.common.opsserver import OpsServer
+from render_signal.common.outbound import OutboundPolicy
 from render_signal.common.redisclient import create_redis
 from render_signal.common.timeline import TimelineWriter
 from render_signal.gateway.magic import MagicLinkStore
 from render_signal.gateway.sessions import SessionStore
 from render_signal.gateway.settings import GatewaySettings
-from render_signal.gateway.throttle import LoginThrottle
+from render_signal.gateway.throttle import IngressThrottle, LoginThrottle
 
 __all__ = [
     "Context",
@@ -45,14 +48,19 @@ class GatewayContext:
     magic_links: MagicLinkStore
     login_throttle: LoginThrottle
     timeline: TimelineWriter
+    ingress_throttle: IngressThrottle
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.keys = settings.common.keys
+        #: Where outbound calls (deploy) and saved targets may point.
+        self.outbound: OutboundPolicy = settings.common.outbound_policy()
         #: Fire-and-forget tasks (deploy command) kept referenced until done.
         self.background: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: /metrics, /health, /ready on GATEWAY_METRICS_PORT (internal network), if set.
+        self.ops: OpsServer | None = None
 
     async def open(self) -> None:
         settings = self.settings
@@ -73,6 +81,12 @@ class GatewayContext:
             max_failures=settings.login_max_failures,
             lockout_s=settings.login_lockout_s,
         )
+        self.ingress_throttle = IngressThrottle(
+            self.redis,
+            self.keys,
+            max_failures=settings.ingress_max_failures,
+            lockout_s=settings.ingress_lockout_s,
+        )
         heartbeat = Heartbeat(
             self.redis,
             self.keys,
@@ -90,8 +104,22 @@ class GatewayContext:
         )
         for component in (heartbeat.run, self.watcher.listen, reporter.run):
             self._tasks.append(asyncio.create_task(component(self._stop)))
+        if settings.internal_metrics_port:
+            self.ops = OpsServer(
+                settings.common.metrics_host, settings.internal_metrics_port, self._ready
+            )
+            await self.ops.start()
+
+    async def _ready(self) -> tuple[bool, dict[str, object]]:
+        try:
+            await asyncio.wait_for(self.redis.ping(), timeout=2)
+        except (RedisError, OSError, TimeoutError) as exc:
+            return False, {"redis": type(exc).__name__}
+        return True, {}
 
     async def close(self) -> None:
+        if self.ops is not None:
+            await self.ops.close()
         self._stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 3)

@@ -3,8 +3,10 @@
 The page is a shell: forms and tables are filled by small ES modules under
 ``static/js`` that call the same JSON API routes an operator could script.
 The CSP (``script-src 'self'``) rules out inline scripts, so everything the JS
-needs from the server (CSRF token, language, strings, session kind) travels in
-``<meta>`` tags and ``data-*`` attributes.
+needs from the server (CSRF token, language, strings, session kind and role)
+travels in ``<meta>`` tags and ``data-*`` attributes. Controls only an admin
+may use carry ``data-admin-only`` and are rendered hidden or disabled for an
+operator (magic-link session); the API refuses them anyway (403).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ async def dashboard_page(
         "strings_json": json.dumps(table, ensure_ascii=False),
         "user": session.user,
         "session_kind": session.kind,
+        "role": session.role,
         "csrf_token": session.csrf_token,
         "weekdays": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"],
         "half_hours": [f"{h:02d}:{m:02d}" for h in range(24) for m in (0, 30)],

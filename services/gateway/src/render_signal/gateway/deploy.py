@@ -13,6 +13,9 @@ it (the others were triggered). (3) No Render service configured:
 ``DEPLOY_CMD``, run as an argument list without a shell, in the background.
 
 Only password sessions may deploy (a magic link is a bearer credential).
+Every call goes through the guarded outbound client (``common.outboundhttp``):
+the hooks and ``RENDER_API_BASE_URL`` are checked at start without DNS and at
+connect time on the address actually used.
 A Redis lock (SET NX EX 60) keeps two deploys from overlapping. Hook ``key``s
 are masked in every log line and the triggering user is logged.
 """
@@ -30,9 +33,11 @@ from typing import Any
 import httpx
 import msgspec
 from fastapi import APIRouter
+from render_signal.common.outbound import OutboundPolicy
+from render_signal.common.outboundhttp import guarded_client
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.guards import CsrfSession, PasswordSession
+from render_signal.gateway.guards import AdminSession
 from render_signal.gateway.settings import GatewaySettings, RenderService
 
 __all__ = ["image_for", "mask_hook", "router"]
@@ -153,7 +158,9 @@ async def _deploy_one(
     return Redeployed(service=service.name, ok=False, error=missing)
 
 
-async def _deploy_render(settings: GatewaySettings, user: str) -> dict[str, Any]:
+async def _deploy_render(
+    settings: GatewaySettings, policy: OutboundPolicy, user: str
+) -> dict[str, Any]:
     services = settings.render_services
     for service in services:
         if service.hook_url and not service.hook_url.startswith(settings.render_deploy_hook_prefix):
@@ -161,7 +168,7 @@ async def _deploy_render(settings: GatewaySettings, user: str) -> dict[str, Any]
                 400,
                 f"the {service.name} deploy hook must start with the Render deploy hook URL",
             )
-    async with httpx.AsyncClient(follow_redirects=False) as client:
+    async with guarded_client(policy, timeout=API_TIMEOUT_S) as client:
         results = await asyncio.gather(*(_deploy_one(client, settings, s, user) for s in services))
     done = [r.service for r in results if r.ok]
     failed = [f"{r.service} ({r.error})" for r in results if not r.ok]
@@ -181,9 +188,7 @@ async def _deploy_render(settings: GatewaySettings, user: str) -> dict[str, Any]
 
 
 @router.post("/api/deploy_application")
-async def deploy_application(
-    ctx: Context, session: PasswordSession, csrf: CsrfSession
-) -> dict[str, Any]:
+async def deploy_application(ctx: Context, session: AdminSession) -> dict[str, Any]:
     """Redeploy (password sessions only; 409 while another deploy is starting)."""
     settings = ctx.settings
     redis = ctx.redis
@@ -194,7 +199,7 @@ async def deploy_application(
     user = session.user
     try:
         if settings.render_services:
-            return await _deploy_render(settings, user)
+            return await _deploy_render(settings, ctx.outbound, user)
         if settings.deploy_cmd:
             try:
                 argv = shlex.split(settings.deploy_cmd)

@@ -17,7 +17,7 @@ from render_signal.common.records import EmailState
 from render_signal.common.timeline import EmailDetail, EmailSummary, get_email, list_emails
 from render_signal.gateway.context import Context
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.guards import CsrfSession, Session
+from render_signal.gateway.guards import OperatorSession, Session
 from render_signal.gateway.openapi import MsgspecResponse, returns
 
 __all__ = ["router"]
@@ -97,7 +97,7 @@ async def email(ctx: Context, session: Session, email_id: EmailId) -> MsgspecRes
 
 
 @router.post("/api/emails/{email_id}/retry", responses=returns(RetryAnswer, 202))
-async def retry(ctx: Context, session: CsrfSession, email_id: EmailId) -> MsgspecResponse:
+async def retry(ctx: Context, session: OperatorSession, email_id: EmailId) -> MsgspecResponse:
     """Send the email's retrying, deferred or dead-lettered deliveries now.
 
     To each target's current URL and settings, with the same webhook-id; a

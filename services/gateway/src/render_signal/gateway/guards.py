@@ -5,6 +5,19 @@ CSRF: a synchronizer token per session (``X-CSRF-Token`` header or
 Origin check. Before login there is no session, so the login and magic-link
 forms use a signed double-submit cookie (``rs_login_csrf`` holds a nonce; the
 form carries ``HMAC(SECRET_KEY, nonce)``).
+
+The session cookie is ``__Host-rs_session`` when the browser talks https to
+us (Secure, Path=/, no Domain: a sibling subdomain or a plain-http page can't
+set or shadow it) and ``rs_session`` on plain http (dev); each scheme reads
+only its own name.
+
+Roles (``SessionData.role``): ``OperatorSession`` is any live session, with
+the CSRF check on state changes; ``AdminSession`` adds "password login only",
+403 otherwise. A magic link is a bearer credential that can travel in a mail
+folder, so what it opens may view and operate (replay, the time window,
+Absence Globale, the sending switch) but not change where webhooks go or
+which secrets they carry, mint more links, export or import the config, or
+deploy.
 """
 
 from __future__ import annotations
@@ -22,9 +35,13 @@ from render_signal.gateway.security import is_https
 from render_signal.gateway.sessions import SessionData
 
 __all__ = [
+    "ADMIN_ONLY",
+    "HTTPS_SESSION_COOKIE",
     "LOGIN_CSRF_COOKIE",
     "SESSION_COOKIE",
+    "AdminSession",
     "CsrfSession",
+    "OperatorSession",
     "PageSession",
     "PasswordSession",
     "Session",
@@ -32,43 +49,55 @@ __all__ = [
     "csrf_protect",
     "issue_login_csrf",
     "optional_session",
+    "require_admin",
+    "require_admin_for",
     "require_page_session",
     "require_password_session",
     "require_session",
     "same_origin",
+    "session_cookie",
+    "session_id_of",
     "set_session_cookie",
     "verify_login_csrf",
 ]
 
 SESSION_COOKIE = "rs_session"
+HTTPS_SESSION_COOKIE = "__Host-rs_session"
 LOGIN_CSRF_COOKIE = "rs_login_csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ADMIN_ONLY = "admin only: sign in with the password (a magic-link session is an operator)"
 
 
 # -- cookies -----------------------------------------------------------------------
-def _trusted_proxies(request: Request) -> tuple[str, ...]:
-    return context(request).settings.trusted_proxies
+def session_cookie(request: Request) -> str:
+    """The session cookie's name on this request's scheme."""
+    return HTTPS_SESSION_COOKIE if is_https(request) else SESSION_COOKIE
+
+
+def session_id_of(request: Request) -> str:
+    """The session id the browser sent ("" without one)."""
+    return request.cookies.get(session_cookie(request), "")
 
 
 def set_session_cookie(request: Request, response: Response, session_id: str, max_age: int) -> None:
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie(request),
         session_id,
         max_age=max_age,
         path="/",
         httponly=True,
         samesite="lax",
-        secure=is_https(request, _trusted_proxies(request)),
+        secure=is_https(request),
     )
 
 
 def clear_session_cookie(request: Request, response: Response) -> None:
     response.delete_cookie(
-        SESSION_COOKIE,
+        session_cookie(request),
         path="/",
         httponly=True,
         samesite="lax",
-        secure=is_https(request, _trusted_proxies(request)),
+        secure=is_https(request),
     )
 
 
@@ -130,7 +159,7 @@ def issue_login_csrf(request: Request, response: Response) -> str:
         path="/login",
         httponly=True,
         samesite="lax",
-        secure=is_https(request, _trusted_proxies(request)),
+        secure=is_https(request),
     )
     return _sign_nonce(request, nonce)
 
@@ -149,7 +178,7 @@ async def optional_session(request: Request) -> SessionData | None:
     if hasattr(request.state, "session"):
         cached: SessionData | None = request.state.session
         return cached
-    session_id = request.cookies.get(SESSION_COOKIE, "")
+    session_id = session_id_of(request)
     data = await context(request).sessions.load(session_id) if session_id else None
     request.state.session = data
     request.state.session_id = session_id if data else None
@@ -196,12 +225,30 @@ async def csrf_protect(
     return session
 
 
+def require_admin_for(session: SessionData, what: str = "") -> None:
+    """403 unless ``session`` is an admin; ``what`` names the refused part."""
+    if session.role != "admin":
+        raise ApiError(403, f"{what}: {ADMIN_ONLY}" if what else ADMIN_ONLY.capitalize())
+
+
+async def require_admin(
+    session: Annotated[SessionData, Depends(csrf_protect)],
+) -> SessionData:
+    """Admin routes: a password session (CSRF-checked on state changes), else 403."""
+    require_admin_for(session)
+    return session
+
+
 Session = Annotated[SessionData, Depends(require_session)]
 PageSession = Annotated[SessionData, Depends(require_page_session)]
 CsrfSession = Annotated[SessionData, Depends(csrf_protect)]
 PasswordSession = Annotated[SessionData, Depends(require_password_session)]
+#: Any role; state changes CSRF-checked (view and operate).
+OperatorSession = CsrfSession
+#: Password sessions only (configuration, links, import/export, deploy).
+AdminSession = Annotated[SessionData, Depends(require_admin)]
 
 
 def session_summary(data: SessionData) -> dict[str, Any]:
     """What the UI may show about the session (never the id)."""
-    return {"user": data.user, "kind": data.kind, "created_at": data.created_at}
+    return {"user": data.user, "kind": data.kind, "role": data.role, "created_at": data.created_at}

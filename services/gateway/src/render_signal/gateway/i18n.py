@@ -32,7 +32,11 @@ _FR: Final[dict[str, str]] = {
     "logged_in_as": "Connecté en tant que",
     "session_password": "session mot de passe",
     "session_magic": "session lien magique",
-    "magic_readonly_note": "Session par lien magique : le déploiement n'est pas autorisé.",
+    "magic_readonly_note": "Session opérateur (lien magique) : consulter, rejouer les lettres "
+    "mortes, régler la fenêtre horaire, l'Absence Globale et l'envoi. Les cibles, règles, "
+    "liens magiques, import/export et le déploiement demandent une connexion par mot de passe.",
+    "role_admin": "admin",
+    "role_operator": "opérateur (lien magique)",
     "logout": "Déconnexion",
     "language": "Langue",
     "tab_overview": "Vue d'ensemble",
@@ -214,7 +218,11 @@ _EN: Final[dict[str, str]] = {
     "logged_in_as": "Signed in as",
     "session_password": "password session",
     "session_magic": "magic-link session",
-    "magic_readonly_note": "Magic-link session: deploying is not allowed.",
+    "magic_readonly_note": "Operator session (magic link): view, replay dead letters, set the "
+    "time window, Absence Globale and sending. Targets, rules, magic links, import/export and "
+    "deploying need a password login.",
+    "role_admin": "admin",
+    "role_operator": "operator (magic link)",
     "logout": "Sign out",
     "language": "Language",
     "tab_overview": "Overview",

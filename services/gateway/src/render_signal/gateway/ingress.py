@@ -9,11 +9,16 @@ buffered in full.
 The Gmail route answers **200**, not 202: the Apps Script deployed for the
 original treats any status but exactly 200 as a failure, keeps its label and
 re-sends the message every minute. The raw route answers 202.
+
+Wrong bearer tokens are counted per client address (:class:`.throttle.IngressThrottle`):
+past ``INGRESS_MAX_FAILURES`` the address gets 429 with ``Retry-After``, even
+with the right token, until its lock ends. Counted in
+``render_signal_ingress_auth_failures_total``: ``outcome="rejected"`` per wrong
+token checked, ``outcome="throttled"`` per 429 answered.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -21,6 +26,7 @@ import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 from pydantic import BaseModel
 from render_signal.common.configdocs import RuntimeFlags
 from render_signal.common.events import MailRaw
@@ -28,13 +34,21 @@ from render_signal.common.identity import gmail_email_id, message_id_email_id, r
 from render_signal.common.streams import publish
 from render_signal.gateway.context import Context, GatewayContext
 from render_signal.gateway.errors import ApiError
-from render_signal.gateway.settings import GatewaySettings
+from render_signal.gateway.security import bearer_matches, client_ip
 
 __all__ = ["router"]
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["ingress"])
+
+AUTH_FAILURES = Counter(
+    "render_signal_ingress_auth_failures_total",
+    "HTTP ingress refusals: a wrong bearer token checked (rejected), a 429 answered (throttled)",
+    ["outcome"],
+)
+for _outcome in ("rejected", "throttled"):
+    AUTH_FAILURES.labels(_outcome)
 
 
 class Accepted(BaseModel):
@@ -52,11 +66,22 @@ class Accepted(BaseModel):
 GMAIL_FIELDS = ("subject", "sender", "body", "date", "message_id")
 
 
-def _authorize(request: Request, settings: GatewaySettings) -> None:
-    header = request.headers.get("authorization", "").strip()
-    token = header[7:].strip() if header[:7].lower() == "bearer " else header
-    expected = settings.process_api_token
-    if not token or not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+def _throttled(wait: int) -> ApiError:
+    AUTH_FAILURES.labels("throttled").inc()
+    return ApiError(429, "Too many failed attempts", headers={"Retry-After": str(wait)})
+
+
+async def _authorize(request: Request, ctx: GatewayContext) -> None:
+    settings, throttle = ctx.settings, ctx.ingress_throttle
+    ip = client_ip(request)
+    wait = await throttle.retry_after(ip)
+    if wait > 0:
+        raise _throttled(wait)
+    if not bearer_matches(request, settings.process_api_token):
+        AUTH_FAILURES.labels("rejected").inc()
+        locked = await throttle.failed(ip)
+        if locked > 0:
+            raise _throttled(locked)
         raise ApiError(401, "Unauthorized")
 
 
@@ -112,12 +137,12 @@ def _text(value: object) -> str:
     "/api/ingress/gmail",
     status_code=200,
     response_model=Accepted,
-    responses={400: {}, 401: {}, 409: {}, 413: {}, 503: {}},
+    responses={400: {}, 401: {}, 409: {}, 413: {}, 429: {}, 503: {}},
 )
 async def ingress_gmail(request: Request, ctx: Context) -> JSONResponse:
     """The Apps Script contract: JSON ``{subject?, sender, body, date?, message_id?}``."""
     settings = ctx.settings
-    _authorize(request, settings)
+    await _authorize(request, ctx)
     raw = await _read_body(request, settings.max_ingress_bytes)
     try:
         payload = json.loads(raw)
@@ -148,7 +173,7 @@ async def ingress_gmail(request: Request, ctx: Context) -> JSONResponse:
     "/api/ingress/raw",
     status_code=202,
     response_model=Accepted,
-    responses={400: {}, 401: {}, 413: {}, 503: {}},
+    responses={400: {}, 401: {}, 413: {}, 429: {}, 503: {}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -159,7 +184,7 @@ async def ingress_gmail(request: Request, ctx: Context) -> JSONResponse:
 async def ingress_raw(request: Request, ctx: Context) -> JSONResponse:
     """A whole RFC 822 message as the body (``message/rfc822``)."""
     settings = ctx.settings
-    _authorize(request, settings)
+    await _authorize(request, ctx)
     raw = await _read_body(request, settings.max_ingress_bytes)
     if not raw.strip():
         raise ApiError(400, "Empty message")

@@ -6,7 +6,8 @@
 * Permanent links (``unlimited``): no expiry, listed through the set
   ``<prefix>gateway:magic_permanent`` (of hashes), with an id and
   ``last_used_at``; revocable one by one or all at once. They only open
-  magic-link sessions, which can't deploy.
+  magic-link (operator) sessions; revoking a link ends the sessions it opened
+  (the route calls ``SessionStore.end_link_sessions`` after the link is gone).
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ class MagicLinkStore:
 
     def key(self, token_hash: str) -> str:
         return self.keys.magic_link(token_hash)
+
+    def token_key(self, token: str) -> str:
+        """The record key of the link whose raw token is ``token``."""
+        return self.key(hash_token(token))
 
     async def create(self, user: str, *, unlimited: bool) -> tuple[str, MagicLink]:
         """A new link; returns the raw token (shown once) and its record."""
@@ -156,12 +161,13 @@ class MagicLinkStore:
                 return True
         return False
 
-    async def revoke_all(self) -> int:
+    async def revoke_all(self) -> list[str]:
+        """Delete every permanent link; returns their ids."""
         links = await self.list_permanent()
         for token_hash, _ in links:
             await self.redis.delete(self.key(token_hash))
         await self.redis.delete(self.index_key)
-        return len(links)
+        return [link.id for _, link in links]
 
     @staticmethod
     def to_api(link: MagicLink) -> dict[str, Any]:

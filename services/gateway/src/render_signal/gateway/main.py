@@ -8,7 +8,7 @@ from types import FrameType
 import uvicorn
 from render_signal.common.legacyenv import warn_legacy_variables
 from render_signal.common.logs import setup_logging
-from render_signal.common.settings import load_or_exit
+from render_signal.common.settings import load_or_exit, warn_exposed_dev_mode
 from render_signal.gateway.app import create_app
 from render_signal.gateway.settings import read_settings
 
@@ -30,14 +30,16 @@ def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("gateway", settings.common.log_level, settings.common.log_format)
     warn_legacy_variables(settings.common.env_set)
+    warn_exposed_dev_mode(settings.common, settings.host, "HOST")
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.common.metrics_port,
         log_config=None,
         access_log=False,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+        # SecurityMiddleware reads X-Forwarded-* (TRUSTED_PROXIES / TRUSTED_PROXY_HOPS);
+        # uvicorn's reading would take the leftmost address, which the client writes.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.common.drain_timeout_s),
     )
     GatewayServer(config).run()

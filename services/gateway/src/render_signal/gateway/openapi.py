@@ -6,6 +6,10 @@ structs (``common.configdocs``, ``common.records``). Routes declare
 ``MsgspecResponse(value)``, and :func:`install` adds the structs' JSON schema
 components to the app's OpenAPI document, so the schema and the encoder can't
 disagree (schemathesis checks the answers against it).
+
+Outside dev mode the schema maps every route an attacker could try, so
+``/openapi.json`` needs a session and ``/docs`` a page session (redirect to
+the login); dev mode keeps FastAPI's open routes.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import Any
 
 import msgspec
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from render_signal.gateway.errors import ApiError
+from render_signal.gateway.guards import PageSession, Session
 
 __all__ = ["MsgspecResponse", "body", "install", "read_json_object", "returns"]
 
@@ -70,8 +76,9 @@ async def read_json_object(request: Request) -> dict[str, object]:
         raise ApiError(400, "Invalid JSON payload: an object is expected") from exc
 
 
-def install(app: FastAPI) -> None:
-    """Merge the registered structs' schemas into ``app.openapi()``."""
+def install(app: FastAPI, *, protected: bool = False) -> None:
+    """Merge the registered structs' schemas into ``app.openapi()``; with ``protected``,
+    serve the schema and its page to logged-in users only."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -87,3 +94,13 @@ def install(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    if not protected:
+        return
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def schema(session: Session) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(session: PageSession) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")

@@ -15,7 +15,7 @@ import hmac
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = ["verify_password"]
+__all__ = ["is_hash", "verify_password"]
 
 _argon2 = PasswordHasher()
 
@@ -40,6 +40,11 @@ def _werkzeug(stored: str, password: str) -> bool:
     except (ValueError, TypeError, MemoryError):
         return False
     return hmac.compare_digest(derived.hex(), expected)
+
+
+def is_hash(stored: str) -> bool:
+    """True when ``stored`` is a password hash this module verifies (not the password)."""
+    return stored.startswith(("$argon2", "pbkdf2:", "scrypt:"))
 
 
 def verify_password(stored: str, password: str) -> bool:

@@ -1,19 +1,47 @@
 """Security headers, the last-resort 500, and who/how the client connected.
 
-``X-Forwarded-Proto``/``X-Forwarded-For`` are believed only when the direct
-peer is one of ``TRUSTED_PROXIES``; anyone else could forge them.
+:class:`ProxyPolicy` decides whose ``X-Forwarded-For``/``-Proto`` to believe,
+in one of two ways (never both):
+
+* ``TRUSTED_PROXIES``: addresses or networks of the proxies. The headers count
+  only when the direct peer is one of them; the client is the rightmost
+  ``X-Forwarded-For`` entry that is not a trusted proxy;
+* ``TRUSTED_PROXY_HOPS=n``: for platforms whose load balancer addresses are
+  unknown but which always put exactly ``n`` proxies in front (Render: 1). The
+  client is the entry ``n`` places from the right, the one the outermost of
+  those proxies appended; entries left of it are whatever the client sent.
+
+``TRUSTED_PROXIES=*`` (believe anyone, so a direct client picks its own
+address) is refused outside dev mode. :class:`SecurityMiddleware` applies the
+policy once per request and rewrites the ASGI scope (``client``, ``scheme``),
+so :func:`client_ip`, :func:`is_https` and ``request.base_url`` agree
+everywhere downstream (uvicorn's own proxy handling stays off).
+
+Every response but static files carries ``Cache-Control: no-store``: API
+answers hold sessions' CSRF tokens, unmasked exports, webhook logs.
 """
 
 from __future__ import annotations
 
+import functools
+import hmac
+import ipaddress
 import json
 import logging
 from collections.abc import Sequence
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CSP", "SecurityMiddleware", "client_ip", "is_https"]
+__all__ = [
+    "CSP",
+    "ProxyPolicy",
+    "SecurityMiddleware",
+    "bearer_matches",
+    "client_ip",
+    "is_https",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -29,48 +57,100 @@ _BASE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
 ]
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+_NO_STORE = (b"cache-control", b"no-store")
 
 
-def _trusted(peer: str | None, trusted_proxies: Sequence[str]) -> bool:
-    return bool(peer) and (peer in trusted_proxies or "*" in trusted_proxies)
+def _entries(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def is_https(request: Request, trusted_proxies: Sequence[str]) -> bool:
-    """True when the browser talks https to us (directly or via a trusted proxy)."""
-    if request.url.scheme == "https":
-        return True
-    peer = request.client.host if request.client else None
-    if _trusted(peer, trusted_proxies):
-        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-        return proto == "https"
-    return False
+@functools.cache
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
 
 
-def client_ip(request: Request, trusted_proxies: Sequence[str]) -> str:
-    """The client's address; the forwarded one only behind a trusted proxy."""
-    peer = request.client.host if request.client else "unknown"
-    if _trusted(peer, trusted_proxies):
-        forwarded = request.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        if hops:
-            return hops[-1] if hops[-1] not in trusted_proxies else hops[0]
-    return peer
+class ProxyPolicy:
+    """Whose forwarded headers to believe (see the module docstring)."""
+
+    def __init__(self, trusted: Sequence[str] = (), hops: int = 0) -> None:
+        self.any_peer = "*" in trusted
+        self.networks = [n for t in trusted if t != "*" and (n := _network(t)) is not None]
+        self.hops = hops
+
+    def trusts(self, address: str | None) -> bool:
+        if not address:
+            return False
+        if self.any_peer:
+            return True
+        parsed = _network(address)
+        if parsed is None:
+            return False
+        return any(
+            parsed.version == n.version and parsed.subnet_of(n)  # type: ignore[arg-type]
+            for n in self.networks
+        )
+
+    def resolve(self, peer: str | None, headers: Headers) -> tuple[str | None, bool]:
+        """``(client address, forwarded as https)`` for a request from ``peer``."""
+        chain = _entries(headers.get("x-forwarded-for", ""))
+        protos = _entries(headers.get("x-forwarded-proto", "").lower())
+        if self.hops:
+            client = chain[-self.hops] if len(chain) >= self.hops else peer
+            return client, bool(protos) and protos[-1] == "https"
+        if not self.trusts(peer):
+            return peer, False
+        untrusted = [address for address in chain if not self.trusts(address)]
+        client = untrusted[-1] if untrusted else (chain[0] if chain else peer)
+        return client, bool(protos) and protos[-1] == "https"
+
+
+def bearer_matches(request: Request, expected: str) -> bool:
+    """``Authorization: Bearer <expected>`` (or the bare token, as the original's Apps
+    Script sends it), compared in constant time; never true for an empty ``expected``."""
+    header = request.headers.get("authorization", "").strip()
+    token = header[7:].strip() if header[:7].lower() == "bearer " else header
+    return bool(token and expected) and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def is_https(request: Request) -> bool:
+    """True when the browser talks https to us (directly or via a believed proxy)."""
+    return request.url.scheme == "https"
+
+
+def client_ip(request: Request) -> str:
+    """The client's address (the forwarded one only as :class:`ProxyPolicy` allows)."""
+    return request.client.host if request.client else "unknown"
 
 
 class SecurityMiddleware:
-    """Adds the security headers to every response; turns crashes into a bare 500."""
+    """Resolves the client behind proxies, adds the security headers to every response,
+    and turns crashes into a bare 500."""
 
-    def __init__(self, app: ASGIApp, trusted_proxies: Sequence[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, proxies: ProxyPolicy | None = None) -> None:
         self.app = app
-        self.trusted_proxies = tuple(trusted_proxies)
+        self.proxies = proxies or ProxyPolicy()
+
+    def _forwarded(self, scope: Scope) -> Scope:
+        peer = scope["client"][0] if scope.get("client") else None
+        client, https = self.proxies.resolve(peer, Headers(scope=scope))
+        if client == peer and not https:
+            return scope
+        port = scope["client"][1] if scope.get("client") else 0
+        scheme = "https" if https else scope.get("scheme", "http")
+        return {**scope, "client": (client or "unknown", port), "scheme": scheme}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        https = is_https(request, self.trusted_proxies)
-        magic_page = scope.get("path", "").startswith("/login/magic/")
+        scope = self._forwarded(scope)
+        https = scope.get("scheme") == "https"
+        path = scope.get("path", "")
+        magic_page = path.startswith("/login/magic/")
+        cacheable = path.startswith("/static/")
         started = False
 
         async def send_with_headers(message: Message) -> None:
@@ -85,6 +165,8 @@ class SecurityMiddleware:
                     headers.append((b"referrer-policy", policy))
                 if https:
                     headers.append(_HSTS)
+                if not cacheable and b"cache-control" not in present:
+                    headers.append(_NO_STORE)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -1,11 +1,36 @@
-"""Gateway settings, read once in ``main()`` from the environment."""
+"""Gateway settings, read once in ``main()`` from the environment.
+
+Secret rules outside dev mode (``EnvReader.secret``): ``SECRET_KEY`` and
+``PROCESS_API_TOKEN`` at least 32 characters, ``DASHBOARD_PASSWORD`` at least
+12 (or an argon2 / werkzeug hash, taken as is), ``METRICS_TOKEN`` (when set)
+at least 32, each with at least 8 different characters, never a placeholder.
+
+Metrics: ``/metrics`` on ``PORT`` (public) answers only with
+``Authorization: Bearer $METRICS_TOKEN``, or without it in dev mode; otherwise
+404. ``GATEWAY_METRICS_PORT`` (default 9104 outside dev mode, 0 = off) serves
+``/metrics``, ``/health`` and ``/ready`` on ``METRICS_HOST`` like the workers
+do, for a Prometheus on the internal network.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+
 import msgspec
 from render_signal.common.settings import CommonSettings, EnvReader, read_common
+from render_signal.gateway.passwords import is_hash
 
-__all__ = ["RENDER_SERVICE_NAMES", "GatewaySettings", "RenderService", "read_settings"]
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "MIN_TOKEN_LENGTH",
+    "RENDER_SERVICE_NAMES",
+    "GatewaySettings",
+    "RenderService",
+    "read_settings",
+]
+
+MIN_TOKEN_LENGTH = 32
+MIN_PASSWORD_LENGTH = 12
 
 #: The Render services the deploy trigger redeploys, workers first (the gateway that
 #: answers the request is replaced last).
@@ -47,6 +72,11 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     session_absolute_s: int = 28800
     login_max_failures: int = 5
     login_lockout_s: int = 30
+    ingress_max_failures: int = 10
+    ingress_lockout_s: int = 60
+    trusted_proxy_hops: int = 0
+    metrics_token: str = ""
+    internal_metrics_port: int = 0
     render_deploy_hook_prefix: str = "https://api.render.com/deploy/"
 
 
@@ -58,17 +88,27 @@ def read_settings(env: EnvReader) -> GatewaySettings:
     return GatewaySettings(
         common=common,
         host=env.string("HOST", "127.0.0.1" if env.dev_mode else "0.0.0.0"),  # noqa: S104
-        secret_key=env.secret("SECRET_KEY", "FLASK_SECRET_KEY"),
+        secret_key=env.secret("SECRET_KEY", "FLASK_SECRET_KEY", min_length=MIN_TOKEN_LENGTH),
         dashboard_user=env.string("DASHBOARD_USER", "admin", "TRIGGER_PAGE_USER"),
-        dashboard_password=env.secret("DASHBOARD_PASSWORD", "TRIGGER_PAGE_PASSWORD"),
-        process_api_token=env.secret("PROCESS_API_TOKEN"),
+        dashboard_password=env.secret(
+            "DASHBOARD_PASSWORD",
+            "TRIGGER_PAGE_PASSWORD",
+            min_length=MIN_PASSWORD_LENGTH,
+            exempt=is_hash,
+        ),
+        process_api_token=env.secret("PROCESS_API_TOKEN", min_length=MIN_TOKEN_LENGTH),
         magic_link_ttl_s=max(60, env.integer("MAGIC_LINK_TTL_SECONDS", 900, minimum=1)),
         public_base_url=env.string("PUBLIC_BASE_URL"),
-        trusted_proxies=env.csv("TRUSTED_PROXIES"),
+        trusted_proxies=_trusted_proxies(env),
+        trusted_proxy_hops=env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=10),
+        metrics_token=env.secret("METRICS_TOKEN", required=False, min_length=MIN_TOKEN_LENGTH),
+        internal_metrics_port=env.integer(
+            "GATEWAY_METRICS_PORT", 0 if env.dev_mode else 9104, minimum=0, maximum=65535
+        ),
         max_ingress_bytes=env.integer("MAX_EMAIL_BYTES", 25 * 1024 * 1024, minimum=1024),
         render_services=_render_services(env),
         render_api_key=env.secret("RENDER_API_KEY", required=False),
-        render_api_base=env.string("RENDER_API_BASE_URL", "https://api.render.com"),
+        render_api_base=env.url("RENDER_API_BASE_URL") or "https://api.render.com",
         render_clear_cache=clear_cache,
         render_image_url=env.string("RENDER_IMAGE_URL"),
         deploy_cmd=env.string("DEPLOY_CMD"),
@@ -79,6 +119,8 @@ def read_settings(env: EnvReader) -> GatewaySettings:
         session_absolute_s=env.integer("SESSION_ABSOLUTE_SECONDS", 28800, minimum=60),
         login_max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),
         login_lockout_s=env.integer("LOGIN_LOCKOUT_SECONDS", 30, minimum=1),
+        ingress_max_failures=env.integer("INGRESS_MAX_FAILURES", 10, minimum=1),
+        ingress_lockout_s=env.integer("INGRESS_LOCKOUT_SECONDS", 60, minimum=1),
         render_deploy_hook_prefix=_hook_prefix(env),
     )
 
@@ -88,13 +130,12 @@ RENDER_HOOK_PREFIX = "https://api.render.com/deploy/"
 
 def _render_services(env: EnvReader) -> tuple[RenderService, ...]:
     """Per-service hooks and ids; the original's single-service names are the gateway's."""
+    # Secret (the key is in the URL) and checked like any outbound URL at start.
     hooks = {
-        "ingest": env.secret("RENDER_DEPLOY_HOOK_URL_INGEST", required=False),
-        "offload": env.secret("RENDER_DEPLOY_HOOK_URL_OFFLOAD", required=False),
-        "notify": env.secret("RENDER_DEPLOY_HOOK_URL_NOTIFY", required=False),
-        "gateway": env.secret(
-            "RENDER_DEPLOY_HOOK_URL_GATEWAY", "RENDER_DEPLOY_HOOK_URL", required=False
-        ),
+        "ingest": env.url("RENDER_DEPLOY_HOOK_URL_INGEST", secret=True),
+        "offload": env.url("RENDER_DEPLOY_HOOK_URL_OFFLOAD", secret=True),
+        "notify": env.url("RENDER_DEPLOY_HOOK_URL_NOTIFY", secret=True),
+        "gateway": env.url("RENDER_DEPLOY_HOOK_URL_GATEWAY", "RENDER_DEPLOY_HOOK_URL", secret=True),
     }
     ids = {
         "ingest": env.string("RENDER_SERVICE_ID_INGEST"),
@@ -107,6 +148,31 @@ def _render_services(env: EnvReader) -> tuple[RenderService, ...]:
         for name in RENDER_SERVICE_NAMES
         if hooks[name] or ids[name]
     )
+
+
+def _trusted_proxies(env: EnvReader) -> tuple[str, ...]:
+    """``TRUSTED_PROXIES``: addresses or networks; ``*`` in dev mode only, never with hops."""
+    proxies = env.csv("TRUSTED_PROXIES")
+    for entry in proxies:
+        if entry != "*" and not _is_network(entry):
+            env.problems.append(f"TRUSTED_PROXIES: {entry!r} is not an address or network")
+    if "*" in proxies and not env.dev_mode:
+        env.problems.append(
+            "TRUSTED_PROXIES: '*' lets any client choose its own address with X-Forwarded-For;"
+            " list the proxies' addresses, or set TRUSTED_PROXY_HOPS to the number of proxies"
+            " the platform always puts in front (Render: 1)"
+        )
+    if proxies and env.raw("TRUSTED_PROXY_HOPS") is not None:
+        env.problems.append("TRUSTED_PROXIES, TRUSTED_PROXY_HOPS: set one of them, not both")
+    return proxies
+
+
+def _is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _hook_prefix(env: EnvReader) -> str:

@@ -11,8 +11,18 @@ Exception/outcome tree (never raises for HTTP or transport problems):
   (``remote_application_error``: the receiver failed, e.g. could not send its
   email, and may succeed later);
 * ``gone``: 410 -- the target is disabled;
-* ``fail``: any other 4xx, 415 after every mode, or a 2xx without the
-  ``success: true`` that ``require_success_true`` wants -- dead-lettered at once.
+* ``fail``: any other 4xx, 415 after every mode, a 2xx without the
+  ``success: true`` that ``require_success_true`` wants, or a destination the
+  outbound policy refuses (``destination_refused``: the target resolves to a
+  loopback/private/metadata address; retrying can't make it acceptable) --
+  dead-lettered at once.
+
+Connections go through :func:`~render_signal.common.outboundhttp.guarded_client`:
+the target's name is resolved, checked and pinned at connect time. No
+credential of ours travels with a webhook: ``MAKECOM_API_KEY`` belongs to the
+Make API (:mod:`.makewatcher`), never to a target, since anyone who can add a
+target would otherwise receive it (Make webhooks need no key: their URL is
+the secret).
 """
 
 from __future__ import annotations
@@ -28,9 +38,11 @@ from typing import Literal
 
 import httpx
 import msgspec
+from render_signal.common.outbound import OutboundPolicy
+from render_signal.common.outboundhttp import guarded_client, refusal
 from render_signal.notify.clock import Clock, SystemClock
 from render_signal.notify.signing import webhook_headers
-from render_signal.notify.targets import Target, is_make_url
+from render_signal.notify.targets import Target
 
 __all__ = ["AttemptResult", "WebhookSender", "parse_retry_after"]
 
@@ -100,11 +112,12 @@ def _success_field(body: str) -> object:
 
 
 class WebhookSender:
-    """Shared httpx clients (one verifying TLS, one not), explicit timeouts, no redirects.
+    """Shared guarded httpx clients (one verifying TLS, one not), explicit timeouts, no
+    redirects.
 
     Args:
+        policy: where targets may connect (``CommonSettings.outbound_policy()``).
         signing_secret: Standard Webhooks secret ("" = unsigned).
-        makecom_api_key: sent as ``Authorization: Bearer`` to ``*.make.com`` only.
         wall_clock: source of ``webhook-timestamp`` (receivers check it against
             real time, so tests keep the system clock here).
         fault: ``notify.after_send`` SIGKILLs the process right after a response.
@@ -112,22 +125,17 @@ class WebhookSender:
 
     def __init__(
         self,
+        policy: OutboundPolicy,
         *,
         signing_secret: str = "",
-        makecom_api_key: str = "",
         wall_clock: Clock | None = None,
         fault: str = "",
     ) -> None:
         self.signing_secret = signing_secret
-        self.makecom_api_key = makecom_api_key
         self.wall_clock = wall_clock or SystemClock()
         self.fault = fault
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._clients = {
-            verify: httpx.AsyncClient(
-                verify=verify, follow_redirects=False, timeout=30.0, limits=limits
-            )
-            for verify in (True, False)
+            verify: guarded_client(policy, verify=verify, timeout=30.0) for verify in (True, False)
         }
 
     async def aclose(self) -> None:
@@ -152,8 +160,6 @@ class WebhookSender:
             "User-Agent": "render-signal-notify/1",
             **webhook_headers(self.signing_secret, msg_id, timestamp, body),
         }
-        if self.makecom_api_key and is_make_url(target.url):
-            headers["Authorization"] = f"Bearer {self.makecom_api_key}"
         timeout = httpx.Timeout(timeout_s, connect=min(10.0, timeout_s))
         client = self._clients[ssl_verify]
         tried: list[str] = []
@@ -169,10 +175,11 @@ class WebhookSender:
                     timeout=timeout,
                 )
             except httpx.HTTPError as exc:
+                refused = refusal(exc)
                 result = AttemptResult(
-                    outcome="retry",
-                    failure_reason="request_failed",
-                    snippet=_snippet(f"{type(exc).__name__}: {exc}"),
+                    outcome="fail" if refused else "retry",
+                    failure_reason="destination_refused" if refused else "request_failed",
+                    snippet=_snippet(f"{type(exc).__name__}: {refused or exc}"),
                     delivery_mode=current,
                 )
                 break

@@ -45,8 +45,8 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
         interval_s=settings.common.heartbeat_interval_s,
     )
     sender = WebhookSender(
+        settings.common.outbound_policy(),
         signing_secret=settings.signing_secret,
-        makecom_api_key=settings.makecom_api_key,
         fault=settings.fault,
     )
     service = NotifyService(settings, redis, watcher, clock, sender)

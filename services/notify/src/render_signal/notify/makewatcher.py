@@ -5,6 +5,8 @@ not an Absence Globale day. The Make API is called only when the desired
 state changes (the first evaluation always applies, as the original did):
 ``POST <base>/api/v2/scenarios/<id>/start|stop`` with
 ``Authorization: Token <MAKECOM_API_KEY>``. Inactive without a key or ids.
+This is the only place the key is sent: to ``MAKE_API_BASE_URL`` (checked at
+start, and at connect time by the guarded client), never to a webhook target.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from redis.exceptions import RedisError
 from render_signal.common.configstore import ConfigWatcher
+from render_signal.common.outboundhttp import guarded_client
 from render_signal.notify.clock import Clock
 from render_signal.notify.liveconfig import load_live_config
 from render_signal.notify.settings import NotifySettings
@@ -38,8 +41,8 @@ class MakeWatcher:
         self.settings = settings
         self.watcher = watcher
         self.clock = clock
-        self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(15.0), follow_redirects=False
+        self.client = client or guarded_client(
+            settings.common.outbound_policy(), timeout=httpx.Timeout(15.0)
         )
         self.applied: bool | None = None
 

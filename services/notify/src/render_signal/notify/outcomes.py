@@ -148,6 +148,15 @@ class Outcomes:
                     max(0.0, self.clock.now() - job.event.received_at)
                 )
             await self.log(job, "success", result=result)
+            logger.info(
+                "NOTIFY: email %s delivered to %s (%s, HTTP %s, attempt %d, %d ms)",
+                job.event.email_id,
+                job.target.name,
+                mask_url(job.target.url),
+                result.status_code,
+                job.attempt,
+                result.duration_ms,
+            )
             attempt = attempt_record(job, result, body)
             await self._timeline(job, "delivered", self._event(job, "attempt", attempt=attempt))
         await self.health(job.target, result)
@@ -159,6 +168,16 @@ class Outcomes:
         metrics.DELIVERIES.labels(cls, "retry").inc()
         await self.queue.put(job, due)
         await self.log(job, "retrying", result=result, due=due)
+        logger.warning(
+            "NOTIFY: email %s to %s (%s) failed on attempt %d: %s (HTTP %s); retry at %s",
+            job.event.email_id,
+            job.target.name,
+            mask_url(job.target.url),
+            job.attempt,
+            result.failure_reason,
+            result.status_code,
+            iso(due),
+        )
         attempt = attempt_record(job, result, body)
         await self._timeline(
             job, "retrying", self._event(job, "attempt", attempt=attempt, until=due)

@@ -87,7 +87,9 @@ def read_settings(env: EnvReader) -> NotifySettings:
         scheduler_interval_s=env.number("NOTIFY_SCHEDULER_INTERVAL_SECONDS", 1.0, minimum=0.01),
         concurrency=env.integer("NOTIFY_CONCURRENCY", 8, minimum=1, maximum=256),
         make_scenario_ids=env.csv("MAKE_SCENARIO_IDS"),
-        make_api_base_url=env.string("MAKE_API_BASE_URL", f"https://{make_host}").rstrip("/"),
+        make_api_base_url=(
+            env.url("MAKE_API_BASE_URL", secret=False) or f"https://{make_host}"
+        ).rstrip("/"),
         make_watcher_interval_s=env.number("MAKE_WATCHER_INTERVAL_SECONDS", 60.0, minimum=0.01),
         fault=env.fault_point(),
     )

@@ -53,6 +53,7 @@ def build_service(settings: OffloadSettings, redis: Redis) -> OffloadService:
             retries=settings.retries,
             concurrency=settings.concurrency,
             breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s),
+            policy=settings.common.outbound_policy(),
         )
     writer: LinksFileWriter | None = None
     if settings.links_file:

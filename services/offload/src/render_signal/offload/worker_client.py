@@ -22,6 +22,9 @@ Failure handling:
   Worker refusing *that source*: the link falls back, but it counts as a
   healthy answer, so bad links in mail don't trip the breaker for good ones.
 * A global semaphore caps Worker calls in flight across all emails.
+* The endpoint (``R2_FETCH_ENDPOINT``) is checked at start without DNS and at
+  every connect on its resolved address (``common.outboundhttp``): a refused
+  address is a transport error like any other (retried, counted, then fallback).
 
 :meth:`WorkerClient.offload` never raises for Worker problems: it returns a
 :class:`WorkerResult` whose ``reason`` names the fallback cause.
@@ -39,6 +42,8 @@ import httpx
 import msgspec
 from render_signal.common.errors import PermanentError, RetryableError
 from render_signal.common.logs import mask_url
+from render_signal.common.outbound import OutboundPolicy
+from render_signal.common.outboundhttp import guarded_client
 from render_signal.offload.breaker import CircuitBreaker
 from render_signal.offload.metrics import BREAKER_OPEN, WORKER_SECONDS
 
@@ -94,6 +99,7 @@ class WorkerClient:
         retries: int,
         concurrency: int,
         breaker: CircuitBreaker,
+        policy: OutboundPolicy,
         backoff_base_s: float = 0.2,
         backoff_cap_s: float = 2.0,
     ) -> None:
@@ -106,15 +112,15 @@ class WorkerClient:
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
         self._semaphore = asyncio.Semaphore(max(1, concurrency))
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
+        self._client = guarded_client(
+            policy,
+            timeout=timeout_s,
             headers={
                 "Content-Type": "application/json",
                 "X-R2-FETCH-TOKEN": token,
                 "User-Agent": USER_AGENT,
             },
             limits=httpx.Limits(max_connections=max(1, concurrency) * 2),
-            trust_env=False,
         )
         BREAKER_OPEN.set(0)
 

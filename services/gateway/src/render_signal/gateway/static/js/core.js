@@ -4,6 +4,8 @@ const body = document.body;
 const STRINGS = JSON.parse(body.dataset.i18n || "{}");
 export const LANG = body.dataset.lang || "fr";
 export const SESSION_KIND = body.dataset.sessionKind || "password";
+/** "admin" (password login) or "operator" (magic link); the server enforces it too. */
+export const ROLE = body.dataset.role === "admin" ? "admin" : "operator";
 
 /** Translate `key`, replacing `{name}` placeholders from `vars`. */
 export function t(key, vars = {}) {

@@ -1,5 +1,5 @@
 // Magic links: create (one-shot or permanent), copy, list permanent ones, revoke.
-import { $, api, busy, confirmDialog, el, formatTime, t, toast } from "./core.js";
+import { $, api, busy, confirmDialog, el, formatTime, ROLE, t, toast } from "./core.js";
 
 async function copyLink() {
   const input = $("#magic-link");
@@ -38,6 +38,7 @@ export async function refreshMagicLinks() {
 }
 
 export function initMagic() {
+  if (ROLE !== "admin") return Promise.resolve(); // the card is not rendered usable; the API says 403
   const create = $("#magic-create");
   create.addEventListener("click", () => busy(create, async () => {
     const unlimited = $("#magic-unlimited").checked;

@@ -37,15 +37,22 @@ function initTargets() {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const url = $("#webhook-url");
-    const body = {
-      webhook_ssl_verify: $("#webhook-ssl-verify").checked,
-      webhook_sending_enabled: $("#webhook-sending-enabled").checked,
-      webhook_delivery_mode: $("#webhook-delivery-mode").value,
-      webhook_fallback_on_415: $("#webhook-fallback-415").checked,
-      webhook_accept_any_2xx: $("#webhook-accept-any-2xx").checked,
+    const fields = {
+      webhook_ssl_verify: () => $("#webhook-ssl-verify").checked,
+      webhook_sending_enabled: () => $("#webhook-sending-enabled").checked,
+      webhook_delivery_mode: () => $("#webhook-delivery-mode").value,
+      webhook_fallback_on_415: () => $("#webhook-fallback-415").checked,
+      webhook_accept_any_2xx: () => $("#webhook-accept-any-2xx").checked,
     };
+    // Disabled controls (admin-only, for an operator session) are not sent: the API refuses them.
+    const body = {};
+    for (const [name, read] of Object.entries(fields)) {
+      if (!form.elements[name].disabled) body[name] = read();
+    }
     // The GET answer is masked ("https://host/***"): sending it back would overwrite the real URL.
-    if (url.value.trim() && url.value.trim() !== url.dataset.original) body.webhook_url = url.value.trim();
+    if (!url.disabled && url.value.trim() && url.value.trim() !== url.dataset.original) {
+      body.webhook_url = url.value.trim();
+    }
     busy(form.querySelector("[type=submit]"), async () => {
       const data = await api("/api/webhooks/config", { method: "POST", json: body });
       toast(t("saved"), "success");
