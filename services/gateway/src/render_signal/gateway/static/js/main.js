@@ -1,5 +1,6 @@
 // Dashboard entry point: accessible tabs and the hash router, then each area loads its own data.
 import { $$, setErrorExplainer } from "./core.js";
+import { initCardTables } from "./cards.js";
 import { initChecks, refreshRuleChecks } from "./checks.js";
 import { hideEmail, initEmailDetail, showEmail } from "./emaildetail.js";
 import { initHistory, loadHistory } from "./history.js";
@@ -75,6 +76,7 @@ function keepViewOnLanguageSwitch() {
 
 async function start() {
   setErrorExplainer(explainMessage);
+  initCardTables();
   initTabs();
   initTools();
   initEmailDetail();
