@@ -139,6 +139,7 @@ async function refresh() {
     const message = $("#email-message");
     message.textContent = error.status === 404 ? t("email_unknown") : error.message;
     message.hidden = false;
+    if (!current.signature) $("#email-subject").textContent = "—";
     return;
   }
   if (current?.id !== id) return;

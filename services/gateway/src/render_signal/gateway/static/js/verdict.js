@@ -149,6 +149,8 @@ function renderDetails(data) {
 
 function show(verdict) {
   const banner = $("#status-banner");
+  // Only on change: the summary is a live region, re-announced whenever it is written.
+  if (banner.dataset.verdict === verdict) return;
   banner.className = `status status--${verdict}`;
   banner.dataset.verdict = verdict;
   banner.dataset.level = verdict;
