@@ -11,7 +11,7 @@ about, in the page and where it lands (the receiver, the verdict):
 * why an email was not delivered (receiver 500): status and snippet in its detail;
 * fix the URL in the page, "Retry now": delivered to the NEW URL, same webhook-id;
 * lift Absence Globale in the page: the held email is delivered within 5 s;
-* find a skipped email with the search box;
+* find a skipped email with the search box; page the history with "Load more";
 * configuration values set by the environment are shown, with their source;
 * French and English: no raw code (``upstream_server_error``) anywhere on screen;
   the login page honours ``?lang=``;
@@ -486,6 +486,31 @@ def test_a_skipped_email_is_found_with_the_search_box(
     expect(detail.locator("#email-retry")).to_be_hidden()
     page.click("#email-back")
     expect(page.locator("#history-card")).to_be_visible()
+
+
+def test_the_history_pages_with_load_more(
+    pipeline: Pipeline, client: httpx.Client, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page_size = 25  # history.js
+    oldest = post_email(pipeline)[1]
+    for _ in range(page_size):
+        post_email(pipeline)
+
+    def indexed() -> bool:
+        listed = client.get("/api/emails", params={"limit": 200}).json()["emails"]
+        return oldest in {e["email_id"] for e in listed} and len(listed) > page_size
+
+    wait_until(indexed, 30, "the new emails in the history")
+    open_tab(page, "history")
+    rows = page.locator("#history-rows > li")
+    expect(rows).to_have_count(page_size, timeout=PAGE_MS)
+    expect(page.locator(f'#history-rows > li[data-email-id="{oldest}"]')).to_have_count(0)
+    page.click("#history-more")
+    expect(page.locator(f'#history-rows > li[data-email-id="{oldest}"]')).to_have_count(1)
+    ids = rows.evaluate_all("(items) => items.map((item) => item.dataset.emailId)")
+    assert len(ids) == len(set(ids)) > page_size  # the next page, not the first again
 
 
 # -- languages and layout ---------------------------------------------------------------------
