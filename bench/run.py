@@ -22,7 +22,9 @@ from typing import Any
 from render_signal.devstack.redisserver import find_redis_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SERVICE_BENCHES = ("ingest", "offload", "notify", "gateway")
+SERVICE_BENCHES = ("ingest", "offload", "notify", "gateway", "timeline")
+#: Our processes in the end-to-end CPU figures (the Worker runs on Cloudflare).
+OURS = ("ingest", "offload", "notify", "gateway", "redis-server")
 
 
 def say(text: str) -> None:
@@ -121,6 +123,25 @@ def e2e_rows(e2e: dict[str, Any]) -> list[tuple[str, Any, str, Any]]:
     return rows
 
 
+def timeline_rows(timeline: dict[str, Any], e2e: dict[str, Any]) -> list[tuple[str, Any, str, Any]]:
+    """The timeline's CPU per email against the pipeline's own, from this run (target < 0.10)."""
+    if not timeline.get("available") or not e2e.get("available"):
+        return []
+    per_1000 = e2e.get("cpu_s_per_1000", {})
+    pipeline_ms = sum(float(per_1000.get(name, 0.0)) for name in OURS)
+    if not pipeline_ms:
+        return []
+    cost = float(timeline["cpu_ms_per_email"])
+    return [
+        (
+            "timeline CPU ms per email (target < 10 % of the pipeline's)",
+            cost,
+            f"pipeline {pipeline_ms:.2f} ms/email (ours + Redis)",
+            _ratio(cost, pipeline_ms),
+        )
+    ]
+
+
 def service_rows(name: str, result: dict[str, Any]) -> list[tuple[str, Any, str, Any]]:
     if not result.get("available"):
         return [(f"{name} bench", "not available", str(result.get("reason", "")), None)]
@@ -177,6 +198,7 @@ def main() -> int:
         traceback.print_exc()
         results["e2e"] = {"available": False, "reason": f"failed: {exc!r}"}
     rows += e2e_rows(results["e2e"])
+    rows += timeline_rows(results["timeline"], results["e2e"])
     summary: list[str] = []
     e2e = results["e2e"]
     if e2e.get("available"):

@@ -435,11 +435,11 @@ def test_render_blueprint() -> None:
     }
     for name in SERVICES:
         svc = services[f"render-signal-{name}"]
-        assert svc["runtime"] == "docker"
-        assert svc["dockerfilePath"] == "./deploy/Dockerfile" and svc["dockerContext"] == "."
+        # The images the images workflow pushes (test_render_blueprint_and_workflow_agree).
+        assert svc["runtime"] == "image"
+        assert svc["image"]["url"] == f"ghcr.io/OWNER/REPO-{name}:latest"
         env = {e["key"]: e for e in svc["envVars"]}
         assert required[name] <= set(env), name
-        assert env["SERVICE"]["value"] == name  # Render passes env vars as build args
         assert env["REDIS_URL"]["fromService"] == {
             "type": kv[0]["type"],
             "name": kv[0]["name"],
@@ -449,6 +449,45 @@ def test_render_blueprint() -> None:
             if any(word in key for word in ("PASSWORD", "TOKEN", "SECRET", "API_KEY", "HOOK")):
                 assert spec.get("sync") is False or spec.get("generateValue") is True, key
                 assert "value" not in spec, f"{key}: secrets are never committed"
+
+
+def test_render_blueprint_and_workflow_agree_and_redeploy_the_four_services() -> None:
+    """Issue 14, item 7: one image name per service, one tag scheme, four redeploys."""
+    blueprint = yaml.safe_load((DEPLOY / "render.yaml").read_text())
+    services = {s["name"]: s for s in blueprint["services"]}
+    wf = workflows()["images.yml"]
+    push = next(s for s in wf["jobs"]["build"]["steps"] if "build-push-action" in s.get("uses", ""))
+    name_step = next(s for s in wf["jobs"]["build"]["steps"] if s.get("id") == "image")
+    # The workflow pushes ghcr.io/<owner>/<repo>-<service>:{latest,<sha>} ...
+    assert "ghcr.io/${GITHUB_REPOSITORY,,}-${SERVICE}" in name_step["run"]
+    assert {t.strip() for t in push["with"]["tags"].strip().splitlines()} == {
+        "${{ steps.image.outputs.name }}:latest",
+        "${{ steps.image.outputs.name }}:${{ github.sha }}",
+    }
+    # ... the blueprint runs ghcr.io/OWNER/REPO-<service>:latest (OWNER/REPO = the repository) ...
+    for name in SERVICES:
+        url = services[f"render-signal-{name}"]["image"]["url"]
+        assert re.fullmatch(rf"ghcr\.io/OWNER/REPO-{name}:latest", url), url
+    # ... and the deploy job pins every service to the commit's tag, hook or API.
+    deploy = wf["jobs"]["deploy"]
+    scripts = "\n".join(s.get("run", "") for s in deploy["steps"])
+    assert deploy["env"]["SERVICES"].split() == ["ingest", "offload", "notify", "gateway"]
+    assert scripts.count('image="ghcr.io/${GITHUB_REPOSITORY,,}-${service}:${TAG}"') == 2
+    assert '--data-urlencode "imgURL=${image}"' in scripts
+    env = {**deploy["env"], **next(s for s in deploy["steps"] if "API" in s["name"])["env"]}
+    for name in SERVICES:
+        assert f"RENDER_DEPLOY_HOOK_URL_{name.upper()}" in env[f"HOOK_{name.upper()}"]
+        assert f"RENDER_SERVICE_ID_{name.upper()}" in env[f"ID_{name.upper()}"]
+    # The gateway's deploy button knows the four services and the same images.
+    gateway_env = {e["key"]: e for e in services["render-signal-gateway"]["envVars"]}
+    for name in SERVICES:
+        assert f"RENDER_DEPLOY_HOOK_URL_{name.upper()}" in gateway_env
+        assert f"RENDER_SERVICE_ID_{name.upper()}" in gateway_env
+    assert gateway_env["RENDER_IMAGE_URL"]["value"] == "ghcr.io/OWNER/REPO-{service}:latest"
+    # Rollback: a manual run with an earlier tag deploys it without building.
+    on = wf[True] if True in wf else wf["on"]
+    assert "image_tag" in on["workflow_dispatch"]["inputs"]
+    assert wf["jobs"]["build"]["if"] == "${{ inputs.image_tag == '' }}"
 
 
 # ---------------------------------------------------------------- systemd ----

@@ -12,6 +12,11 @@ Documentation = the root ``.env.example`` (``X=`` or ``# X=`` lines) and the
 README configuration table (backticked names in a table's first column). The
 comparison runs against whatever versions of those files exist; while either is
 missing the documentation tests skip and say so.
+
+The original's variables that render-signal does not read are the "known
+legacy" table (``render_signal.common.legacyenv``): never read by the code (a
+variable that becomes honoured leaves the table), each one named in the
+migration guide, and a documentation mention of one is not stale.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import re
 from pathlib import Path
 
 import pytest
+from render_signal.common.legacyenv import LEGACY_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 TYPED_WITH_DEFAULT = {"string", "boolean", "integer", "number"}
@@ -173,6 +179,17 @@ def test_every_documented_variable_is_read_somewhere(source: str) -> None:
     documented = env_example_vars() if source == ".env.example" else readme_table_vars()
     if documented is None:
         pytest.skip(f"{source} (with its variables) not written yet (the lead owns it)")
-    known = read_in_code() | compose_only_vars() | PLATFORM_VARS
+    known = read_in_code() | compose_only_vars() | PLATFORM_VARS | set(LEGACY_VARIABLES)
     stale = sorted(documented - known)
     assert not stale, f"documented in {source} but read by no code nor compose: {stale}"
+
+
+def test_the_known_legacy_variables_are_not_read_by_the_code() -> None:
+    honoured = sorted(set(LEGACY_VARIABLES) & read_in_code())
+    assert not honoured, f"read by the code, so not legacy: remove from legacyenv {honoured}"
+
+
+def test_every_known_legacy_variable_is_in_the_migration_guide() -> None:
+    guide = (ROOT / "docs" / "migrating.md").read_text()
+    missing = sorted(n for n in LEGACY_VARIABLES if f"`{n}`" not in guide)
+    assert not missing, f"absent from docs/migrating.md: {missing}"

@@ -33,6 +33,7 @@ from render_signal.common.events import DeliveryLink, MailOffloaded, encode_entr
 from render_signal.common.keys import Keys
 from render_signal.common.records import WebhookAttempt
 from render_signal.common.settings import EnvReader
+from render_signal.devstack.polling import wait_until
 from render_signal.devstack.ports import free_port
 from render_signal.devstack.pytest_plugin import require_component
 from render_signal.gateway.app import create_app
@@ -388,6 +389,7 @@ def test_tabs_keyboard_and_routing_lock(
     rule.get_by_label("Valeur").fill("Média Solution")
     rule.get_by_label("URL du webhook").fill("http://127.0.0.1:9/media")
     rule.get_by_label("Arrêter le traitement").check()
+    rule.get_by_label("Accepter toute réponse 2xx").check()
     page.click("#routing-save")
     expect(page.locator(".toast--success").last).to_be_visible()
     expect(page.locator("#routing-add")).to_be_disabled()  # locked again after saving
@@ -397,6 +399,18 @@ def test_tabs_keyboard_and_routing_lock(
     assert [r["name"] for r in stored["rules"]] == ["Média Solution"]
     assert stored["rules"][0]["conditions"][0]["field"] == "subject"
     assert stored["rules"][0]["actions"]["stop_processing"] is True
+    assert stored["rules"][0]["actions"]["accept_any_2xx"] is True
+
+    # The default target's receiver contract, in the Webhooks tab (issue 14, item 3).
+    page.get_by_role("tab", name="Webhooks").click()
+    page.locator("#targets-form").get_by_label("Accepter toute réponse 2xx").check()
+    page.locator("#targets-form [type=submit]").click()
+
+    def accept_any_stored() -> bool:
+        web = json.loads(rdb.hget(f"{key_prefix}config:webhook_config", "data") or b"{}")
+        return web.get("webhook_accept_any_2xx") is True
+
+    wait_until(accept_any_stored, 10, "webhook_accept_any_2xx saved from the page")
 
 
 def _window_excluding_now() -> tuple[str, str]:

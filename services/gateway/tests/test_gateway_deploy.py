@@ -1,4 +1,5 @@
-"""POST /api/deploy_application (acceptance item 5) against a loopback Render stand-in."""
+"""POST /api/deploy_application (acceptance item 5; issue 14 acceptance 6: the four
+services) against a loopback Render stand-in."""
 
 from __future__ import annotations
 
@@ -27,12 +28,15 @@ class RenderStandIn(Receiver):
         super().__init__(self._by_method)
         self.hook_status = 200
         self.api_status = 201
+        #: Status per service id for the deploys API (default: api_status).
+        self.api_status_of: dict[str, int] = {}
 
     def _by_method(self, request: Recorded) -> Reply:
         if request.method == "GET":
             return Reply(self.hook_status)
-        created = json.dumps({"id": "dep-123", "status": "created"}).encode()
-        return Reply(self.api_status, created, JSON)
+        service = request.path.split("/")[3]
+        created = json.dumps({"id": f"dep-{service}", "status": "created"}).encode()
+        return Reply(self.api_status_of.get(service, self.api_status), created, JSON)
 
 
 @pytest.fixture
@@ -79,16 +83,16 @@ async def test_hook_path_and_key_never_logged(
     gw: Gateway = await gateway_factory(make_settings(**_hook_env(render)))
     response = await _deploy(gw)
     assert response.status_code == 200
-    assert response.json() == {
-        "success": True,
-        "message": "Render deploy triggered via Deploy Hook",
-    }
+    assert response.json()["success"] is True
+    assert response.json()["message"] == "Render deploy triggered via Deploy Hook for gateway"
+    assert response.json()["services"] == [{"service": "gateway", "ok": True, "method": "hook"}]
     assert [(r.method, r.path) for r in render.requests] == [
         ("GET", f"/deploy/srv-abc?key={HOOK_KEY}")
     ]
     ours = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
     assert any(
-        "DEPLOY: triggered via deploy hook" in r.getMessage() and "user operator" in r.getMessage()
+        "DEPLOY: gateway triggered via deploy hook" in r.getMessage()
+        and "user operator" in r.getMessage()
         for r in ours
     )
     assert all(HOOK_KEY not in r.getMessage() for r in ours)
@@ -110,7 +114,7 @@ async def test_api_path_after_a_failing_hook(
     gw: Gateway = await gateway_factory(make_settings(**_hook_env(render), **_api_env(render)))
     response = await _deploy(gw)
     assert response.status_code == 200
-    assert response.json()["deploy_id"] == "dep-123"
+    assert response.json()["deploy_id"] == "dep-srv-abc"
     assert response.json()["status"] == "created"
     hook, api = render.requests
     assert hook.method == "GET"
@@ -180,3 +184,56 @@ async def test_nothing_configured_is_400(gateway: Gateway) -> None:
     response = await _deploy(gateway)
     assert response.status_code == 400
     assert "RENDER_DEPLOY_HOOK_URL" in response.json()["message"]
+
+
+def _four_services_env(render: RenderStandIn) -> dict[str, str]:
+    """Hooks for ingest and offload, the API for notify and the gateway (both paths at once)."""
+    return {
+        "RENDER_DEPLOY_HOOK_PREFIX": f"{render.base_url}/deploy/",
+        "RENDER_DEPLOY_HOOK_URL_INGEST": f"{render.base_url}/deploy/srv-ing?key={HOOK_KEY}",
+        "RENDER_DEPLOY_HOOK_URL_OFFLOAD": f"{render.base_url}/deploy/srv-off?key={HOOK_KEY}",
+        "RENDER_SERVICE_ID_NOTIFY": "srv-not",
+        "RENDER_SERVICE_ID": "srv-gw",  # the original's single-service name: the gateway's
+        "RENDER_API_KEY": API_KEY,
+        "RENDER_API_BASE_URL": render.base_url,
+        "RENDER_IMAGE_URL": "ghcr.io/acme/render-signal-{service}:4f2a9c1",
+    }
+
+
+async def test_the_deploy_trigger_redeploys_the_four_services(
+    render: RenderStandIn, make_settings: Any, gateway_factory: Any
+) -> None:
+    gw: Gateway = await gateway_factory(make_settings(**_four_services_env(render)))
+    response = await _deploy(gw)
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert [(s["service"], s["ok"], s["method"]) for s in reply["services"]] == [
+        ("ingest", True, "hook"),
+        ("offload", True, "hook"),
+        ("notify", True, "api"),
+        ("gateway", True, "api"),
+    ]
+    assert reply["message"].endswith("for ingest, offload, notify, gateway")
+    hooks = sorted(r.path for r in render.requests if r.method == "GET")
+    assert hooks == [f"/deploy/srv-ing?key={HOOK_KEY}", f"/deploy/srv-off?key={HOOK_KEY}"]
+    deploys = {r.path: r.json for r in render.requests if r.method == "POST"}
+    assert deploys == {
+        f"/v1/services/{sid}/deploys": {
+            "clearCache": "do_not_clear",
+            "imageUrl": f"ghcr.io/acme/render-signal-{name}:4f2a9c1",
+        }
+        for sid, name in (("srv-not", "notify"), ("srv-gw", "gateway"))
+    }
+
+
+async def test_one_service_not_redeployed_is_a_502_naming_it(
+    render: RenderStandIn, make_settings: Any, gateway_factory: Any
+) -> None:
+    render.api_status_of["srv-not"] = 500
+    gw: Gateway = await gateway_factory(make_settings(**_four_services_env(render)))
+    response = await _deploy(gw)
+    assert response.status_code == 502
+    message = response.json()["message"]
+    assert "not redeployed: notify (HTTP 500)" in message
+    assert "triggered: ingest, offload, gateway" in message
+    assert len(render.requests) == 4  # the others were still triggered

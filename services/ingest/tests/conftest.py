@@ -14,13 +14,17 @@ from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.keys import Keys
 from render_signal.common.settings import EnvReader
+from render_signal.common.streams import ensure_group
 from render_signal.devstack.dovecot import DovecotServer, dovecot_binary
 from render_signal.devstack.pytest_plugin import require_component
+from render_signal.ingest.parser_service import run_parser
 from render_signal.ingest.settings import IngestSettings, read_settings
 from render_signal.ingest.watcher import ImapWatcher
 
-# The test modules import their helpers (ingest_testkit) from this directory.
+# The test modules import their helpers (ingest_testkit, parser_testkit) from this directory.
 sys.path.insert(0, str(Path(__file__).parent))
+
+from parser_testkit import FIXED_NOW, Parser, build_settings
 
 
 @pytest.fixture
@@ -123,3 +127,27 @@ async def start_watcher(
     for item in running:
         with contextlib.suppress(Exception):
             await item.close()
+
+
+@pytest.fixture
+async def start_parser(
+    redis: Redis, redis_url: str, key_prefix: str
+) -> AsyncIterator[Callable[..., Awaitable[Parser]]]:
+    """``await start_parser(**env)`` -> the parser component running on the test Redis."""
+    stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def _start(**extra: str) -> Parser:
+        settings = build_settings(redis_url, key_prefix, **extra)
+        parser = Parser(redis, settings)
+        await ensure_group(redis, parser.raw_key, "ingest", "0")
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            run_parser(settings, redis, stop, now=lambda: FIXED_NOW, claim_idle_ms=500)
+        )
+        stops.append((stop, task))
+        return parser
+
+    yield _start
+    for stop, task in stops:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)

@@ -31,7 +31,11 @@ def test_ingest_corpus_email(entry: dict[str, Any]) -> None:
     raw = (CORPUS / entry["file"]).read_bytes()
     parsed = read_raw_email(raw, ParseLimits())
     result = analyse(parsed, now=lambda: FIXED_NOW, timezone="Europe/Paris")
-    assert [[link.provider, link.raw_url] for link in result.links] == entry["links"]
+    found = [
+        [link.provider, link.raw_url, *([list(link.flags)] if link.flags else [])]
+        for link in result.links
+    ]
+    assert found == entry["links"]
     assert result.detection.detector == entry["detector"]
     assert result.detection.delivery_time == entry["delivery_time"]
     assert result.detection.is_urgent == entry["is_urgent"]

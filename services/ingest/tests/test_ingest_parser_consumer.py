@@ -2,127 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import pytest
-from prometheus_client import REGISTRY
-from redis.asyncio import Redis
+from parser_testkit import SMASH, Parser, counter, eml, raw_event
 from render_signal.common.configdocs import PollingConfig, ProcessingPrefs, RuntimeFlags
-from render_signal.common.configstore import ConfigStore
-from render_signal.common.events import MailRaw, MailReceived, decode_entry
-from render_signal.common.keys import STREAM_MAIL_RAW, STREAM_MAIL_RECEIVED, Keys
-from render_signal.common.settings import EnvReader
-from render_signal.common.streams import ensure_group, publish
+from render_signal.common.events import MailRaw, MailReceived
+from render_signal.common.keys import Keys
 from render_signal.devstack.polling import eventually
 from render_signal.ingest.identity import legacy_email_id, message_id_email_id
-from render_signal.ingest.parser_service import run_parser
-from render_signal.ingest.settings import IngestSettings, read_settings
-
-FIXED_NOW = dt.datetime(2025, 6, 2, 10, 15, tzinfo=dt.UTC)
-SMASH = "https://fromsmash.com/Lot-12"
-
-
-def build_settings(redis_url: str, key_prefix: str, **extra: str) -> IngestSettings:
-    env = {
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": key_prefix,
-        "RENDER_SIGNAL_ENV": "dev",
-        "RENDER_SIGNAL_INSTANCE": "parser-test",
-        **extra,
-    }
-    reader = EnvReader(env, {})
-    settings = read_settings(reader)
-    reader.check()
-    return settings
-
-
-def eml(
-    subject: str = "Média Solution - Missions Recadrage - Lot 3",
-    sender: str = "Agence <Agence@Client.fr>",
-    body: str = f"à faire pour 14h30\n{SMASH}\n",
-    message_id: str | None = None,
-) -> bytes:
-    mid = f"Message-ID: <{message_id}>\r\n" if message_id else ""
-    return (
-        f"From: {sender}\r\nSubject: {subject}\r\n{mid}"
-        "Date: Mon, 02 Jun 2025 09:12:00 +0200\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-        f"{body}"
-    ).encode()
-
-
-def raw_event(raw: bytes, source: Any = "imap", **kw: Any) -> MailRaw:
-    return MailRaw(event_id=uuid.uuid4().hex, source=source, received_at=time.time(), raw=raw, **kw)
-
-
-class Parser:
-    def __init__(self, redis: Redis, settings: IngestSettings) -> None:
-        self.redis = redis
-        self.settings = settings
-        prefix = settings.common.key_prefix
-        self.raw_key = f"{prefix}{STREAM_MAIL_RAW}"
-        self.out_key = f"{prefix}{STREAM_MAIL_RECEIVED}"
-        self.store = ConfigStore(redis, settings.common.keys)
-
-    async def send(self, event: MailRaw) -> None:
-        await publish(self.redis, self.raw_key, event)
-
-    async def received(self) -> list[MailReceived]:
-        entries = await self.redis.xrange(self.out_key)
-        return [decode_entry(fields, MailReceived) for _id, fields in entries]
-
-    async def wait_for(
-        self, check: Callable[[list[MailReceived]], bool], timeout: float = 15.0
-    ) -> list[MailReceived]:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = await self.received()
-            if check(got) or time.monotonic() > deadline:
-                return got
-            await asyncio.sleep(0.05)
-
-    async def marker(self) -> None:
-        """Send an allowed email and wait for it: everything sent before is handled."""
-        mid = f"marker-{uuid.uuid4().hex}@test"
-        await self.send(raw_event(eml(subject="marker", message_id=mid)))
-        target = message_id_email_id(mid)
-        got = await self.wait_for(lambda r: any(m.email_id == target for m in r))
-        assert any(m.email_id == target for m in got), "parser did not handle the marker"
-
-
-def counter(outcome: str, reason: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "render_signal_ingest_emails_total", {"outcome": outcome, "reason": reason}
-    )
-    return value or 0.0
-
-
-@pytest.fixture
-async def start_parser(
-    redis: Redis, redis_url: str, key_prefix: str
-) -> AsyncIterator[Callable[..., Awaitable[Parser]]]:
-    stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
-
-    async def _start(**extra: str) -> Parser:
-        settings = build_settings(redis_url, key_prefix, **extra)
-        parser = Parser(redis, settings)
-        await ensure_group(redis, parser.raw_key, "ingest", "0")
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            run_parser(settings, redis, stop, now=lambda: FIXED_NOW, claim_idle_ms=500)
-        )
-        stops.append((stop, task))
-        return parser
-
-    yield _start
-    for stop, task in stops:
-        stop.set()
-        await asyncio.wait_for(task, timeout=15)
 
 
 async def test_ingest_parser_publishes_received_with_links(start_parser: Any) -> None:

@@ -1,4 +1,5 @@
-"""Real ingest processes: lock takeover after SIGKILL; crash between XADD and checkpoint."""
+"""Real ingest processes: lock takeover after SIGKILL; crash between XADD and checkpoint;
+the original's ENABLE_BACKGROUND_TASKS switch and its legacy variables."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 
 from ingest_testkit import make_email, message_id_of, mid, raw_events
 from redis.asyncio import Redis
+from render_signal.common.events import MailRaw
 from render_signal.common.keys import Keys
+from render_signal.common.streams import publish
 from render_signal.devstack.dovecot import DovecotServer
 from render_signal.devstack.polling import eventually
 from render_signal.ingest.checkpoint import CheckpointStore
@@ -180,3 +183,47 @@ async def test_restarted_replica_takes_back_its_own_lock_without_waiting_the_ttl
 async def _have(redis: Redis, key_prefix: str, messages: list[bytes]) -> bool:
     seen = {message_id_of(e) for e in await raw_events(redis, key_prefix)}
     return all(mid(m) in seen for m in messages)
+
+
+async def test_enable_background_tasks_false_keeps_imap_off_and_legacy_variables_warn(
+    dovecot: DovecotServer, redis: Redis, key_prefix: str, ingest_env, tmp_path: Path
+) -> None:
+    """Issue 14, acceptance 4: the original's switch with IMAP_SERVER set: no IMAP session;
+    each variable only the original read is named once, with what replaces it."""
+    dovecot.deliver(make_email("waiting in the inbox"))  # into the Maildir, no IMAP login
+    legacy = {
+        "GUNICORN_WORKERS": "2",
+        "BG_POLLER_LOCK_FILE": "/tmp/render_signal_server_email_poller.lock",
+        "RESTART_CMD": "sudo systemctl restart render-signal-server",
+        "EXTERNAL_CONFIG_BASE_URL": "https://webhook.kidpixel.fr/config",
+        "MAKE_API_AUTH_TYPE": "Bearer",
+    }
+    env = {**ingest_env, "ENABLE_BACKGROUND_TASKS": "false", **legacy}
+    proc = IngestProcess(tmp_path, "gated", env)
+    try:
+        await eventually(lambda: proc.logged("PROCESS: ingest started"), 20, "ingest started")
+        # The parser runs (an HTTP-ingress email goes through) while IMAP stays off.
+        event = MailRaw(
+            event_id="gated-1",
+            source="http_raw",
+            received_at=time.time(),
+            raw=make_email("through the parser"),
+        )
+        await publish(redis, Keys(key_prefix).mail_raw, event)
+        await eventually(
+            lambda: redis.xlen(Keys(key_prefix).mail_received), 20, "the parser to publish"
+        )
+        assert proc.terminate() == 0
+    finally:
+        proc.kill()
+    text = proc.text()
+    assert "BG_POLLER: IMAP watcher not started (ENABLE_BACKGROUND_TASKS=false)" in text
+    assert "IMAP: connected" not in text
+    assert await redis.get(f"{key_prefix}poller_lock") is None
+    assert "Login: user=<" not in dovecot.log_tail(200)  # Dovecot saw no session
+    assert [e.source for e in await raw_events(redis, key_prefix)] == ["http_raw"]
+    warned = [line for line in text.splitlines() if "LEGACY:" in line]
+    assert len(warned) == len(legacy)
+    for name in legacy:
+        [line] = [w for w in warned if f"LEGACY: {name} is set" in w]
+        assert "instead:" in line

@@ -37,9 +37,10 @@ async def test_payload_fields_and_types(make: Factory, rx: Receiver, kind: str) 
         "webhook_config", {"webhook_time_start": "08h00", "webhook_time_end": "17h00"}
     )
     if kind == "recadrage":
-        event = make_event()
+        event = make_event(source="imap")
     elif kind == "desabo":
         event = make_event(
+            source="imap",
             subject="Désabonnement",
             detector=DESABO,
             delivery_time=None,
@@ -47,7 +48,9 @@ async def test_payload_fields_and_types(make: Factory, rx: Receiver, kind: str) 
             body_text="journée aux tarifs habituels ? désabonnement",
         )
     else:
-        event = make_event(subject="Bonjour", detector=None, delivery_time=None, links=())
+        event = make_event(
+            source="imap", subject="Bonjour", detector=None, delivery_time=None, links=()
+        )
     await h.emit(event)
     if kind != "desabo":  # outside the window: deferred until 08:00
         assert rx.requests == []
@@ -59,9 +62,11 @@ async def test_payload_fields_and_types(make: Factory, rx: Receiver, kind: str) 
     for name, kind_type in COMMON_FIELDS.items():
         assert isinstance(body[name], kind_type), name
     assert body["microsoft_graph_email_id"] == event.email_id
-    assert body["bodyPreview"] == event.body_text[:200]
+    # The original's IMAP body: text parts, a newline, HTML parts (Gmail: the HTML alone).
+    content = event.body_text + "\n" + event.body_html
+    assert body["bodyPreview"] == content[:200]
     assert len(body["bodyPreview"]) <= 200
-    assert body["email_content"] == event.body_text
+    assert body["email_content"] == content
     assert body["webhooks_time_end"] == "17:00"  # stored normalised (the [L] dashboard's form)
     if kind == "recadrage":
         assert body["detector"] == "recadrage"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 import pytest
 from offload_harness import mail, make_settings, offload_env, running_service, send, wait_offloaded
 from redis.asyncio import Redis
+from render_signal.common.events import DeliveryLink
 from render_signal.devstack.polling import eventually
 from render_signal.devstack.ports import free_port
 from render_signal.offload.normalise import normalise
@@ -191,3 +193,31 @@ async def test_disabled_passes_through_with_normalised_sources(
     assert out.links[0].direct_url == normalise(*DROPBOX[0])
     assert out.links[1].direct_url == "https://fromsmash.com/A&b"
     assert all(link.r2_url is None for link in out.links)
+
+
+async def test_flagged_links_keep_their_flags_and_opaque_gateway_links_stay_as_is(
+    redis: Redis, redis_url: str, key_prefix: str
+) -> None:
+    """Issue 14, item 6: ingest's link flags reach notify; a Mimecast token is not fetched."""
+    opaque = "https://protect-eu.mimecast.com/s/AbCd?domain=www.dropbox.com"
+    odd = "https://www.swisstransfer.com/d/Lot12-photos"
+    event = msgspec.structs.replace(
+        mail("flags"),
+        links=(
+            DeliveryLink(provider="dropbox", raw_url=opaque, flags=("mimecast_opaque",)),
+            DeliveryLink(provider="swisstransfer", raw_url=odd, flags=("unknown_shape",)),
+        ),
+    )
+    with WorkerStandIn("ok") as worker:
+        settings = make_settings(fault_env(redis_url, key_prefix, worker.url))
+        async with running_service(redis, settings):
+            await send(redis, key_prefix, event)
+            [(_, out)] = await wait_offloaded(redis, key_prefix, 1)
+    assert [r.json["source_url"] for r in worker.requests] == [odd]
+    gateway, shaped = out.links
+    assert (gateway.direct_url, gateway.r2_url, gateway.flags) == (
+        opaque,
+        None,
+        ("mimecast_opaque",),
+    )
+    assert shaped.r2_url is not None and shaped.flags == ("unknown_shape",)

@@ -7,7 +7,8 @@ Both build on :class:`render_signal.devstack.receiver.Receiver`:
   body with the last path segment as the Content-Disposition filename.
 * :class:`WebhookReceiver` -- the webhook receiver (Make.com or any HTTPS
   endpoint): records every request with its arrival time, answers 200 / 500 /
-  429 + Retry-After depending on the current phase (``set_phase``), and
+  429 + Retry-After / 200 ``{"success": false}`` (the original's PHP receiver
+  on an application error) depending on the current phase (``set_phase``), and
   indexes the first accepted delivery of each test email by its marker.
 """
 
@@ -24,6 +25,7 @@ __all__ = ["ProviderFiles", "WebhookReceiver", "marker_of"]
 
 MARKER = re.compile(r"E2E-[0-9a-f]+-\d+")
 FAILED = b'{"success": false}'
+APP_ERROR = b'{"success": false, "message": "Failed to send RECADRAGE email"}'
 
 
 def marker_of(delivery: Recorded) -> str | None:
@@ -58,7 +60,7 @@ class ProviderFiles(Receiver):
 
 
 class WebhookReceiver(Receiver):
-    """Recording webhook receiver with phases: ``ok`` (200), ``500``, ``429``."""
+    """Recording webhook receiver with phases: ``ok`` (200), ``500``, ``429``, ``app_error``."""
 
     def __init__(self, retry_after_s: int = 1) -> None:
         super().__init__(self._by_phase, on_request=self._index)
@@ -67,7 +69,7 @@ class WebhookReceiver(Receiver):
         self.first_at: dict[str, float] = {}  # marker -> first accepted delivery time
 
     def set_phase(self, phase: str) -> None:
-        assert phase in ("ok", "500", "429")
+        assert phase in ("ok", "500", "429", "app_error")
         self.phase = phase
 
     def _by_phase(self, request: Recorded) -> Reply:
@@ -75,6 +77,8 @@ class WebhookReceiver(Receiver):
             return Reply(500, FAILED, JSON)
         if self.phase == "429":
             return Reply(429, FAILED, {**JSON, "Retry-After": str(self.retry_after_s)})
+        if self.phase == "app_error":
+            return Reply(200, APP_ERROR, JSON)
         return OK
 
     def _index(self, delivery: Recorded) -> None:  # under self.lock

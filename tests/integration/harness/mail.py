@@ -1,8 +1,12 @@
-"""Test emails with a unique marker, and the two ways in: IMAP APPEND and HTTP ingress."""
+"""Test emails with a unique marker, and the ways in: IMAP APPEND, HTTP raw ingress, and
+the Gmail push of either Apps Script (the original's, without Message-ID, and ours)."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import email
+import email.policy
 import email.utils
 import json
 import time
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 
 from imapclient import IMAPClient
 
-__all__ = ["HttpIngress", "ImapAppender", "Sent", "make_email"]
+__all__ = ["HttpIngress", "ImapAppender", "Sent", "gmail_push_of", "make_email"]
 
 
 @dataclass
@@ -96,6 +100,34 @@ def _html_email(
     return message.as_bytes()
 
 
+def gmail_push_of(message: bytes, *, with_message_id: bool, delay_s: float = 25.0) -> bytes:
+    """The JSON an Apps Script pushes for ``message`` as Gmail shows it.
+
+    Gmail's timestamp (``getDate()``) is when Gmail received the email, a little
+    after its Date header: ``delay_s`` later here. The original's script sends
+    subject, sender, date, body, snippet; ours adds ``message_id``.
+    """
+    parsed = email.message_from_bytes(message, policy=email.policy.default)
+    received = email.utils.parsedate_to_datetime(str(parsed["Date"])) + dt.timedelta(
+        seconds=delay_s
+    )
+    part = parsed.get_body(preferencelist=("html", "plain"))
+    text = part.get_content() if part is not None else ""
+    body = text if "<" in text else "<div>" + text.replace("\n", "<br>") + "</div>"
+    fields = {
+        "subject": str(parsed["Subject"]),
+        "sender": str(parsed["From"]),
+        "date": received.astimezone(dt.UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "body": body,
+        "snippet": text[:200],
+    }
+    if with_message_id:
+        fields["message_id"] = str(parsed["Message-ID"])
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 class ImapAppender:
     """APPENDs over one IMAP connection; reconnects (bounded) when the server drops."""
 
@@ -141,21 +173,29 @@ class HttpIngress:
         self.base_url = base_url
         self.token = token
 
+    def _request(self, path: str, data: bytes, content_type: str) -> urllib.request.Request:
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
+        if path.endswith("/gmail"):
+            headers["X-Source"] = "GoogleAppsScript"  # what both Apps Scripts send
+        return urllib.request.Request(
+            f"{self.base_url}{path}", data=data, method="POST", headers=headers
+        )
+
+    def push_gmail(self, payload: bytes) -> dict[str, object]:
+        """POST /api/ingress/gmail as the Apps Script does; the reply (it must be 200)."""
+        request = self._request("/api/ingress/gmail", payload, "application/json")
+        with urllib.request.urlopen(request, timeout=15) as response:
+            assert response.status == 200, response.status
+            reply: dict[str, object] = json.loads(response.read())
+        return reply
+
     def post(self, marker: str, message: bytes, deadline_s: float = 120.0) -> Sent:
         started = time.time()
         end = time.monotonic() + deadline_s
         attempts = 0
         while True:
             attempts += 1
-            request = urllib.request.Request(
-                f"{self.base_url}/api/ingress/raw",
-                data=message,
-                method="POST",
-                headers={
-                    "Authorization": f"Bearer {self.token}",
-                    "Content-Type": "message/rfc822",
-                },
-            )
+            request = self._request("/api/ingress/raw", message, "message/rfc822")
             try:
                 with urllib.request.urlopen(request, timeout=15) as response:
                     reply = json.loads(response.read() or b"{}")

@@ -12,6 +12,7 @@ import json
 import quopri
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 HERE = Path(__file__).parent
 CASES: list[dict[str, Any]] = []
@@ -88,11 +89,12 @@ def multipart(subject: str, kind: str, parts: list[bytes], boundary: str = "b0un
     return out + f"--{boundary}--\r\n".encode()
 
 
-def case(name: str, raw: bytes, links: list[tuple[str, str]], **expect: Any) -> None:
+def case(name: str, raw: bytes, links: list[tuple[str, ...]], **expect: Any) -> None:
+    """``links``: ``(provider, url)`` or ``(provider, url, flag, ...)`` (``DeliveryLink.flags``)."""
     (HERE / f"{name}.eml").write_bytes(raw)
     entry: dict[str, Any] = {
         "file": f"{name}.eml",
-        "links": [[p, u] for p, u in links],
+        "links": [[link[0], link[1], *([list(link[2:])] if link[2:] else [])] for link in links],
         "detector": expect.pop("detector", None),
         "delivery_time": expect.pop("delivery_time", None),
         "is_urgent": expect.pop("is_urgent", False),
@@ -139,7 +141,8 @@ def build() -> None:
             b"Lien: https://www.dropbox.com/scl/fo/abc123/def456?dl=0\r\n",
             "text/plain; charset=us-ascii",
         ),
-        [],
+        # A folder link without its rlkey: not a shape we know, kept as the original did.
+        [("dropbox", "https://www.dropbox.com/scl/fo/abc123/def456?dl=0", "unknown_shape")],
     )
     case(
         "dropbox_request_plain",
@@ -564,6 +567,147 @@ def build() -> None:
     desabo("desabo_forbidden_facture", offer + " Votre facture suit.")
     desabo("desabo_forbidden_reference_client", offer + " Référence client : 1234")
     desabo("desabo_missing_tarifs", "Une journée ? Pour vous désabonner, répondez STOP.")
+
+    build_leniency()
+
+
+def safelinks(url: str) -> str:
+    return (
+        "https://eur01.safelinks.protection.outlook.com/?url="
+        + quote(url, safe="")
+        + "&data=05%7C02%7Cphoto%40studio.fr%7C1b2c%7C0%7C0%7C638&sdata=Qk9OSk9VUg%3D&reserved=0"
+    )
+
+
+def proofpoint_v2(url: str) -> str:
+    encoded = "".join(c if c.isalnum() or c in "./" else f"%{ord(c):02X}" for c in url)
+    u = encoded.replace("%", "-").replace("/", "_")
+    return f"https://urldefense.proofpoint.com/v2/url?u={u}&d=DwMFaQ&c=euGZ&r=Xk3&m=Q9x&s=Zt1&e="
+
+
+def proofpoint_v3(url: str, hidden: str = "") -> str:
+    """The v3 form: each character of ``hidden`` in ``url`` is replaced by ``*``."""
+    kept = "".join("*" if c in hidden else c for c in url)
+    replaced = "".join(c for c in url if c in hidden)
+    tail = base64.urlsafe_b64encode(replaced.encode()).decode().rstrip("=")
+    return f"https://urldefense.com/v3/__{kept}__;{tail}!!Ab7Q!xYz-Q_9aBc$"
+
+
+def build_leniency() -> None:
+    """Issue 14, item 6: unknown shapes on provider hosts, typographic punctuation, gateways."""
+
+    def text(name: str, subject: str, body: str, links: list[tuple[str, ...]], **kw: str) -> None:
+        """One single-part case; ``charset`` (default utf-8) encodes the body, ``ctype``
+        defaults to text/plain."""
+        charset, ctype = kw.get("charset", "utf-8"), kw.get("ctype", "text/plain")
+        case(name, single(subject, body.encode(charset), f"{ctype}; charset={charset}"), links)
+
+    swiss_odd = "https://www.swisstransfer.com/d/Lot12-photos"
+    dropbox_transfer = "https://www.dropbox.com/t/Xy12AbCdEf"  # Dropbox Transfer
+    wetransfer_odd = "https://www.wetransfer.com/transfers/ab12"
+    text(
+        "unknown_shapes_on_provider_hosts",
+        "Formes inconnues",
+        f"{swiss_odd}\n{dropbox_transfer}\n{wetransfer_odd}\n",
+        [
+            (p, u, "unknown_shape")
+            for p, u in (
+                ("swisstransfer", swiss_odd),
+                ("dropbox", dropbox_transfer),
+                ("wetransfer", wetransfer_odd),
+            )
+        ],
+    )
+    text(
+        "provider_pages_and_lookalikes_refused",
+        "Pages",
+        "https://www.swisstransfer.com/fr/ https://www.dropbox.com/pricing?x=1 "
+        "https://help.dropbox.com/share/odd https://www.swisstransfer.com.evil.net/d/odd "
+        "https://swisstransfer.co/d/odd https://www.dropbox.com/static/images/logo.svg "
+        "https://fromsmash.com.evil.net/x/y",
+        [],
+    )
+    # Closing quotes, guillemets, ellipsis, CJK and full-width marks, in four charsets.
+    text(
+        "typographic_punctuation_cp1252",
+        "Guillemets",
+        f"Lien : \u201c{SMASH}\u201d\u2026 et {WETL}\u2019. Puis \u00ab{DBX_REQ}\u00bb.",
+        [("fromsmash", SMASH), ("wetransfer", WETL), ("dropbox", DBX_REQ)],
+        charset="windows-1252",
+    )
+    text(
+        "typographic_punctuation_latin1",
+        "Guillemets latin-1",
+        f"Voir \u00ab{SWISS}\u00bb, merci.",
+        [("swisstransfer", SWISS)],
+        charset="iso-8859-1",
+    )
+    text(
+        "fullwidth_punctuation_utf8",
+        "Pleine chasse",
+        f"リンク：{SMASH}。次（{WETL}）！{DBX_S}、以上",
+        [("fromsmash", SMASH), ("wetransfer", WETL), ("dropbox", DBX_S)],
+    )
+    text(
+        "fullwidth_punctuation_shift_jis",
+        "Shift_JIS",
+        f"ファイル：{SMASH}」と{WETL}…",
+        [("fromsmash", SMASH), ("wetransfer", WETL)],
+        charset="shift_jis",
+    )
+    text(
+        "typographic_entities_html",
+        "Entités",
+        html(f"<p>&laquo;{SMASH}&raquo; &ldquo;{WETL}&rdquo;&hellip;</p>"),
+        [("fromsmash", SMASH), ("wetransfer", WETL)],
+        ctype="text/html",
+    )
+    # Mail-security gateways.
+    v1 = "https://urldefense.proofpoint.com/v1/url?u=" + quote(SMASH, safe="") + "&k=7Zz%3D%0A&r=ab"
+    text(
+        "gateway_safelinks",
+        "Safe Links",
+        html(f'<a href="{safelinks(DBX_S).replace("&", "&amp;")}">Lot 12</a>'),
+        [("dropbox", DBX_S, "unwrapped:safelinks")],
+        ctype="text/html",
+    )
+    proofpoint = "unwrapped:proofpoint"
+    text(
+        "gateway_proofpoint_v1_v2",
+        "Proofpoint",
+        f"{v1}\n{proofpoint_v2(SWISS)}\n{proofpoint_v2(DBX_FO)}\n",
+        [
+            ("fromsmash", SMASH, proofpoint),
+            ("swisstransfer", SWISS, proofpoint),
+            ("dropbox", DBX_FO, proofpoint),
+        ],
+    )
+    text(
+        "gateway_proofpoint_v3",
+        "Proofpoint v3",
+        f"{proofpoint_v3(DBX_REQ)}\n{proofpoint_v3(DBX_S, hidden='%?=')}\n",
+        [("dropbox", DBX_REQ, proofpoint), ("dropbox", DBX_S, proofpoint)],
+    )
+    opaque = "https://protect-eu.mimecast.com/s/AbCdEfGhIjKlMn?domain=www.dropbox.com"
+    mimecast_url = "https://url.uk.m.mimecastprotect.com/s/Qq1?url=" + quote(SWISS, safe="")
+    text(
+        "gateway_mimecast",
+        "Mimecast",
+        f"{opaque}\nhttps://protect-eu.mimecast.com/s/ZzYyXx?domain=example.org\n{mimecast_url}\n",
+        [("dropbox", opaque, "mimecast_opaque"), ("swisstransfer", SWISS, "unwrapped:mimecast")],
+    )
+    text(
+        "gateway_wrapping_a_lookalike_refused",
+        "Leurre",
+        safelinks("https://dropbox.com.evil.net/s/x1/y") + "\n",
+        [],
+    )
+    text(
+        "gateway_safelinks_around_proofpoint",
+        "Double",
+        safelinks(proofpoint_v2(SMASH)) + "\n",
+        [("fromsmash", SMASH, "unwrapped:safelinks", proofpoint)],
+    )
 
 
 if __name__ == "__main__":

@@ -185,6 +185,14 @@ class WebhookConfig(ConfigDoc):
         Literal["defer", "drop"],
         _meta("notify", "Outside the window or on an absence day: defer (default) or drop"),
     ] = "defer"
+    webhook_accept_any_2xx: Annotated[
+        bool,
+        _meta(
+            "notify",
+            "Count any 2xx from the default target as delivered, even a JSON reply"
+            " saying success: false (by default that is a failure, retried)",
+        ),
+    ] = False
     absence_pause_enabled: Annotated[
         bool, _meta("notify", "Absence Globale: no webhook at all on the listed days")
     ] = False

@@ -67,8 +67,13 @@ class RuleActions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     webhook_url: Annotated[str, Meta(max_length=2048)]
     priority: Literal["normal", "high"] = "normal"
     stop_processing: bool = False
-    #: The original's receiver contract: a 2xx counts only with JSON ``success: true``.
+    #: The original's strict receiver contract: only a 200 with JSON ``success: true``
+    #: counts as delivered.
     require_success_true: bool = False
+    #: Any 2xx counts as delivered, even a JSON reply saying ``success: false``
+    #: (by default that reply is a failure, retried: what the original's receiver
+    #: answers on an application error).
+    accept_any_2xx: bool = False
     #: Overrides ``webhook_config.outside_window_policy`` for this target.
     outside_window_policy: Literal["defer", "drop"] | None = None
 
@@ -76,6 +81,10 @@ class RuleActions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         problem = target_url_problem(self.webhook_url)
         if problem:
             raise ConfigInvalid(f"webhook_url: {problem}")
+        if self.require_success_true and self.accept_any_2xx:
+            raise ConfigInvalid(
+                "accept_any_2xx: contradicts require_success_true (choose one receiver contract)"
+            )
 
 
 class RoutingRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

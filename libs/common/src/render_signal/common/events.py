@@ -62,13 +62,22 @@ class MailRaw(msgspec.Struct, frozen=True, kw_only=True, tag="mail.raw/1", tag_f
 
 
 class DeliveryLink(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One provider link, as the original's ``delivery_links`` items."""
+    """One provider link, as the original's ``delivery_links`` items.
+
+    ``flags`` say how ingest found it, for the operator (not sent in the
+    webhook): ``unknown_shape`` (on the provider's own host, but no transfer
+    link shape we know: the original took any URL there), ``unwrapped:<gateway>``
+    (found inside a mail-security gateway link: ``safelinks``, ``proofpoint``,
+    ``mimecast``), ``mimecast_opaque`` (a Mimecast link whose target only
+    Mimecast knows; kept as is, ``provider`` from its ``domain`` parameter).
+    """
 
     provider: str
     raw_url: str
     direct_url: str | None = None
     r2_url: str | None = None
     original_filename: str | None = None
+    flags: tuple[str, ...] = ()
 
 
 class ParsedMail(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,6 +99,14 @@ class ParsedMail(msgspec.Struct, frozen=True, kw_only=True):
     truncated: bool = False
     received_at: float = 0.0
     trace: dict[str, float] = {}
+    #: The values the original's payload carried, for receivers built for it:
+    #: the Date header (IMAP, raw) or the Apps Script's ``date`` string
+    #: (``receivedDateTime``), the raw From header or ``sender`` field
+    #: (``sender_address``). None on events from before these fields.
+    date_header: str | None = None
+    from_header: str | None = None
+    #: The id the original would have given this email (its ``microsoft_graph_email_id``).
+    legacy_email_id: str = ""
 
 
 class MailReceived(ParsedMail, frozen=True, kw_only=True, tag="mail.received/1", tag_field="type"):

@@ -1,14 +1,23 @@
 """Email identity: one id per email, stable across sources and redeliveries.
 
 The id crosses system boundaries (the webhook's ``microsoft_graph_email_id``,
-the ingress's 202 reply, dedup keys), so every service computes it here:
+the ingress reply, dedup keys), so every service computes it here:
 
-* A raw email (IMAP or HTTP upload) with a Message-ID: the first 32 hex digits
-  of sha256 of the normalised Message-ID (angle brackets and surrounding space
-  removed, lowercased). The same email fetched twice, or uploaded after IMAP
-  saw it, gets the same id.
-* A Gmail push, or a raw email without Message-ID: md5 hex of
-  ``subject|sender_email|date``, exactly the original's Gmail ingress id.
+* Any copy whose Message-ID is known -- IMAP, raw upload, or a Gmail push from
+  the script in ``deploy/gmail/apps-script.js`` (it sends the header): the
+  first 32 hex digits of sha256 of the normalised Message-ID (angle brackets
+  and surrounding space removed, lowercased). The IMAP copy and the Gmail copy
+  of one email get the same id.
+* A Gmail push without Message-ID (the original's Apps Script): md5 hex of
+  ``subject|sender_email|date``, exactly the original's Gmail ingress id. A raw
+  email without Message-ID: md5 of ``subject|sender_email|Date header``.
+
+A copy without Message-ID cannot carry the id of its Message-ID twin, so ingest
+also matches copies on :func:`fingerprint` (normalised sender and subject) with
+a date tolerance; see ``render_signal.ingest.dedup``.
+
+The original's own ids (:func:`original_gmail_email_id`,
+:func:`original_imap_email_id`) are kept for the webhook's ``legacy_email_id``.
 """
 
 from __future__ import annotations
@@ -17,13 +26,18 @@ import email.parser
 import email.policy
 import email.utils
 import hashlib
+import unicodedata
 
 __all__ = [
     "clean_header_value",
+    "fingerprint",
     "gmail_email_id",
     "legacy_email_id",
     "message_id_email_id",
     "normalise_message_id",
+    "normalise_subject",
+    "original_gmail_email_id",
+    "original_imap_email_id",
     "raw_message_id",
     "sender_email_of",
 ]
@@ -68,14 +82,54 @@ def legacy_email_id(subject: str, sender_email: str, date: str) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+def _field(fields: dict[str, str], name: str) -> str:
+    value = fields.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def original_gmail_email_id(fields: dict[str, str]) -> str:
+    """The original's Gmail ingress id: md5 of ``subject|sender_email|date`` (raw fields).
+
+    Its sender is the address ``parseaddr`` finds, else the whole raw value,
+    lowercased: kept as is so ids match the original's for the same push.
+    """
+    sender_raw = _field(fields, "sender")
+    try:
+        address = email.utils.parseaddr(sender_raw)[1].strip()
+    except (ValueError, IndexError, TypeError):
+        address = ""
+    sender = (address or sender_raw).strip().lower()
+    return legacy_email_id(_field(fields, "subject"), sender, _field(fields, "date"))
+
+
+def original_imap_email_id(message_id_header: str, subject: str, date_header: str) -> str:
+    """The original's IMAP id: md5 of ``Message-ID|decoded Subject|Date`` (raw headers)."""
+    data = f"{message_id_header}|{subject}|{date_header}".encode("utf-8", "replace")
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 def gmail_email_id(fields: dict[str, str]) -> str:
-    """Id of a Gmail push from its raw fields, as the original computed it."""
+    """Id of a Gmail push: its Message-ID's when sent, else the original's Gmail id."""
+    message_id = _field(fields, "message_id")
+    if normalise_message_id(message_id):
+        return message_id_email_id(message_id)
+    return original_gmail_email_id(fields)
 
-    def field(name: str) -> str:
-        value = fields.get(name)
-        return value if isinstance(value, str) else ""
 
-    return legacy_email_id(field("subject"), sender_email_of(field("sender")), field("date"))
+def normalise_subject(subject: str) -> str:
+    """The subject as both paths see it: NFKC, casefolded, whitespace collapsed.
+
+    Gmail's ``getSubject()`` and our RFC 2047 decoding agree on the characters
+    but not always on folding whitespace or compatibility forms.
+    """
+    text = unicodedata.normalize("NFKC", clean_header_value(subject))
+    return " ".join(text.casefold().split())
+
+
+def fingerprint(sender_email: str, subject: str) -> str:
+    """32 hex digits identifying (normalised sender address, normalised subject)."""
+    data = f"{sender_email.strip().lower()}\n{normalise_subject(subject)}"
+    return hashlib.sha256(data.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def raw_message_id(raw: bytes) -> str:

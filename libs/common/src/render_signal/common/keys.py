@@ -26,7 +26,8 @@ Other keys (``<p>`` is the prefix), by owner (the one module that writes them):
   ``<p>probe:result:<id>`` (operator tests run by the service that owns the resource),
   ``<p>config:<name>`` / ``<p>config:changed`` (config store, written by the gateway);
 * ingest: ``<p>poller_lock`` (exactly ``render_signal:poller_lock``),
-  ``<p>ingest:seen:<email_id>``, ``<p>ingest:imap:checkpoint:<mailbox>``;
+  ``<p>ingest:seen:<email_id>``, ``<p>ingest:fp:<fingerprint>`` (copies of one
+  sender + subject, for cross-path dedup), ``<p>ingest:imap:checkpoint:<mailbox>``;
 * offload: ``<p>offload:done:<event_id>``, ``<p>offload:links`` (+ ``:index``,
   ``:unfiled``);
 * notify: ``<p>notify:jobs|scheduled|leases|deadletters|disabled_targets``,
@@ -173,6 +174,10 @@ class Keys(msgspec.Struct, frozen=True):
 
     def ingest_seen(self, email_id: str) -> str:
         return f"{self.prefix}ingest:seen:{email_id}"
+
+    def ingest_fingerprint(self, fingerprint: str) -> str:
+        """ZSET of the copies of one (sender, subject), scored by the email's date."""
+        return f"{self.prefix}ingest:fp:{fingerprint}"
 
     def imap_checkpoint(self, mailbox: str) -> str:
         return f"{self.prefix}ingest:imap:checkpoint:{mailbox}"

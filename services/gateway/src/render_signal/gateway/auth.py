@@ -4,6 +4,9 @@ Failures never tell what was wrong: a bad user name, a bad password and a
 throttled account all show "Invalid credentials"; every refused magic link shows
 "Invalid or expired link" with the same status. Tokens, passwords and session
 ids never reach a log line (the user name is logged masked).
+
+Over 300 lines: the login and magic-link forms share their CSRF, throttle and
+redirect handling, which must stay identical between them.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The language comes from ``?lang=`` (remembered in a cookie), then the cookie,
 then ``Accept-Language``, then French. Templates read the dict directly; the
 page hands the same dict to the JS through a ``data-i18n`` attribute (the CSP
 forbids inline scripts), and ``GET /api/i18n`` serves it as JSON.
+
+Over 300 lines: two string tables, kept side by side so a key missing in one
+language shows (``test_gateway_i18n`` compares their keys).
 """
 
 from __future__ import annotations
@@ -97,6 +100,10 @@ _FR: Final[dict[str, str]] = {
     "sending_enabled": "Envoi des webhooks activé",
     "delivery_mode": "Mode HTTP",
     "fallback_415": "Repli en mode formulaire sur HTTP 415",
+    "accept_any_2xx": "Accepter toute réponse 2xx (même un JSON « success: false »)",
+    "accept_any_2xx_help": "Sinon, une réponse 2xx dont le JSON dit « success: false » est un"
+    " échec, réessayé puis mis en lettres mortes (remote_application_error), comme le faisait"
+    " l'original. Une réponse non JSON (« Accepted » de Make) reste un succès.",
     "save": "Enregistrer",
     "saved": "Enregistré.",
     "save_required": "Sauvegarde requise",
@@ -130,6 +137,8 @@ _FR: Final[dict[str, str]] = {
     "rule_webhook": "URL du webhook",
     "rule_priority": "Priorité",
     "rule_stop": "Arrêter le traitement (ne pas envoyer à la cible par défaut)",
+    "rule_accept_any_2xx": "Accepter toute réponse 2xx",
+    "rule_require_success_true": "Exiger 200 + JSON « success: true »",
     "polling_title": "Planification de la relève",
     "polling_enabled": "Relève IMAP activée",
     "active_days": "Jours actifs",
@@ -273,6 +282,10 @@ _EN: Final[dict[str, str]] = {
     "sending_enabled": "Webhook sending enabled",
     "delivery_mode": "HTTP mode",
     "fallback_415": "Fall back to form mode on HTTP 415",
+    "accept_any_2xx": "Accept any 2xx reply (even a JSON “success: false”)",
+    "accept_any_2xx_help": "Otherwise a 2xx whose JSON says “success: false” is a failure,"
+    " retried then dead-lettered (remote_application_error), as the original did. A reply"
+    " that is not JSON (Make's “Accepted”) stays a success.",
     "save": "Save",
     "saved": "Saved.",
     "save_required": "Save required",
@@ -306,6 +319,8 @@ _EN: Final[dict[str, str]] = {
     "rule_webhook": "Webhook URL",
     "rule_priority": "Priority",
     "rule_stop": "Stop processing (skip the default target)",
+    "rule_accept_any_2xx": "Accept any 2xx reply",
+    "rule_require_success_true": "Require 200 + JSON “success: true”",
     "polling_title": "Polling schedule",
     "polling_enabled": "IMAP polling enabled",
     "active_days": "Active days",

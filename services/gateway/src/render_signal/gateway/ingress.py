@@ -1,9 +1,14 @@
 """HTTP ingress: Gmail Apps Script push and raw RFC 822 upload, published to ``mail.raw``.
 
-"Accepted" means durably on the stream: 202 is sent only after XADD returned.
-Redis down means 503 so the sender retries; a 2xx never hides a dropped email
-and a non-2xx never hides an accepted one. Bodies are counted while streamed,
-so an oversized upload is refused with 413 without being buffered in full.
+"Accepted" means durably on the stream: the 2xx is sent only after XADD
+returned. Redis down means 503 so the sender retries; a 2xx never hides a
+dropped email and a non-2xx never hides an accepted one. Bodies are counted
+while streamed, so an oversized upload is refused with 413 without being
+buffered in full.
+
+The Gmail route answers **200**, not 202: the Apps Script deployed for the
+original treats any status but exactly 200 as a failure, keeps its label and
+re-sends the message every minute. The raw route answers 202.
 """
 
 from __future__ import annotations
@@ -38,6 +43,13 @@ class Accepted(BaseModel):
     event_id: str
     stream_id: str
     email_id: str
+    message: str
+
+
+#: Fields of the Apps Script push kept on the event. ``message_id`` is sent by the
+#: script shipped in ``deploy/gmail/apps-script.js`` (the original's script has none);
+#: the original's ``snippet`` is ignored, as the original did.
+GMAIL_FIELDS = ("subject", "sender", "body", "date", "message_id")
 
 
 def _authorize(request: Request, settings: GatewaySettings) -> None:
@@ -66,7 +78,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _publish(ctx: GatewayContext, event: MailRaw, email_id: str) -> JSONResponse:
+async def _publish(
+    ctx: GatewayContext, event: MailRaw, email_id: str, status_code: int
+) -> JSONResponse:
     stream_id = await publish(ctx.redis, ctx.keys.mail_raw, event)
     logger.info(
         "INGRESS: accepted %s email (event %s, %d bytes)",
@@ -83,8 +97,10 @@ async def _publish(ctx: GatewayContext, event: MailRaw, email_id: str) -> JSONRe
             # The id the webhook will carry as microsoft_graph_email_id ("" when the
             # raw email has no Message-ID: ingest then derives it from its parsed headers).
             "email_id": email_id,
+            # One line an Apps Script (or a person with curl) can log as is.
+            "message": f"accepted: {event.source} email {email_id or event.event_id} is queued",
         },
-        status_code=202,
+        status_code=status_code,
     )
 
 
@@ -94,12 +110,12 @@ def _text(value: object) -> str:
 
 @router.post(
     "/api/ingress/gmail",
-    status_code=202,
+    status_code=200,
     response_model=Accepted,
     responses={400: {}, 401: {}, 409: {}, 413: {}, 503: {}},
 )
 async def ingress_gmail(request: Request, ctx: Context) -> JSONResponse:
-    """The Apps Script contract: JSON ``{subject?, sender, body, date?}``."""
+    """The Apps Script contract: JSON ``{subject?, sender, body, date?, message_id?}``."""
     settings = ctx.settings
     _authorize(request, settings)
     raw = await _read_body(request, settings.max_ingress_bytes)
@@ -109,7 +125,9 @@ async def ingress_gmail(request: Request, ctx: Context) -> JSONResponse:
         payload = None
     if not isinstance(payload, dict):
         raise ApiError(400, "Invalid JSON payload")
-    fields = {k: _text(payload.get(k)) for k in ("subject", "sender", "body", "date")}
+    fields = {k: _text(payload.get(k)) for k in GMAIL_FIELDS}
+    if not fields["message_id"]:
+        del fields["message_id"]  # the original's script: the event stays as it was
     for required in ("sender", "body"):
         if not fields[required].strip():
             raise ApiError(400, f"Missing field: {required}")
@@ -123,7 +141,7 @@ async def ingress_gmail(request: Request, ctx: Context) -> JSONResponse:
         gmail=fields,
         original_size=len(raw),
     )
-    return await _publish(ctx, event, gmail_email_id(fields))
+    return await _publish(ctx, event, gmail_email_id(fields), 200)
 
 
 @router.post(
@@ -153,4 +171,5 @@ async def ingress_raw(request: Request, ctx: Context) -> JSONResponse:
         original_size=len(raw),
     )
     message_id = raw_message_id(raw)
-    return await _publish(ctx, event, message_id_email_id(message_id) if message_id else "")
+    email_id = message_id_email_id(message_id) if message_id else ""
+    return await _publish(ctx, event, email_id, 202)

@@ -6,6 +6,7 @@ import logging
 from types import FrameType
 
 import uvicorn
+from render_signal.common.legacyenv import warn_legacy_variables
 from render_signal.common.logs import setup_logging
 from render_signal.common.settings import load_or_exit
 from render_signal.gateway.app import create_app
@@ -28,6 +29,7 @@ class GatewayServer(uvicorn.Server):
 def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("gateway", settings.common.log_level, settings.common.log_format)
+    warn_legacy_variables(settings.common.env_set)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,

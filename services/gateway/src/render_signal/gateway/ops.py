@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Query
 from render_signal.common.health import assess
+from render_signal.common.keys import STREAM_MAIL_RAW
 from render_signal.common.linkjournal import LinkJournal, LinkRecord, LinksFile
 from render_signal.common.logs import mask_url
 from render_signal.common.timefmt import epoch, iso
@@ -71,7 +72,9 @@ async def status(ctx: Context, session: Session) -> dict[str, Any]:
         disabled.append({**detail, "target": mask_url(target.decode("utf-8", "replace"))})
     logs = await read_attempts(ctx.redis, keys, 1, limit=LOG_KEEP)
     errors = [entry for entry in logs if entry.status in ERROR_STATUSES]
-    last_email = next((s.last_entry_at for s in report.streams if s.stream == "mail.raw"), None)
+    last_email = next(
+        (s.last_entry_at for s in report.streams if s.stream == STREAM_MAIL_RAW), None
+    )
     return {
         "success": True,
         "verdict": report.verdict,

@@ -5,7 +5,19 @@ from __future__ import annotations
 import msgspec
 from render_signal.common.settings import CommonSettings, EnvReader, read_common
 
-__all__ = ["GatewaySettings", "read_settings"]
+__all__ = ["RENDER_SERVICE_NAMES", "GatewaySettings", "RenderService", "read_settings"]
+
+#: The Render services the deploy trigger redeploys, workers first (the gateway that
+#: answers the request is replaced last).
+RENDER_SERVICE_NAMES = ("ingest", "offload", "notify", "gateway")
+
+
+class RenderService(msgspec.Struct, frozen=True, kw_only=True):
+    """One Render service to redeploy: its Deploy Hook and/or its id for the Render API."""
+
+    name: str
+    hook_url: str = ""
+    service_id: str = ""
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,9 +33,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     public_base_url: str
     trusted_proxies: tuple[str, ...]
     max_ingress_bytes: int
-    render_deploy_hook_url: str
+    #: Configured services only (a hook or an id), in RENDER_SERVICE_NAMES order.
+    render_services: tuple[RenderService, ...]
     render_api_key: str
-    render_service_id: str
     render_api_base: str
     render_clear_cache: str
     render_image_url: str
@@ -54,9 +66,8 @@ def read_settings(env: EnvReader) -> GatewaySettings:
         public_base_url=env.string("PUBLIC_BASE_URL"),
         trusted_proxies=env.csv("TRUSTED_PROXIES"),
         max_ingress_bytes=env.integer("MAX_EMAIL_BYTES", 25 * 1024 * 1024, minimum=1024),
-        render_deploy_hook_url=env.secret("RENDER_DEPLOY_HOOK_URL", required=False),
+        render_services=_render_services(env),
         render_api_key=env.secret("RENDER_API_KEY", required=False),
-        render_service_id=env.string("RENDER_SERVICE_ID"),
         render_api_base=env.string("RENDER_API_BASE_URL", "https://api.render.com"),
         render_clear_cache=clear_cache,
         render_image_url=env.string("RENDER_IMAGE_URL"),
@@ -73,6 +84,29 @@ def read_settings(env: EnvReader) -> GatewaySettings:
 
 
 RENDER_HOOK_PREFIX = "https://api.render.com/deploy/"
+
+
+def _render_services(env: EnvReader) -> tuple[RenderService, ...]:
+    """Per-service hooks and ids; the original's single-service names are the gateway's."""
+    hooks = {
+        "ingest": env.secret("RENDER_DEPLOY_HOOK_URL_INGEST", required=False),
+        "offload": env.secret("RENDER_DEPLOY_HOOK_URL_OFFLOAD", required=False),
+        "notify": env.secret("RENDER_DEPLOY_HOOK_URL_NOTIFY", required=False),
+        "gateway": env.secret(
+            "RENDER_DEPLOY_HOOK_URL_GATEWAY", "RENDER_DEPLOY_HOOK_URL", required=False
+        ),
+    }
+    ids = {
+        "ingest": env.string("RENDER_SERVICE_ID_INGEST"),
+        "offload": env.string("RENDER_SERVICE_ID_OFFLOAD"),
+        "notify": env.string("RENDER_SERVICE_ID_NOTIFY"),
+        "gateway": env.string("RENDER_SERVICE_ID_GATEWAY", "", "RENDER_SERVICE_ID"),
+    }
+    return tuple(
+        RenderService(name=name, hook_url=hooks[name], service_id=ids[name])
+        for name in RENDER_SERVICE_NAMES
+        if hooks[name] or ids[name]
+    )
 
 
 def _hook_prefix(env: EnvReader) -> str:

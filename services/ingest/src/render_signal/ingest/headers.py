@@ -31,6 +31,7 @@ __all__ = [
     "decode_bytes",
     "decode_header_value",
     "parse_sender",
+    "raw_header_text",
 ]
 
 #: Longest header value kept (real Subjects and Froms are far shorter).
@@ -133,6 +134,11 @@ def _raw_to_text(value: str) -> str:
     except UnicodeEncodeError:
         data = value.encode("utf-8", "surrogateescape")
     return decode_bytes(data, "utf-8")
+
+
+def raw_header_text(raw: str | None) -> str:
+    """A raw header value as one clean line of text, RFC 2047 words left encoded."""
+    return clean_header(_raw_to_text(raw[:MAX_HEADER_CHARS])) if raw else ""
 
 
 def decode_header_value(raw: str | None) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from render_signal.common.appliedconfig import AppliedConfigReporter
 from render_signal.common.configdocs import PollingConfig, ProcessingPrefs, RuntimeFlags
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
+from render_signal.common.legacyenv import warn_legacy_variables
 from render_signal.common.logs import setup_logging
 from render_signal.common.probes import ProbeResponder
 from render_signal.common.records import HeartbeatDetails, ImapState
@@ -19,6 +21,8 @@ from render_signal.ingest.settings import IngestSettings, applied_env, read_sett
 from render_signal.ingest.watcher import ImapWatcher
 
 __all__ = ["main", "run"]
+
+logger = logging.getLogger(__name__)
 
 
 async def run(settings: IngestSettings) -> int:
@@ -54,7 +58,10 @@ async def run(settings: IngestSettings) -> int:
     )
     components: list[Component] = [reporter.run, probes.run]
     if watcher is not None:
+        logger.info("BG_POLLER: IMAP watcher on (%s)", settings.imap_gate_reason)
         components.append(watcher.run)
+    else:
+        logger.info("BG_POLLER: IMAP watcher not started (%s)", settings.imap_gate_reason)
     components.append(lambda stop: run_parser(settings, redis, stop, watcher=config))
     components.append(config.listen)
     return await runtime.run(components)
@@ -63,6 +70,7 @@ async def run(settings: IngestSettings) -> int:
 def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("ingest", settings.common.log_level, settings.common.log_format)
+    warn_legacy_variables(settings.common.env_set)
     raise SystemExit(asyncio.run(run(settings)))
 
 

@@ -21,12 +21,11 @@ from email.parser import BytesParser
 import msgspec
 from render_signal.common.errors import PermanentError
 from render_signal.ingest.headers import (
-    MAX_HEADER_CHARS,
     BoundedPolicy,
-    clean_header,
     decode_bytes,
     decode_header_value,
     parse_sender,
+    raw_header_text,
 )
 
 __all__ = [
@@ -77,6 +76,8 @@ class ParsedEmail(msgspec.Struct, frozen=True, kw_only=True):
     body_text: str
     body_html: str
     truncated: bool = False
+    #: From as sent, unfolded, not RFC 2047-decoded (Gmail: the raw ``sender``).
+    from_header: str = ""
 
 
 class _CappedText:
@@ -214,8 +215,10 @@ def read_raw_email(raw: bytes, limits: ParseLimits) -> ParsedEmail:
     del raw
     subject = decode_header_value(_first_raw(msg, "subject"))
     sender_address, sender_email = parse_sender(decode_header_value(_first_raw(msg, "from")))
-    date = clean_header(_first_raw(msg, "date")[:MAX_HEADER_CHARS])
-    message_id = clean_header(_first_raw(msg, "message-id")[:MAX_HEADER_CHARS])
+    # Raw 8-bit header bytes arrive as surrogates: raw_header_text makes them text.
+    date = raw_header_text(_first_raw(msg, "date"))
+    message_id = raw_header_text(_first_raw(msg, "message-id"))
+    from_header = raw_header_text(_first_raw(msg, "from"))
 
     text = _CappedText(limits.max_text_bytes)
     html = _CappedText(limits.max_html_bytes)
@@ -261,23 +264,20 @@ def read_raw_email(raw: bytes, limits: ParseLimits) -> ParsedEmail:
         body_text=body_text,
         body_html=body_html,
         truncated=truncated,
+        from_header=from_header,
     )
 
 
 def read_gmail_push(fields: dict[str, str] | None, limits: ParseLimits) -> ParsedEmail:
-    """The Apps Script fields ``{subject, sender, body (HTML), date}`` as a parsed email."""
+    """The Apps Script fields ``{subject, sender, body (HTML), date, message_id?}`` as parsed."""
     if not isinstance(fields, dict):
         raise UnreadableEmail("gmail_push entry without gmail fields")
-
-    def field(name: str) -> str:
-        value = fields.get(name)
-        return value if isinstance(value, str) else ""
-
-    sender_raw, body = field("sender"), field("body")
+    text = {name: value for name, value in fields.items() if isinstance(value, str)}
+    sender_raw, body = text.get("sender", ""), text.get("body", "")
     if not sender_raw.strip() or not body.strip():
         raise UnreadableEmail("gmail_push entry without sender or body")
     sender_address, sender_email = parse_sender(decode_header_value(sender_raw))
-    date = clean_header(field("date")[:MAX_HEADER_CHARS])
+    date = raw_header_text(text.get("date"))
     html = _CappedText(limits.max_html_bytes)
     html.add(body)
     if html.truncated:
@@ -285,13 +285,14 @@ def read_gmail_push(fields: dict[str, str] | None, limits: ParseLimits) -> Parse
             "PARSE: HTML content truncated (exceeded %d bytes limit)", limits.max_html_bytes
         )
     return ParsedEmail(
-        subject=clean_header(field("subject")[:MAX_HEADER_CHARS]),
+        subject=raw_header_text(text.get("subject")),
         sender_address=sender_address,
         sender_email=sender_email,
         date=date,
         received_date=date,
-        message_id="",
+        message_id=raw_header_text(text.get("message_id")),
         body_text="",
         body_html=html.value(),
         truncated=html.truncated,
+        from_header=raw_header_text(sender_raw),
     )

@@ -1,11 +1,12 @@
 """The parser component: ``mail.raw`` -> ``mail.received``.
 
 Per entry: runtime flags, parse + links + detectors (in a worker thread),
-email-id dedup check, sender allowlist, reply/forward prefixes, then publish
-and only then mark the email id as seen (a crash in between republishes,
-never loses). An email that cannot be read at all is dead-lettered at once
-with the reason (:class:`PermanentError`); everything else is published with
-what could be read. Every outcome is counted and logged with its reason.
+email-id dedup check, sender allowlist, reply/forward prefixes, then an atomic
+dedup claim across paths (:mod:`render_signal.ingest.dedup`), then publish (a
+crash between claim and publish republishes on redelivery, never loses). An
+email that cannot be read at all is dead-lettered at once with the reason
+(:class:`PermanentError`); everything else is published with what could be
+read. Every outcome is counted and logged with its reason.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ import logging
 import time
 from collections.abc import Callable
 
-from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.consumer import Consumer
 from render_signal.common.errors import PermanentError
 from render_signal.common.events import MailRaw, MailReceived
-from render_signal.common.identity import gmail_email_id, message_id_email_id, raw_message_id
+from render_signal.common.identity import (
+    fingerprint,
+    gmail_email_id,
+    message_id_email_id,
+    normalise_message_id,
+    raw_message_id,
+)
 from render_signal.common.keys import GROUP_INGEST, consumer_name
 from render_signal.common.logs import log_context, mask_email
 from render_signal.common.streams import Delivery, publish
@@ -34,42 +40,21 @@ from render_signal.ingest.filters import (
     SKIP_DUPLICATE,
     SKIP_EXCLUDED,
     SKIP_GMAIL_DISABLED,
-    SKIP_REASONS,
     SKIP_REPLY,
     SKIP_SENDER,
     has_reply_prefix,
     load_policy,
 )
 from render_signal.ingest.history import IngestHistory
+from render_signal.ingest.identity import email_date, original_id
 from render_signal.ingest.identity import email_id as compute_email_id
 from render_signal.ingest.message import ParseLimits, UnreadableEmail
+from render_signal.ingest.parsemetrics import ARRIVAL_TO_PUBLISH, EMAILS, PARSE_SECONDS
 from render_signal.ingest.settings import IngestSettings
 
-__all__ = ["EMAILS", "PARSE_SECONDS", "ParserService", "run_parser"]
+__all__ = ["ParserService", "run_parser"]
 
 logger = logging.getLogger(__name__)
-
-EMAILS = Counter(
-    "render_signal_ingest_emails_total",
-    "Emails handled by the ingest parser, by outcome and reason",
-    ["outcome", "reason"],
-)
-PARSE_SECONDS = Histogram(
-    "render_signal_ingest_parse_seconds",
-    "Time to parse one email, extract its links and run the detectors",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
-ARRIVAL_TO_PUBLISH = Histogram(
-    "render_signal_ingest_imap_arrival_to_publish_seconds",
-    "From the IMAP watcher seeing an email to mail.received being published",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300),
-)
-# Fixed label set, all pre-created so dashboards see zeros rather than gaps.
-_LABELS = [("published", "ok"), ("dead_lettered", "unreadable")] + [
-    ("skipped", reason) for reason in SKIP_REASONS
-]
-for _outcome, _reason in _LABELS:
-    EMAILS.labels(_outcome, _reason)
 
 
 class ParserService:
@@ -92,7 +77,9 @@ class ParserService:
             max_text_bytes=settings.max_text_bytes,
             max_parse_bytes=settings.max_parse_bytes,
         )
-        self.seen = SeenEmails(redis, settings.common.keys, settings.dedup_ttl_s)
+        self.seen = SeenEmails(
+            redis, settings.common.keys, settings.dedup_ttl_s, settings.dedup_tolerance_s
+        )
         self.history = IngestHistory(TimelineWriter.configured(redis, settings.common))
         self.out_key = settings.common.keys.mail_received
 
@@ -118,17 +105,26 @@ class ParserService:
         subject: str = "",
         sender: str = "",
         first_sight: bool = True,
+        detail: str = "",
+        timeline_id: str = "",
     ) -> None:
-        """Count, log and record a skip (a duplicate goes on the first copy's timeline)."""
+        """Count, log and record a skip.
+
+        A duplicate goes on the timeline of the copy it duplicates
+        (``timeline_id``, else ``email_id``), as one more event.
+        """
         EMAILS.labels("skipped", reason).inc()
         logger.info(
-            "INGEST: skipped %s email %s from %s: %s",
+            "INGEST: skipped %s email %s from %s: %s%s",
             event.source,
             email_id,
             mask_email(sender),
             reason,
+            detail,
         )
-        await self.history.skipped(event, email_id, reason, subject, sender, first_sight)
+        await self.history.skipped(
+            event, timeline_id or email_id, reason, subject, sender, first_sight
+        )
 
     async def _handle(self, event: MailRaw, delivery: Delivery) -> None:
         policy = await load_policy(self.watcher, self.settings)
@@ -158,7 +154,7 @@ class ParserService:
         email_id = compute_email_id(parsed, event.source, event.gmail)
         log_context.set({"event_id": event.event_id, "email_id": email_id})
         subject, sender = parsed.subject, parsed.sender_email
-        if policy.dedup_enabled and await self.seen.seen(email_id):
+        if policy.dedup_enabled and await self.seen.seen(email_id, event.event_id):
             await self._skip(SKIP_DUPLICATE, event, email_id, sender=sender, first_sight=False)
             return
         if not policy.sender_allowed(parsed.sender_email):
@@ -180,6 +176,27 @@ class ParserService:
         received_date = parsed.received_date or (
             dt.datetime.fromtimestamp(event.received_at, dt.UTC).isoformat().replace("+00:00", "Z")
         )
+        if policy.dedup_enabled:
+            claim = await self.seen.claim(
+                email_id=email_id,
+                event_id=event.event_id,
+                fingerprint=fingerprint(parsed.sender_email, parsed.subject),
+                dated=email_date(parsed, event.received_at),
+                has_message_id=bool(normalise_message_id(parsed.message_id)),
+            )
+            if claim.duplicate:
+                # A fingerprint match names the copy it duplicates (another path's id).
+                detail = f" (same email as {claim.other})" if claim.verdict == "match" else ""
+                await self._skip(
+                    SKIP_DUPLICATE,
+                    event,
+                    email_id,
+                    sender=sender,
+                    first_sight=False,
+                    detail=detail,
+                    timeline_id=claim.other if claim.verdict == "match" else "",
+                )
+                return
         received = MailReceived(
             event_id=event.event_id,
             email_id=email_id,
@@ -197,11 +214,15 @@ class ParserService:
             truncated=event.truncated or parsed.truncated,
             received_at=event.received_at,
             trace={**event.trace, "parsed": time.time()},
+            date_header=parsed.date,
+            from_header=parsed.from_header,
+            legacy_email_id=original_id(parsed, event.source, event.gmail),
         )
         # On the timeline first, so offload's and notify's steps always come after it.
         await self.history.published(event, received)
         await publish(self.redis, self.out_key, received)
-        await self.seen.mark(email_id)
+        if not policy.dedup_enabled:
+            await self.seen.mark(email_id, event.event_id)
         EMAILS.labels("published", "ok").inc()
         if event.imap_arrived_at is not None:
             ARRIVAL_TO_PUBLISH.observe(max(0.0, time.time() - event.imap_arrived_at))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-__all__ = ["PROVIDERS", "Provider", "provider_for_host"]
+__all__ = ["PROVIDERS", "Provider", "is_site_page", "provider_for_host"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,24 @@ PROVIDERS: tuple[Provider, ...] = (
 )
 
 _BY_DOMAIN = {domain: provider for provider in PROVIDERS for domain in provider.domains}
+
+#: A provider's own pages, not transfers: its home or a language root, a site
+#: section (optionally under a language prefix), or a static asset.
+_SITE_PAGE = re.compile(
+    r"/?(?:[a-z]{2}(?:[-_][a-z]{2,4})?/?)?$"
+    r"|/(?:[a-z]{2}(?:[-_][a-z]{2,4})?/)?(?:help|support|features?|pricing|plans|business"
+    r"|teams?|enterprise|education|login|log-?in|sign-?in|register|sign-?up|logout|account"
+    r"|legal|privacy|terms|cookies|security|about|contact|blog|news|press|jobs|careers"
+    r"|downloads?|install|apps?|mobile|desktop|developers?|partners?|static|assets|images?"
+    r"|img|css|js|fonts?)(?:/.*)?$"
+    r"|.*\.(?:png|jpe?g|gif|webp|svg|ico|css|js|woff2?)$",
+    re.IGNORECASE,
+)
+
+
+def is_site_page(path: str) -> bool:
+    """True for a provider's own pages (home, help, pricing, assets): never a transfer."""
+    return _SITE_PAGE.match(path[:1024]) is not None
 
 
 def provider_for_host(host: str) -> Provider | None:

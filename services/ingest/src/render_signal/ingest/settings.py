@@ -7,7 +7,7 @@ from render_signal.common.appliedconfig import env_fallbacks
 from render_signal.common.records import AppliedValue
 from render_signal.common.settings import CommonSettings, EnvReader, read_common
 
-__all__ = ["IngestSettings", "applied_env", "read_settings"]
+__all__ = ["IngestSettings", "applied_env", "imap_gate", "read_settings"]
 
 
 class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,12 +45,15 @@ class IngestSettings(msgspec.Struct, frozen=True, kw_only=True):
     polling_start_hour: int = 0
     polling_end_hour: int = 24
     dedup_disabled: bool = False
+    dedup_tolerance_s: float = 900.0
+    #: Why the IMAP watcher is on or off (logged at start), see :func:`imap_gate`.
+    imap_gate_reason: str = ""
 
 
 def read_settings(env: EnvReader) -> IngestSettings:
     common = read_common(env, "ingest")
     imap_server = env.string("IMAP_SERVER")
-    imap_enabled = bool(imap_server) and env.boolean("IMAP_ENABLED", True)
+    imap_enabled, gate_reason = imap_gate(env)
     if imap_enabled:
         address = env.required("EMAIL_ADDRESS", why="IMAP_SERVER is set")
         password = env.secret("EMAIL_PASSWORD")
@@ -112,7 +115,31 @@ def read_settings(env: EnvReader) -> IngestSettings:
         polling_start_hour=env.integer("POLLING_ACTIVE_START_HOUR", 0, minimum=0, maximum=23),
         polling_end_hour=env.integer("POLLING_ACTIVE_END_HOUR", 24, minimum=0, maximum=24),
         dedup_disabled=env.boolean("DISABLE_EMAIL_ID_DEDUP", False),
+        dedup_tolerance_s=env.number("EMAIL_DEDUP_DATE_TOLERANCE_SECONDS", 900.0, minimum=0.0),
+        imap_gate_reason=gate_reason,
     )
+
+
+def imap_gate(env: EnvReader) -> tuple[bool, str]:
+    """Whether the IMAP watcher runs, and why. First match wins:
+
+    1. ``IMAP_SERVER`` unset: off (HTTP ingress only);
+    2. ``DISABLE_BACKGROUND_TASKS`` true: off (the original's override);
+    3. ``IMAP_ENABLED`` set: its value;
+    4. ``ENABLE_BACKGROUND_TASKS`` set: its value (the original's switch);
+    5. otherwise on.
+    """
+    if not env.string("IMAP_SERVER"):
+        return False, "IMAP_SERVER is not set"
+    if env.boolean("DISABLE_BACKGROUND_TASKS", False):
+        return False, "DISABLE_BACKGROUND_TASKS is set"
+    if env.raw("IMAP_ENABLED") is not None:
+        on = env.boolean("IMAP_ENABLED", True)
+        return on, f"IMAP_ENABLED={str(on).lower()}"
+    if env.raw("ENABLE_BACKGROUND_TASKS") is not None:
+        on = env.boolean("ENABLE_BACKGROUND_TASKS", True)
+        return on, f"ENABLE_BACKGROUND_TASKS={str(on).lower()}"
+    return True, "IMAP_SERVER is set (ENABLE_BACKGROUND_TASKS and IMAP_ENABLED unset)"
 
 
 def _weekday_numbers(env: EnvReader) -> tuple[int, ...]:

@@ -13,6 +13,9 @@
 * Failures (network, silent server, Redis): disconnect, then reconnect after a
   capped exponential backoff with full jitter; :attr:`ImapWatcher.state` says
   what it is doing (heartbeat, status verdict, ``/ready``).
+
+Over 300 lines: the loop above is one state machine (lock, schedule, connect,
+sync, IDLE, backoff); split, its transitions would be read across files.
 """
 
 from __future__ import annotations

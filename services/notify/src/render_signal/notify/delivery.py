@@ -2,13 +2,17 @@
 
 Exception/outcome tree (never raises for HTTP or transport problems):
 
-* ``success``: any 2xx (or, with ``require_success_true``, the original's
-  200 + JSON ``success: true``);
+* ``success``: a 2xx, unless its body is a JSON object saying ``success:
+  false`` (with ``accept_any_2xx``: any 2xx; with ``require_success_true``:
+  only the original's 200 + JSON ``success: true``). A body that is not JSON,
+  such as Make's plain ``Accepted``, says nothing: success;
 * ``retry``: 5xx, 408, 429, timeouts and transport errors (``Retry-After``
-  is parsed when present);
+  is parsed when present), and a 2xx saying ``success: false``
+  (``remote_application_error``: the receiver failed, e.g. could not send its
+  email, and may succeed later);
 * ``gone``: 410 -- the target is disabled;
-* ``fail``: any other 4xx, 415 after every mode, or a 2xx the receiver says
-  failed -- dead-lettered at once.
+* ``fail``: any other 4xx, 415 after every mode, or a 2xx without the
+  ``success: true`` that ``require_success_true`` wants -- dead-lettered at once.
 """
 
 from __future__ import annotations
@@ -84,12 +88,15 @@ def _failure_reason(status: int, body: str) -> str:
     return "remote_application_error"
 
 
-def _success_true(body: str) -> bool:
+def _success_field(body: str) -> object:
+    """The ``success`` member of a JSON object body, or None (not JSON, not an object)."""
+    if not body.lstrip().startswith("{"):
+        return None
     try:
         data = json.loads(body)
     except ValueError:
-        return False
-    return isinstance(data, dict) and data.get("success") is True
+        return None
+    return data.get("success") if isinstance(data, dict) else None
 
 
 class WebhookSender:
@@ -189,9 +196,11 @@ class WebhookSender:
         text = response.text
         snippet = _snippet(text)
         if 200 <= status < 300:
-            if target.require_success_true and not (status == 200 and _success_true(text)):
+            said = None if target.accept_any_2xx else _success_field(text)
+            strict_ok = status == 200 and said is True
+            if said is False or (target.require_success_true and not strict_ok):
                 return AttemptResult(
-                    outcome="fail",
+                    outcome="retry" if said is False else "fail",
                     status_code=status,
                     snippet=snippet,
                     failure_reason="remote_application_error",

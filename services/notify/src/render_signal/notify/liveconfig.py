@@ -32,6 +32,8 @@ class LiveConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     gate: GateConfig
     default_url: str
+    #: The default target's receiver contract (``webhook_accept_any_2xx``).
+    accept_any_2xx: bool
     ssl_verify: bool
     delivery_mode: str
     fallback_on_415: bool
@@ -63,6 +65,7 @@ async def load_live_config(watcher: ConfigWatcher, settings: NotifySettings) -> 
             policy=web.outside_window_policy,
         ),
         default_url=pick(web.webhook_url, settings.webhook_url),
+        accept_any_2xx=web.webhook_accept_any_2xx,
         ssl_verify=pick(web.webhook_ssl_verify, settings.ssl_verify),
         delivery_mode=pick(web.webhook_delivery_mode, settings.delivery_mode),
         fallback_on_415=pick(web.webhook_fallback_on_415, settings.fallback_on_415),

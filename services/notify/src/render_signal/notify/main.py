@@ -10,6 +10,7 @@ from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.consumer import Consumer
 from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import GROUP_NOTIFY, consumer_name
+from render_signal.common.legacyenv import warn_legacy_variables
 from render_signal.common.logs import setup_logging
 from render_signal.common.probes import ProbeResponder
 from render_signal.common.records import HeartbeatDetails
@@ -100,6 +101,7 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
 def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("notify", settings.common.log_level, settings.common.log_format)
+    warn_legacy_variables(settings.common.env_set)
     raise SystemExit(asyncio.run(run(settings)))
 
 

@@ -1,4 +1,13 @@
-"""The webhook body, field for field compatible with the original (§6.1)."""
+"""The webhook body, field for field compatible with the original (§6.1).
+
+Per source, as the original built them: ``receivedDateTime`` is the Date
+header (IMAP, raw upload) or the Apps Script's ``date`` string; ``sender_address``
+the raw From header or ``sender`` field; ``email_content`` the text parts, a
+newline and the HTML parts (IMAP, raw) or the pushed HTML body (Gmail), and
+``bodyPreview`` its first 200 characters. ``microsoft_graph_email_id`` is our
+email id (one per email across paths); ``legacy_email_id`` is the id the
+original would have sent (``docs/migrating.md``).
+"""
 
 from __future__ import annotations
 
@@ -15,17 +24,24 @@ def build_payload(
     event: MailOffloaded, decision: Decision, priority: str | None = None
 ) -> dict[str, Any]:
     """Original field names; optional fields absent (not null) when unknown."""
-    text = event.body_text or ""
+    if event.source == "gmail_push":
+        content = event.body_html or event.body_text
+    else:
+        content = (event.body_text or "") + "\n" + (event.body_html or "")
     payload: dict[str, Any] = {
         "microsoft_graph_email_id": event.email_id,
         "subject": event.subject or "",
-        "receivedDateTime": event.received_date,
-        "sender_address": event.sender_address,
+        "receivedDateTime": (
+            event.date_header if event.date_header is not None else event.received_date
+        ),
+        "sender_address": event.from_header or event.sender_address,
         "sender_email": event.sender_email,
-        "bodyPreview": (text or event.body_html or "")[:200],
-        "email_content": text or event.body_html or "",
+        "bodyPreview": content[:200],
+        "email_content": content,
         "source": event.source,
     }
+    if event.legacy_email_id:
+        payload["legacy_email_id"] = event.legacy_email_id
     if event.detector:
         payload["detector"] = event.detector
     if event.delivery_time:

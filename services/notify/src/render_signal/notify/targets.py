@@ -9,6 +9,13 @@ the URL is resolved again from the configuration at every attempt
 (:func:`current_target`): fixing a target's URL and retrying (or replaying a
 dead letter) reaches the new URL with the same webhook-id, the receiver's
 idempotency key.
+
+Receiver contract (``delivery``): by default a 2xx is delivered unless its body
+is a JSON object saying ``success: false`` (the original's PHP receiver on an
+application error), which is a failure, retried then dead-lettered. A body that
+is not JSON ("Accepted" from Make) stays a success. ``accept_any_2xx`` counts
+every 2xx; a rule's ``require_success_true`` wants the original's 200 +
+``success: true``. Both are read with the rest of the target at every attempt.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
     priority: str = "normal"
     policy: Literal["defer", "drop"] | None = None
     require_success_true: bool = False
+    accept_any_2xx: bool = False
     rule_id: str | None = None
 
     def key(self) -> str:
@@ -68,7 +76,7 @@ def _classify(url: str, from_rule: bool) -> TargetClass:
 
 def _default(config: LiveConfig) -> Target:
     url = config.default_url if usable_url(config.default_url) else ""
-    return Target(url=url, target_class=_classify(url, False))
+    return Target(url=url, target_class=_classify(url, False), accept_any_2xx=config.accept_any_2xx)
 
 
 def _rule_target(config: LiveConfig, rule_id: str) -> Target | None:
@@ -84,6 +92,7 @@ def _rule_target(config: LiveConfig, rule_id: str) -> Target | None:
         priority=actions.priority,
         policy=actions.outside_window_policy,
         require_success_true=actions.require_success_true,
+        accept_any_2xx=actions.accept_any_2xx,
         rule_id=rule.id,
     )
 

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from render_signal.common.consumer import Consumer
 from render_signal.common.events import MailReceived
 from render_signal.common.keys import GROUP_OFFLOAD, consumer_name
+from render_signal.common.legacyenv import warn_legacy_variables
 from render_signal.common.linkjournal import LinkJournal, LinksFile
 from render_signal.common.logs import mask_url, setup_logging
 from render_signal.common.probes import ProbeResponder
@@ -125,6 +126,7 @@ async def run(settings: OffloadSettings) -> int:
 def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("offload", settings.common.log_level, settings.common.log_format)
+    warn_legacy_variables(settings.common.env_set)
     raise SystemExit(asyncio.run(run(settings)))
 
 

@@ -206,11 +206,15 @@ class OffloadService:
         provider = link.provider or "unknown"
         label = provider_label(provider)
         try:
-            source = normalise(provider, link.raw_url)
+            # An opaque gateway link is the gateway's URL, not the provider's: kept as is.
+            opaque = "mimecast_opaque" in link.flags
+            source = link.raw_url if opaque else normalise(provider, link.raw_url)
         except Exception:  # a malformed URL must not cost the email
             logger.exception("OFFLOAD: could not normalise a %s link", label)
             source = link.raw_url
-        kept = DeliveryLink(provider=provider, raw_url=link.raw_url, direct_url=source)
+        kept = DeliveryLink(
+            provider=provider, raw_url=link.raw_url, direct_url=source, flags=link.flags
+        )
         if self.client is None:
             ATTEMPTS.labels(label, "skipped").inc()
             return kept, None, "offload_disabled"
@@ -275,4 +279,5 @@ class OffloadService:
             direct_url=link.direct_url,
             r2_url=r2_url,
             original_filename=filename,
+            flags=link.flags,
         )

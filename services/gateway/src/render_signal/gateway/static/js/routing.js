@@ -43,7 +43,8 @@ function ruleCard(rule = {}) {
   for (const c of rule.conditions?.length ? rule.conditions : [{}]) conditions.append(conditionRow(c));
   const add = el("button", { type: "button", class: "button button--small", text: t("rule_add_condition") });
   add.addEventListener("click", () => conditions.append(conditionRow()));
-  const card = el("li", { class: "rule", dataset: { ruleId: id } });
+  // Action fields this editor has no control for (outside_window_policy, ...) ride along.
+  const card = el("li", { class: "rule", dataset: { ruleId: id, actions: JSON.stringify(actions) } });
   const remove = el("button", { type: "button", class: "button button--small button--warn", text: t("rule_remove") });
   remove.addEventListener("click", () => { card.remove(); updateEmpty(); });
   card.append(
@@ -56,6 +57,9 @@ function ruleCard(rule = {}) {
       labelled(t("rule_webhook"), el("input", { type: "url", name: "webhook_url", value: actions.webhook_url ?? "", spellcheck: "false" })),
       labelled(t("rule_priority"), select("priority", PRIORITIES, actions.priority)),
       labelled(t("rule_stop"), el("input", { type: "checkbox", name: "stop_processing", checked: Boolean(actions.stop_processing) }))),
+    el("div", { class: "row" },
+      labelled(t("rule_accept_any_2xx"), el("input", { type: "checkbox", name: "accept_any_2xx", checked: Boolean(actions.accept_any_2xx) })),
+      labelled(t("rule_require_success_true"), el("input", { type: "checkbox", name: "require_success_true", checked: Boolean(actions.require_success_true) }))),
   );
   return card;
 }
@@ -72,9 +76,12 @@ export function collectRules() {
       case_sensitive: $("[name=case_sensitive]", row).checked,
     })),
     actions: {
+      ...JSON.parse(card.dataset.actions || "{}"),
       webhook_url: $("[name=webhook_url]", card).value.trim(),
       priority: $("[name=priority]", card).value,
       stop_processing: $("[name=stop_processing]", card).checked,
+      accept_any_2xx: $("[name=accept_any_2xx]", card).checked,
+      require_success_true: $("[name=require_success_true]", card).checked,
     },
   }));
 }

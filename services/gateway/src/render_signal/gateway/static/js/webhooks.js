@@ -29,6 +29,7 @@ async function loadTargets() {
   $("#webhook-sending-enabled").checked = Boolean(config.webhook_sending_enabled);
   $("#webhook-delivery-mode").value = config.webhook_delivery_mode === "form" ? "form" : "json";
   $("#webhook-fallback-415").checked = Boolean(config.webhook_fallback_on_415);
+  $("#webhook-accept-any-2xx").checked = Boolean(config.webhook_accept_any_2xx);
   showSources($("#targets-form"), config);
 }
 
@@ -43,6 +44,7 @@ function initTargets() {
       webhook_sending_enabled: $("#webhook-sending-enabled").checked,
       webhook_delivery_mode: $("#webhook-delivery-mode").value,
       webhook_fallback_on_415: $("#webhook-fallback-415").checked,
+      webhook_accept_any_2xx: $("#webhook-accept-any-2xx").checked,
     };
     // The GET answer is masked ("https://host/***"): sending it back would overwrite the real URL.
     if (url.value.trim() && url.value.trim() !== url.dataset.original) body.webhook_url = url.value.trim();
