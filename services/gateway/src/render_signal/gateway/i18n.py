@@ -102,7 +102,8 @@ _FR: Final[dict[str, str]] = {
     "fallback_415": "Repli en mode formulaire sur HTTP 415",
     "accept_any_2xx": "Accepter toute réponse 2xx (même un JSON « success: false »)",
     "accept_any_2xx_help": "Sinon, une réponse 2xx dont le JSON dit « success: false » est un"
-    " échec, réessayé puis mis en lettres mortes (remote_application_error), comme le faisait"
+    " échec, réessayé puis mis en lettres mortes (« le destinataire a répondu sans succès »),"
+    " comme le faisait"
     " l'original. Une réponse non JSON (« Accepted » de Make) reste un succès.",
     "save": "Enregistrer",
     "saved": "Enregistré.",
@@ -284,7 +285,8 @@ _EN: Final[dict[str, str]] = {
     "fallback_415": "Fall back to form mode on HTTP 415",
     "accept_any_2xx": "Accept any 2xx reply (even a JSON “success: false”)",
     "accept_any_2xx_help": "Otherwise a 2xx whose JSON says “success: false” is a failure,"
-    " retried then dead-lettered (remote_application_error), as the original did. A reply"
+    " retried then dead-lettered (“the receiver answered without success”), as the original"
+    " did. A reply"
     " that is not JSON (Make's “Accepted”) stays a success.",
     "save": "Save",
     "saved": "Saved.",
