@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= uv
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format typecheck pytest worker-test bench compose-test clean
+.PHONY: help install run test lint format typecheck pytest worker-test bench compose-test screenshots clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ bench: install ## Benchmarks with same-run baselines (JSON + Markdown in bench/r
 compose-test: ## Build the images, run the compose stack (Docker or podman), mail through it, tear down
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
 	$(UV) run --frozen python -m deploy.compose.compose_test $(COMPOSE_TEST_ARGS)
+
+screenshots: ## Refresh docs/screenshots/: every console page, fr/en, 1366 and 390 px (real pipeline + Chromium)
+	$(UV) run python -m tests.integration.screenshots
 
 clean: ## Remove local run state (keeps .env)
 	rm -rf .run test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -62,12 +62,13 @@ def pipeline_factory(tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Show what the e2e and fault runs measured (latency, counts, seed) even when
-    they pass: pytest only shows captured output of failures."""
+    """Show what the e2e, fault and console runs measured (latency, counts, seed) even
+    when they pass: pytest only shows captured output of failures."""
+    measured = ("/test_e2e_", "/test_faults_", "/test_operator_console")
     reports = [
         r
         for r in terminalreporter.stats.get("passed", [])
-        if r.when == "call" and ("/test_e2e_" in r.nodeid or "/test_faults_" in r.nodeid)
+        if r.when == "call" and any(part in r.nodeid for part in measured)
     ]
     if not reports:
         return

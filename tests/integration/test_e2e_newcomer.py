@@ -4,15 +4,13 @@ log within 5 s, delivered to the dev recording sink (``.run/sink.jsonl``).
 
 The dashboard is read as a person would: a logged-in session (login form with
 its CSRF token, dev credentials from the written ``.env``), then
-``GET /api/webhook_logs``; and a screenshot of the page through real Chromium.
-Set ``RENDER_SIGNAL_UPDATE_SCREENSHOTS=1`` to refresh the README's copy in
-``docs/screenshots/newcomer-webhook-log.png``.
+``GET /api/webhook_logs``; and a screenshot of the page through real Chromium
+(kept with the test's files; ``make screenshots`` makes the README's pictures).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import time
@@ -29,8 +27,6 @@ from render_signal.devstack.redisserver import find_redis_server
 from .harness.dashboard import login
 from .stack import Stack
 
-REPO = Path(__file__).resolve().parents[2]
-SCREENSHOT = REPO / "docs" / "screenshots" / "newcomer-webhook-log.png"
 CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = pytest.mark.integration
@@ -113,12 +109,7 @@ def _screenshot(gateway: str, env: dict[str, str], subject: str, tmp_path: Path)
     require_component(
         shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists(), "no /usr/bin/chromium"
     )
-    target = (
-        SCREENSHOT
-        if os.environ.get("RENDER_SIGNAL_UPDATE_SCREENSHOTS") == "1"
-        else tmp_path / "newcomer-webhook-log.png"
-    )
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = tmp_path / "newcomer-webhook-log.png"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         try:

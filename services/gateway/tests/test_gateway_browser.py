@@ -43,7 +43,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-README_SHOT = REPO_ROOT / "docs" / "screenshots" / "dashboard.png"
 CHROMIUM = Path("/usr/bin/chromium")
 USER = "operator"
 PASSWORD = "pw-browser-3b7f0e2a91"
@@ -343,21 +342,23 @@ def test_login_dashboard_languages_and_screenshots(
     )
     expect(page.locator("#current-user")).to_have_text(USER)
     expect(page.locator("#session-kind")).to_have_text("admin")
-    # An error in the last hour turns the banner red (the original's rule).
-    expect(page.locator("#status-banner")).to_have_attribute("data-level", "critical")
+    # The verdict, from heartbeats: only the gateway runs here, so the others are down
+    # and stay listed (red, "last seen"), and the headline says so.
+    expect(page.locator("#status-banner")).to_have_attribute("data-verdict", "failing")
+    notify = page.locator('#status-services [data-service="notify"]')
+    expect(notify).to_have_attribute("data-state", "down")
+    expect(notify).to_contain_text("arrêté · jamais vu")
     expect(page.locator("#status-errors-1h")).to_have_text("1")
     expect(page.locator("#status-services")).to_contain_text("gateway")
     timeline = page.locator("#logs-timeline > li")
     expect(timeline).to_have_count(3)
     expect(timeline.nth(0)).to_have_attribute("data-status", "deferred")
     expect(timeline.nth(1)).to_contain_text("HTTP 503")
+    expect(timeline.nth(0)).to_contain_text("hors de la fenêtre horaire")  # not "outside_window"
     # Email text is shown as text, never parsed as HTML.
     expect(timeline.nth(0)).to_contain_text("<b>pas du HTML</b>")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-fr.png"), full_page=True)
-    if os.environ.get("RENDER_SIGNAL_UPDATE_SCREENSHOTS") == "1":
-        # Refreshing the committed README picture is a deliberate act, not a test side effect.
-        page.screenshot(path=str(README_SHOT), full_page=True)
 
     page.goto("/?lang=en")
     expect(page.locator("html")).to_have_attribute("lang", "en")
@@ -365,7 +366,7 @@ def test_login_dashboard_languages_and_screenshots(
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     page.screenshot(path=str(ARTIFACTS / "dashboard-en.png"), full_page=True)
     page.goto("/")
-    expect(page.locator("#status-title")).to_have_text("System status")
+    expect(page.locator("#status-summary")).to_have_text("Failing: action needed")
     strings = page.request.get("/api/i18n?lang=fr").json()["strings"]
     assert strings["status_title"] == "État du système"
 
@@ -378,6 +379,9 @@ def test_tabs_keyboard_and_routing_lock(
 
     page = browsing.login(browsing.new_page())
     page.get_by_role("tab", name="Vue d'ensemble").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Historique")).to_be_focused()
+    expect(page.locator("#panel-history")).to_be_visible()
     page.keyboard.press("ArrowRight")
     expect(page.get_by_role("tab", name="Webhooks")).to_be_focused()
     expect(page.locator("#panel-webhooks")).to_be_visible()
@@ -478,7 +482,7 @@ def test_time_window_saved_in_browser_is_applied_by_notify(
         page.click("#logs-refresh")
         item = page.locator("#logs-timeline > li", has_text=email_id)
         expect(item).to_have_attribute("data-status", "deferred")
-        expect(item).to_contain_text("outside_window")
+        expect(item).to_contain_text("hors de la fenêtre horaire")
     finally:
         notify.stop()
 
@@ -531,6 +535,7 @@ def test_permanent_magic_link_refused_after_revoke(browsing: Browsing) -> None:
         visitor.wait_for_url(f"{browsing.base_url}/")
 
     row.get_by_role("button", name="Révoquer").click()
+    page.click("#confirm-ok")  # revoking is confirmed first
     expect(row).to_have_count(0)
     expect(page.locator("#magic-none")).to_be_visible()
 
@@ -586,6 +591,7 @@ def test_magic_link_session_is_an_operator_and_ends_when_revoked(browsing: Brows
 
     # Revoking the link from the admin session ends the operator's session at once.
     admin.locator(f'#magic-rows tr[data-link-id="{link_id}"]').get_by_role("button").click()
+    admin.click("#confirm-ok")  # revoking asks for confirmation
     expect(admin.locator(f'#magic-rows tr[data-link-id="{link_id}"]')).to_have_count(0)
     operator.goto("/")
     expect(operator).to_have_url(re.compile(r"/login\?next=%2F$"))

@@ -249,18 +249,14 @@ class EnvReader:
         return value
 
     def allowed_networks(self) -> tuple[IPNetwork, ...]:
-        """``OUTBOUND_ALLOW_NETWORKS``: internal networks outbound calls may reach
-        (a receiver in the same VPC); metadata addresses stay refused. Cached: read
-        once, problems reported once."""
+        """``OUTBOUND_ALLOW_NETWORKS``: internal networks outbound calls may reach (cached)."""
         if self._allowed is None:
             networks: list[IPNetwork] = []
             for item in self.csv("OUTBOUND_ALLOW_NETWORKS"):
                 try:
                     networks.append(ipaddress.ip_network(item, strict=False))
                 except ValueError:
-                    self.problems.append(
-                        f"OUTBOUND_ALLOW_NETWORKS: {item!r} is not a network (e.g. 10.20.0.0/16)"
-                    )
+                    self.problems.append(f"OUTBOUND_ALLOW_NETWORKS: {item!r} is not a network")
             self._allowed = tuple(networks)
         return self._allowed
 
@@ -273,9 +269,8 @@ class EnvReader:
         return point
 
     def resolve_overrides(self) -> dict[str, str]:
-        """``RENDER_SIGNAL_RESOLVE`` (``name=address,...``): tests pin names to addresses
-        (as ``curl --resolve``); refused outside dev mode. The address policy still
-        checks every pinned address."""
+        """``RENDER_SIGNAL_RESOLVE`` (``name=address,...``, as ``curl --resolve``), dev mode
+        only: tests pin names to addresses, each still checked by the address policy."""
         pins: dict[str, str] = {}
         for item in self.csv("RENDER_SIGNAL_RESOLVE"):
             name, _, address = item.partition("=")

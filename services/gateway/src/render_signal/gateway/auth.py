@@ -39,6 +39,7 @@ from render_signal.gateway.guards import (
     set_session_cookie,
     verify_login_csrf,
 )
+from render_signal.gateway.i18n import chosen_language, remember_language
 from render_signal.gateway.magic import MagicLinkStore, iso_utc
 from render_signal.gateway.passwords import verify_password
 from render_signal.gateway.security import client_ip
@@ -56,6 +57,11 @@ router = APIRouter(tags=["auth"])
 
 
 def _lang(request: Request) -> str:
+    # A choice made with ``?lang=`` (here or on the dashboard, remembered in a
+    # cookie) wins, so the login page and the page after it speak the same language.
+    chosen = chosen_language(request)
+    if chosen:
+        return chosen
     return "fr" if request.headers.get("accept-language", "").lower().startswith("fr") else "en"
 
 
@@ -103,7 +109,9 @@ async def login_page(
     if await optional_session(request) is not None:
         return RedirectResponse(safe_next(request, next), status_code=303)
     message = INVALID_CREDENTIALS[_lang(request)] if error else None
-    return _render_login(request, error=message, status_code=200, next_url=safe_next(request, next))
+    page = _render_login(request, error=message, status_code=200, next_url=safe_next(request, next))
+    remember_language(request, page)
+    return page
 
 
 @router.post("/login", response_class=HTMLResponse)

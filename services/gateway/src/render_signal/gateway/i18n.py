@@ -13,11 +13,17 @@ from __future__ import annotations
 
 from typing import Final
 
+from render_signal.gateway.consolestrings import CONSOLE_EN, CONSOLE_FR
+from starlette.requests import Request
+from starlette.responses import Response
+
 __all__ = [
     "DEFAULT_LANGUAGE",
     "LANGUAGES",
     "LANG_COOKIE",
+    "chosen_language",
     "parse_accept_language",
+    "remember_language",
     "resolve_language",
     "strings",
 ]
@@ -25,6 +31,7 @@ __all__ = [
 DEFAULT_LANGUAGE: Final = "fr"
 LANGUAGES: Final = ("fr", "en")
 LANG_COOKIE: Final = "rs_lang"
+LANG_COOKIE_MAX_AGE_S: Final = 365 * 24 * 3600
 
 _FR: Final[dict[str, str]] = {
     "title": "Tableau de bord render-signal",
@@ -99,7 +106,8 @@ _FR: Final[dict[str, str]] = {
     "fallback_415": "Repli en mode formulaire sur HTTP 415",
     "accept_any_2xx": "Accepter toute réponse 2xx (même un JSON « success: false »)",
     "accept_any_2xx_help": "Sinon, une réponse 2xx dont le JSON dit « success: false » est un"
-    " échec, réessayé puis mis en lettres mortes (remote_application_error), comme le faisait"
+    " échec, réessayé puis mis en lettres mortes (« le destinataire a répondu sans succès »),"
+    " comme le faisait"
     " l'original. Une réponse non JSON (« Accepted » de Make) reste un succès.",
     "save": "Enregistrer",
     "saved": "Enregistré.",
@@ -169,7 +177,7 @@ _FR: Final[dict[str, str]] = {
     "magic_created": "Lien généré.",
     "magic_expires": "Expire le",
     "magic_no_expiry": "Sans expiration",
-    "copy": "Copier",
+    "copy_link": "Copier",
     "copied": "Lien copié dans le presse-papiers.",
     "copy_failed": "Copie impossible : sélectionnez le lien manuellement.",
     "magic_permanent": "Liens permanents",
@@ -285,7 +293,8 @@ _EN: Final[dict[str, str]] = {
     "fallback_415": "Fall back to form mode on HTTP 415",
     "accept_any_2xx": "Accept any 2xx reply (even a JSON “success: false”)",
     "accept_any_2xx_help": "Otherwise a 2xx whose JSON says “success: false” is a failure,"
-    " retried then dead-lettered (remote_application_error), as the original did. A reply"
+    " retried then dead-lettered (“the receiver answered without success”), as the original"
+    " did. A reply"
     " that is not JSON (Make's “Accepted”) stays a success.",
     "save": "Save",
     "saved": "Saved.",
@@ -355,7 +364,7 @@ _EN: Final[dict[str, str]] = {
     "magic_created": "Link generated.",
     "magic_expires": "Expires at",
     "magic_no_expiry": "No expiry",
-    "copy": "Copy",
+    "copy_link": "Copy",
     "copied": "Link copied to the clipboard.",
     "copy_failed": "Copy failed: select the link by hand.",
     "magic_permanent": "Permanent links",
@@ -397,7 +406,10 @@ _EN: Final[dict[str, str]] = {
     "close": "Close",
 }
 
-_STRINGS: Final[dict[str, dict[str, str]]] = {"fr": _FR, "en": _EN}
+_STRINGS: Final[dict[str, dict[str, str]]] = {
+    "fr": {**_FR, **CONSOLE_FR},
+    "en": {**_EN, **CONSOLE_EN},
+}
 
 
 def strings(lang: str) -> dict[str, str]:
@@ -441,3 +453,24 @@ def resolve_language(query: str | None, cookie: str | None, accept_language: str
         or parse_accept_language(accept_language)
         or DEFAULT_LANGUAGE
     )
+
+
+def chosen_language(request: Request) -> str | None:
+    """The language the visitor chose: ``?lang=``, else the remembered cookie; or None."""
+    return _supported(request.query_params.get("lang")) or _supported(
+        request.cookies.get(LANG_COOKIE)
+    )
+
+
+def remember_language(request: Request, response: Response) -> None:
+    """An explicit ``?lang=`` choice sticks for later visits (login page and dashboard)."""
+    chosen = _supported(request.query_params.get("lang"))
+    if chosen:
+        response.set_cookie(
+            LANG_COOKIE,
+            chosen,
+            max_age=LANG_COOKIE_MAX_AGE_S,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )

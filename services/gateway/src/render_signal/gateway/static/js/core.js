@@ -40,12 +40,15 @@ export function el(tag, attrs = {}, ...children) {
 export const $ = (selector, root = document) => root.querySelector(selector);
 export const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
 
-/** Show a message in the aria-live region; errors stay until dismissed. */
-export function toast(message, kind = "info") {
+/**
+ * Show a message in the aria-live region; errors stay until dismissed.
+ * `title`: the server's exact words, as a tooltip, when `message` is a translation.
+ */
+export function toast(message, kind = "info", { title } = {}) {
   const region = $("#toasts");
   const close = el("button", { type: "button", class: "toast__close", "aria-label": t("close"), text: "×" });
   const item = el("div", { class: `toast toast--${kind}`, role: kind === "error" ? "alert" : "status" },
-    el("span", { class: "toast__text", text: message }), close);
+    el("span", { class: "toast__text", text: message, title: title || undefined }), close);
   close.addEventListener("click", () => item.remove());
   region.append(item);
   if (kind !== "error") setTimeout(() => item.remove(), 6000);
@@ -58,6 +61,22 @@ export class ApiError extends Error {
     this.status = status;
     this.data = data;
   }
+}
+
+// Server messages are English sentences; the page translates the ones it knows (main.js
+// installs messages.js here, so this module stays free of the vocabulary).
+let explain = (message) => message;
+
+/** Install the translator of server error messages: `(message, status) => text`. */
+export function setErrorExplainer(explainer) {
+  explain = explainer;
+}
+
+/** The server's error sentence from an answer body (FastAPI 422 details included). */
+function serverMessage(data, fallback) {
+  const raw = data?.message ?? data?.detail ?? fallback;
+  if (Array.isArray(raw)) return raw.map((item) => item?.msg ?? String(item)).join("; ");
+  return typeof raw === "string" ? raw : fallback;
 }
 
 function csrfToken() {
@@ -99,9 +118,9 @@ export async function api(path, { method = "GET", json, form, quiet = false } = 
     data = await response.json().catch(() => null);
   }
   if (!response.ok || (data && data.success === false)) {
-    const detail = data?.message || data?.detail || response.statusText;
-    const message = `${t("error_generic")} ${response.status}: ${detail}`;
-    if (!quiet) toast(message, "error");
+    const raw = serverMessage(data, response.statusText);
+    const message = `${t("error_generic")} ${response.status}: ${explain(raw, response.status)}`;
+    if (!quiet) toast(message, "error", { title: raw });
     throw new ApiError(response.status, message, data);
   }
   return data ?? {};
@@ -131,6 +150,12 @@ export function relativeTime(value) {
   if (minutes < 60) return t("minutes_ago", { n: minutes });
   if (minutes < 24 * 60) return t("hours_ago", { n: Math.floor(minutes / 60) });
   return formatTime(value);
+}
+
+/** relativeTime() inside a sentence: "il y a 3 min", "à l'instant". */
+export function ago(value) {
+  const text = relativeTime(value);
+  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 /** Seconds as a short age ("4 s", "3 min", "2 h"). */

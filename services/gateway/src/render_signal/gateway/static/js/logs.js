@@ -1,8 +1,9 @@
 // Webhook log timeline (GET /api/webhook_logs?days=N) and a per-day sparkline.
 import { $, api, el, formatTime, toDate, t } from "./core.js";
+import { reasonText } from "./vocabulary.js";
 
 const ICONS = { success: "✓", error: "✗", skipped: "↷", deferred: "↻" };
-const ALIASES = { dead_letter: "error", rate_limited: "deferred", retry: "deferred" };
+const ALIASES = { dead_letter: "error", rate_limited: "deferred", retry: "deferred", retrying: "deferred" };
 
 function statusKey(status) {
   if (status in ICONS) return status;
@@ -12,7 +13,7 @@ function statusKey(status) {
 function statusLabel(status) {
   const key = `status_${status}`;
   const text = t(key);
-  return text === key ? String(status ?? "?") : text;
+  return text === key ? String(status ?? "?").replace(/_/g, " ") : text;
 }
 
 function logItem(log) {
@@ -22,8 +23,7 @@ function logItem(log) {
     log.attempt ? `${t("col_attempt")} ${log.attempt}` : null,
     log.delivery_mode ? `${t("col_mode")} ${log.delivery_mode}` : null,
     log.duration_ms !== undefined && log.duration_ms !== null ? `${Math.round(log.duration_ms)} ms` : null,
-    log.email_id ? `${t("col_email")} ${log.email_id}` : null,
-    log.failure_reason ? `${t("col_reason")}: ${log.failure_reason}` : null,
+    log.failure_reason ? `${t("col_reason")} : ${reasonText(log.failure_reason)}` : null,
     log.next_attempt_at ? `${t("next_attempt")} ${formatTime(log.next_attempt_at)}` : null,
   ].filter(Boolean);
   return el("li", { class: `timeline__item timeline__item--${status}`, dataset: { status } },
@@ -35,7 +35,10 @@ function logItem(log) {
         el("strong", { text: statusLabel(log.status) }),
         log.target ? el("code", { class: "timeline__target", text: log.target }) : null),
       log.subject ? el("p", { class: "timeline__subject", text: log.subject }) : null,
-      el("p", { class: "timeline__meta muted", text: facts.join(" · ") })));
+      el("p", { class: "timeline__meta muted", title: log.failure_reason ?? "" }, facts.join(" · "),
+        log.email_id ? ` · ${t("col_email")} ` : null,
+        log.email_id ? el("a", { href: `#history/${encodeURIComponent(log.email_id)}`, title: t("open_email"),
+          text: log.email_id }) : null)));
 }
 
 /** Bars of successes (up) and failures (down) per day, drawn on the canvas. */

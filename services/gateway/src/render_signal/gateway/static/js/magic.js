@@ -17,11 +17,14 @@ async function copyLink() {
 function linkRow(link) {
   const revoke = el("button", { type: "button", class: "button button--small button--warn", text: t("revoke"),
     "aria-label": `${t("revoke")} ${link.id}`, dataset: { revoke: link.id } });
-  revoke.addEventListener("click", () => busy(revoke, async () => {
-    const data = await api(`/api/auth/magic-links/${encodeURIComponent(link.id)}`, { method: "DELETE" });
-    toast(data.message || t("revoked"), "success");
-    await refreshMagicLinks();
-  }).catch(() => {}));
+  revoke.addEventListener("click", async () => {
+    if (!(await confirmDialog(t("confirm_revoke")))) return;
+    await busy(revoke, async () => {
+      await api(`/api/auth/magic-links/${encodeURIComponent(link.id)}`, { method: "DELETE" });
+      toast(t("revoked"), "success");
+      await refreshMagicLinks();
+    }).catch(() => {});
+  });
   return el("tr", { dataset: { linkId: link.id } },
     el("td", {}, el("code", { text: link.id })),
     el("td", { text: formatTime(link.created_at) }),

@@ -1,5 +1,6 @@
 // Operations tab: dead letters (with replay) and the link journal.
 import { $, api, busy, confirmDialog, el, formatTime, t, toast } from "./core.js";
+import { codeSpan, reasonSpan } from "./vocabulary.js";
 
 /** An <a> only for http(s) URLs; anything else (javascript:, data:) stays plain text. */
 function safeLink(url) {
@@ -24,12 +25,16 @@ function deadRow(item) {
     toast(data.message || t("replayed"), "success");
     await refreshDeadLetters();
   }).catch(() => {}));
-  const subject = [item.subject, item.email_id ? `(${item.email_id})` : null].filter(Boolean).join(" ");
+  // A webhook's error is a failure code (in words); a pipeline step's is the exception text.
+  const error = item.kind === "webhook" ? reasonSpan(item.reason ?? item.error) : item.error || "—";
+  const email = item.email_id
+    ? el("a", { href: `#history/${encodeURIComponent(item.email_id)}`, title: t("open_email"), text: item.subject || item.email_id })
+    : item.subject || "—";
   return el("tr", { dataset: { deadId: item.id } },
-    el("td", {}, el("code", { text: item.id })),
-    el("td", { text: item.kind ?? item.type ?? "—" }),
-    el("td", { text: subject || "—" }),
-    el("td", { class: "wrap", text: item.error ?? item.reason ?? "—" }),
+    el("td", { class: "wrap" }, el("code", { text: item.id })),
+    el("td", {}, codeSpan("dead_kind", item.kind)),
+    el("td", { class: "wrap" }, email),
+    el("td", { class: "wrap" }, error),
     el("td", { text: formatTime(item.failed_at) }),
     el("td", {}, replay));
 }

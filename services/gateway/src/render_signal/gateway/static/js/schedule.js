@@ -1,5 +1,6 @@
 // Schedule tab: IMAP polling schedule and runtime flags.
 import { $, $$, api, busy, el, t, toast, trackSaves } from "./core.js";
+import { showSources } from "./sources.js";
 
 // ---- polling schedule ------------------------------------------------------
 function asList(value) {
@@ -19,6 +20,7 @@ async function loadPolling() {
   $("#polling-vacation-end").value = config.vacation_end ?? "";
   $("#polling-enabled").checked = Boolean(config.enable_polling);
   $("#polling-senders").value = asList(config.sender_of_interest_for_polling).join("\n");
+  showSources($("#polling-form"), config);
 }
 
 function initPolling() {
@@ -61,6 +63,7 @@ async function loadFlags() {
       el("input", { type: "checkbox", name, checked: value, dataset: { flag: name } }),
       ` ${flagLabel(name)}`));
   $("#flags-list").replaceChildren(...boxes);
+  showSources($("#flags-form"), flags);
 }
 
 function initFlags() {

@@ -60,6 +60,7 @@ function initConfigIO() {
     const file = chosenFile($("#config-import-file"));
     if (!file) return;
     busy(importForm.querySelector("[type=submit]"), async () => {
+      if (!(await confirmDialog(t("confirm_import")))) return;
       let document;
       try {
         document = JSON.parse(await file.text());
@@ -81,6 +82,7 @@ function initConfigIO() {
     const form = new FormData();
     for (const file of input.files) form.append("files", file, file.name);
     busy(legacyForm.querySelector("[type=submit]"), async () => {
+      if (!(await confirmDialog(t("confirm_import_legacy")))) return;
       const data = await api("/api/config/import_legacy", { method: "POST", form });
       toast(data.message || t("imported"), "success");
       legacyForm.reset();

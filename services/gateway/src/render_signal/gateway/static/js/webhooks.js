@@ -1,5 +1,6 @@
 // Webhook tab: targets (URL/SSL/mode), the enforced time window, Absence Globale.
 import { $, $$, api, busy, el, t, toast, trackSaves } from "./core.js";
+import { showSources } from "./sources.js";
 
 /** "9h30" / "9:30" / "09h00" → "09:30"; anything else unchanged. */
 export function normaliseTime(value) {
@@ -29,6 +30,7 @@ async function loadTargets() {
   $("#webhook-delivery-mode").value = config.webhook_delivery_mode === "form" ? "form" : "json";
   $("#webhook-fallback-415").checked = Boolean(config.webhook_fallback_on_415);
   $("#webhook-accept-any-2xx").checked = Boolean(config.webhook_accept_any_2xx);
+  showSources($("#targets-form"), config);
 }
 
 function initTargets() {
@@ -68,6 +70,8 @@ async function loadWindow() {
   const data = await api("/api/webhooks/time-window");
   selectTime($("#window-start"), data.webhooks_time_start ?? data.start);
   selectTime($("#window-end"), data.webhooks_time_end ?? data.end);
+  // One source for the pair: the window is set (or left to the environment) as a whole.
+  showSources($("#window-form"), { _sources: { webhook_time_start: data.source, webhook_time_end: data.source } });
 }
 
 function initWindow() {
@@ -88,11 +92,13 @@ function initWindow() {
 
 // ---- Absence Globale -------------------------------------------------------
 async function loadAbsence() {
-  const data = await api("/api/absence");
+  // The whole webhook document: the same fields as /api/absence, with their sources.
+  const data = await api("/api/webhooks/config");
   const config = data.config ?? data;
   const days = new Set((config.absence_pause_days ?? []).map((d) => String(d).toLowerCase()));
   $("#absence-enabled").checked = Boolean(config.absence_pause_enabled);
   for (const box of $$("input[name=absence_day]")) box.checked = days.has(box.value);
+  showSources($("#absence-form"), config);
 }
 
 function initAbsence() {
