@@ -33,7 +33,8 @@ from typing import Any
 import httpx
 from render_signal.devstack.polling import wait_until
 
-from .harness.console import ConsoleBrowser, chromium_missing, env_defaults, post_email
+from .harness.console import ConsoleBrowser, chromium_missing, env_defaults
+from .harness.operator import post_email
 from .harness.pipeline import Pipeline, missing_components
 
 REPO = Path(__file__).resolve().parents[2]

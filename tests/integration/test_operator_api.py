@@ -17,14 +17,11 @@ and puts back what it changed:
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
-import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +31,7 @@ import pytest
 from render_signal.devstack.polling import wait_until
 from render_signal.devstack.receiver import Receiver
 
-from .harness.mail import make_email
+from .harness.operator import email_in_state, post_email, set_webhook, today
 from .harness.pipeline import Pipeline, missing_components
 
 pytestmark = pytest.mark.integration
@@ -66,40 +63,6 @@ def fixed() -> Iterator[Receiver]:
 
 
 # -- helpers ---------------------------------------------------------------------------
-def post_email(pipeline: Pipeline, *, subject_prefix: str = "") -> tuple[str, str]:
-    """Hand one email to the HTTP ingress; returns ``(marker, email_id)``."""
-    marker = f"E2E-{uuid.uuid4().hex[:8]}-1"
-    raw = make_email(marker)
-    if subject_prefix:
-        raw = raw.replace(b"Subject: ", b"Subject: " + subject_prefix.encode(), 1)
-    reply = httpx.post(
-        f"{pipeline.gateway_url}/api/ingress/raw",
-        content=raw,
-        headers={
-            "Authorization": f"Bearer {pipeline.api_token}",
-            "Content-Type": "message/rfc822",
-        },
-        timeout=15,
-    )
-    assert reply.status_code == 202, reply.text
-    email_id = reply.json()["email_id"]
-    assert email_id
-    return marker, email_id
-
-
-def email_in_state(client: httpx.Client, email_id: str, state: str, timeout_s: float = 30) -> Any:
-    found: dict[str, Any] = {}
-
-    def reached() -> bool:
-        reply = client.get(f"/api/emails/{email_id}")
-        if reply.status_code == 200:
-            found.update(reply.json())
-        return found.get("state") == state
-
-    wait_until(reached, timeout_s, lambda: f"email {email_id} {state}; it is {found}")
-    return found
-
-
 def verdict(client: httpx.Client) -> dict[str, Any]:
     reply = client.get("/api/status")
     assert reply.status_code == 200, reply.text
@@ -150,15 +113,6 @@ def cli_status(pipeline: Pipeline, tmp: Path) -> subprocess.CompletedProcess[str
         timeout=60,
         check=False,
     )
-
-
-def set_webhook(client: httpx.Client, **changes: object) -> None:
-    reply = client.post("/api/webhooks/config", json=changes)
-    assert reply.status_code == 200, reply.text
-
-
-def today(pipeline: Pipeline) -> str:
-    return dt.datetime.now(zoneinfo.ZoneInfo(pipeline.timezone)).strftime("%A").lower()
 
 
 # -- status -----------------------------------------------------------------------------

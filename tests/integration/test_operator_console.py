@@ -24,12 +24,10 @@ backend has to act: the machine is shared) or bounded polls of the API.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import signal
 import time
-import zoneinfo
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,7 +37,8 @@ from render_signal.devstack.polling import wait_until
 from render_signal.devstack.pytest_plugin import require_component
 from render_signal.devstack.receiver import Receiver
 
-from .harness.console import ConsoleBrowser, chromium_missing, env_defaults, post_email
+from .harness.console import ConsoleBrowser, chromium_missing, env_defaults
+from .harness.operator import email_in_state, post_email, set_webhook, today
 from .harness.pipeline import Pipeline, missing_components
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -108,28 +107,6 @@ def dead_email(pipeline: Pipeline, client: httpx.Client) -> str:
 
 
 # -- helpers ---------------------------------------------------------------------------
-def email_in_state(client: httpx.Client, email_id: str, state: str, timeout_s: float = 30) -> Any:
-    found: dict[str, Any] = {}
-
-    def reached() -> bool:
-        reply = client.get(f"/api/emails/{email_id}")
-        if reply.status_code == 200:
-            found.update(reply.json())
-        return found.get("state") == state
-
-    wait_until(reached, timeout_s, lambda: f"email {email_id} {state}; it is {found.get('state')}")
-    return found
-
-
-def set_webhook(client: httpx.Client, **changes: object) -> None:
-    reply = client.post("/api/webhooks/config", json=changes)
-    assert reply.status_code == 200, reply.text
-
-
-def today(pipeline: Pipeline) -> str:
-    return dt.datetime.now(zoneinfo.ZoneInfo(pipeline.timezone)).strftime("%A").lower()
-
-
 def open_tab(page: Any, name: str) -> None:
     from playwright.sync_api import expect
 

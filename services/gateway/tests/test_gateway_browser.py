@@ -33,6 +33,7 @@ from render_signal.common.events import DeliveryLink, MailOffloaded, encode_entr
 from render_signal.common.keys import Keys
 from render_signal.common.records import WebhookAttempt
 from render_signal.common.settings import EnvReader
+from render_signal.devstack.browser import CHROMIUM, watch_page
 from render_signal.devstack.polling import wait_until
 from render_signal.devstack.ports import free_port
 from render_signal.devstack.pytest_plugin import require_component
@@ -43,7 +44,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 USER = "operator"
 PASSWORD = "pw-browser-3b7f0e2a91"
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -215,16 +215,7 @@ class Browsing:
         )
         context.set_default_timeout(10_000)
         self.contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-
-        def console(message: Any) -> None:
-            text = message.text
-            if message.type == "error" and ("Content Security Policy" in text or "Refused" in text):
-                self.problems.append(f"CSP: {text}")
-
-        page.on("console", console)
-        return page
+        return watch_page(context.new_page(), self.problems)
 
     def login(self, page: Any) -> Any:
         from playwright.sync_api import expect

@@ -3,38 +3,22 @@
 Shared by the console's tests (``test_operator_console.py``) and the screenshot
 command (``screenshots.py``): launch the system Chromium (``/usr/bin/chromium``,
 never ``playwright install``), log in through the login form as an operator
-would, and hand emails to the HTTP ingress.
+would (the API steps are in :mod:`.operator`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import uuid
 import zoneinfo
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
+from render_signal.devstack.browser import CHROMIUM, chromium_missing, watch_page
 
-from .mail import make_email
 from .pipeline import Pipeline
 
-__all__ = ["CHROMIUM", "ConsoleBrowser", "chromium_missing", "env_defaults", "post_email"]
-
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-def chromium_missing() -> str | None:
-    """Why Chromium cannot be driven here, or None."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed"
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} not found (apt-get install chromium)"
-    return None
+__all__ = ["CHROMIUM", "ConsoleBrowser", "chromium_missing", "env_defaults"]
 
 
 def env_defaults(timezone: str) -> dict[str, str]:
@@ -49,29 +33,6 @@ def env_defaults(timezone: str) -> dict[str, str]:
         "POLLING_ACTIVE_START_HOUR": "0",
         "POLLING_ACTIVE_END_HOUR": "24",
     }
-
-
-def post_email(
-    pipeline: Pipeline, *, subject_prefix: str = "", marker: str | None = None
-) -> tuple[str, str]:
-    """Hand one email to the HTTP ingress; returns ``(marker, email_id)``."""
-    marker = marker or f"E2E-{uuid.uuid4().hex[:8]}-1"
-    raw = make_email(marker)
-    if subject_prefix:
-        raw = raw.replace(b"Subject: ", b"Subject: " + subject_prefix.encode(), 1)
-    reply = httpx.post(
-        f"{pipeline.gateway_url}/api/ingress/raw",
-        content=raw,
-        headers={
-            "Authorization": f"Bearer {pipeline.api_token}",
-            "Content-Type": "message/rfc822",
-        },
-        timeout=15,
-    )
-    assert reply.status_code == 202, reply.text
-    email_id = str(reply.json()["email_id"])
-    assert email_id
-    return marker, email_id
 
 
 class ConsoleBrowser:
@@ -112,16 +73,7 @@ class ConsoleBrowser:
         )
         context.set_default_timeout(timeout_ms)
         self._contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
-
-        def console(message: Any) -> None:
-            text = message.text
-            if message.type == "error" and ("Content Security Policy" in text or "Refused" in text):
-                self.problems.append(f"CSP: {text}")
-
-        page.on("console", console)
-        return page
+        return watch_page(context.new_page(), self.problems)
 
     def login(self, page: Any, *, lang: str = "fr") -> Any:
         """Log in with the login form (``?lang=`` chosen there) and wait for the dashboard."""

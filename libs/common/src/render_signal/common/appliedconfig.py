@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from render_signal.common.configdocs import ConfigDoc, UnsetType
 from render_signal.common.configstore import ConfigWatcher
+from render_signal.common.heartbeat import read_replica_records
 from render_signal.common.keys import Keys
 from render_signal.common.logs import mask_url
 from render_signal.common.records import AppliedConfig, AppliedScalar, AppliedValue
@@ -182,11 +183,4 @@ class AppliedConfigReporter:
 
 async def read_applied(redis: Redis, keys: Keys) -> list[AppliedConfig]:
     """Every live replica's applied configuration, by service then instance."""
-    records: list[AppliedConfig] = []
-    async for key in redis.scan_iter(match=keys.applied_pattern, count=200):
-        raw = await redis.get(key)
-        if raw:
-            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                records.append(_decoder.decode(raw))
-    records.sort(key=lambda r: (r.service, r.instance))
-    return records
+    return await read_replica_records(redis, keys.applied_pattern, _decoder)

@@ -21,11 +21,14 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from render_signal.common.errors import SettingsError
 from render_signal.common.logs import register_secret
 from render_signal.common.outbound import IPNetwork, normalise_host, parse_ip
 from render_signal.common.urls import policy_problem
+
+N = TypeVar("N", int, float)
 
 __all__ = [
     "DEV_MODE_WORDS",
@@ -42,24 +45,12 @@ FALSE_WORDS = frozenset({"0", "false", "no", "n", "off", ""})
 #: Values people leave in templates. Refused as secrets outside dev mode.
 PLACEHOLDER_SECRETS = frozenset(
     {
-        "changeme",
-        "change-me",
-        "change_me",
-        "secret",
-        "password",
-        "admin",
-        "token",
-        "test",
-        "dev",
-        "xxx",
-        "todo",
-        "replace-me",
-        "your-secret",
-        "votre_cle_secrete_tres_longue_et_aleatoire",
-        "token-ultra-secret",
+        "changeme", "change-me", "change_me", "secret", "password", "admin", "token", "test",
+        "dev", "xxx", "todo", "replace-me", "your-secret",
+        "votre_cle_secrete_tres_longue_et_aleatoire", "token-ultra-secret",
         "votre-secret-token-partage",
     }
-)
+)  # fmt: skip
 
 
 DEV_MODE_WORDS = frozenset({"dev", "development", "local", "test"})
@@ -201,35 +192,35 @@ class EnvReader:
         minimum: int | None = None,
         maximum: int | None = None,
     ) -> int:
+        return self._bounded(name, aliases, default, int, "an integer", minimum, maximum)
+
+    def number(self, name: str, default: float, *aliases: str, minimum: float = 0.0) -> float:
+        return self._bounded(name, aliases, default, float, "a number", minimum, None)
+
+    def _bounded(
+        self,
+        name: str,
+        aliases: tuple[str, ...],
+        default: N,
+        convert: Callable[[str], N],
+        kind: str,
+        minimum: N | None,
+        maximum: N | None,
+    ) -> N:
         found = self.raw(name, *aliases)
         if found is None:
             return default
         used, value = found
         try:
-            number = int(value)
+            number = convert(value)
         except ValueError:
-            self.problems.append(f"{used}: expected an integer, got {value!r}")
+            self.problems.append(f"{used}: expected {kind}, got {value!r}")
             return default
         if minimum is not None and number < minimum:
             self.problems.append(f"{used}: must be >= {minimum}, got {number}")
             return default
         if maximum is not None and number > maximum:
             self.problems.append(f"{used}: must be <= {maximum}, got {number}")
-            return default
-        return number
-
-    def number(self, name: str, default: float, *aliases: str, minimum: float = 0.0) -> float:
-        found = self.raw(name, *aliases)
-        if found is None:
-            return default
-        used, value = found
-        try:
-            number = float(value)
-        except ValueError:
-            self.problems.append(f"{used}: expected a number, got {value!r}")
-            return default
-        if number < minimum:
-            self.problems.append(f"{used}: must be >= {minimum}, got {number}")
             return default
         return number
 

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
@@ -23,7 +24,7 @@ from redis.exceptions import RedisError
 from render_signal.common.keys import Keys
 from render_signal.common.records import HeartbeatDetails, HeartbeatRecord
 
-__all__ = ["Heartbeat", "is_alive", "read_heartbeats", "read_last_seen"]
+__all__ = ["Heartbeat", "is_alive", "read_heartbeats", "read_last_seen", "read_replica_records"]
 
 LAST_SEEN_KEEP_S = 86400.0
 
@@ -115,16 +116,32 @@ def is_alive(beat: HeartbeatRecord, now: float) -> bool:
     return now - beat.ts <= beat.interval_s * 1.5 + 1
 
 
-async def read_heartbeats(redis: Redis, keys: Keys) -> list[HeartbeatRecord]:
-    """Every live heartbeat record, by service then instance."""
-    records: list[HeartbeatRecord] = []
-    async for key in redis.scan_iter(match=keys.heartbeat_pattern, count=200):
+class _PerReplica(Protocol):
+    service: str
+    instance: str
+
+
+R = TypeVar("R", bound=_PerReplica)
+
+
+async def read_replica_records(
+    redis: Redis, pattern: str, decoder: msgspec.json.Decoder[R]
+) -> list[R]:
+    """The per-replica records under ``pattern`` (a heartbeat, an applied config: one
+    key per replica, expiring with it), by service then instance; undecodable skipped."""
+    records: list[R] = []
+    async for key in redis.scan_iter(match=pattern, count=200):
         raw = await redis.get(key)
         if raw:
             with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                records.append(_decoder.decode(raw))
+                records.append(decoder.decode(raw))
     records.sort(key=lambda r: (r.service, r.instance))
     return records
+
+
+async def read_heartbeats(redis: Redis, keys: Keys) -> list[HeartbeatRecord]:
+    """Every live heartbeat record, by service then instance."""
+    return await read_replica_records(redis, keys.heartbeat_pattern, _decoder)
 
 
 async def read_last_seen(redis: Redis, keys: Keys) -> dict[str, float]:
