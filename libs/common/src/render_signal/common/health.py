@@ -28,12 +28,17 @@ import msgspec
 from redis.asyncio import Redis
 from render_signal.common.heartbeat import is_alive, read_heartbeats, read_last_seen
 from render_signal.common.keys import Keys
-from render_signal.common.records import HeartbeatRecord, StreamStatus, TargetHealth
+from render_signal.common.records import (
+    HeartbeatDetails,
+    HeartbeatRecord,
+    StreamStatus,
+    TargetHealth,
+)
 from render_signal.common.status import gather_streams
 from render_signal.common.streams import read_range
 from render_signal.common.timefmt import iso
 
-__all__ = ["SERVICES", "Problem", "ServiceHealth", "StatusReport", "assess"]
+__all__ = ["SERVICES", "Problem", "ServiceHealth", "StatusReport", "Verdict", "assess"]
 
 SERVICES = ("ingest", "offload", "notify", "gateway")
 FAILING_AFTER = 3
@@ -60,7 +65,7 @@ class InstanceHealth(msgspec.Struct, kw_only=True, omit_defaults=True):
     last_seen: float | None = None
     age_s: float | None = None
     pid: int | None = None
-    details: dict[str, object] = {}
+    details: HeartbeatDetails | None = None
 
 
 class ServiceHealth(msgspec.Struct, kw_only=True):
@@ -93,7 +98,7 @@ def _services(
                 last_seen=b.ts,
                 age_s=round(now - b.ts, 1),
                 pid=b.pid,
-                details=msgspec.to_builtins(b.details),
+                details=b.details,
             )
             for b in mine
         ]

@@ -157,6 +157,15 @@ class GroupStatus(msgspec.Struct, kw_only=True):
     consumers: int
 
 
+class DisabledTarget(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A target notify stopped sending to after a 410 Gone (``notify:disabled_targets``,
+    field = its URL); a replay of one of its dead letters lifts it."""
+
+    disabled_at: str  # UTC ISO 8601
+    status: int = 410
+    email_id: str | None = None
+
+
 class StreamStatus(msgspec.Struct, kw_only=True):
     """Backlog of one stream, as XINFO reports it."""
 

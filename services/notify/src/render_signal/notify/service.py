@@ -10,7 +10,6 @@ the entry. :meth:`NotifyService.process` is shared with the scheduler loop.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 
@@ -20,6 +19,7 @@ from render_signal.common.configstore import ConfigWatcher
 from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import consumer_name
 from render_signal.common.logs import mask_url
+from render_signal.common.records import DisabledTarget
 from render_signal.common.streams import Delivery
 from render_signal.common.timefmt import iso
 from render_signal.common.timeline import TimelineWriter
@@ -205,8 +205,8 @@ class NotifyService:
             await self.redis.hset(
                 self.keys.notify_disabled_targets,
                 job.target.url,
-                json.dumps(
-                    {"disabled_at": iso(now), "status": 410, "email_id": job.event.email_id}
+                msgspec.json.encode(
+                    DisabledTarget(disabled_at=iso(now), email_id=job.event.email_id)
                 ),
             )
             logger.error("NOTIFY: target %s answered 410: disabled", mask_url(job.target.url))
