@@ -20,6 +20,16 @@ Baselines measured in the same run, on the same corpus:
 * naive floor: one synchronous process doing parse -> Worker (the same workerd
   instance) per link -> receiver, no Redis.
 
+Two-replica variant (issue 17), the same components, HTTP ingress: the same
+saturation with two processes of each worker (ratio to one replica, same run;
+the CPU is shared, so what grows is the Worker calls and webhooks in flight,
+each replica capping its own), then
+2 emails/s for PHASE_S with each provider file taking 0.5 s and each webhook
+0.5 s (so every replica has work in flight) while one offload and one notify
+replica are SIGKILLed and not restarted: takeover time of each dead replica's
+work, worst delay between a kill and the delivery of an email in flight at it,
+latency.
+
 Corpus: seeded; 60 % ~50 KB multipart/alternative with quoted-printable HTML,
 30 % ~5 KB text, 10 % ~500 KB text emails (1-5 MB in the design, smaller to fit
 the 10-minute budget), each with a Dropbox and a SwissTransfer link and a
@@ -53,6 +63,7 @@ from render_signal.offload.objectkey import object_key
 
 from tests.integration.harness.mail import make_email
 from tests.integration.harness.pipeline import Pipeline, missing_components
+from tests.integration.harness.replicas import KillLog, delays_after_kills
 from tests.integration.harness.window import open_window
 
 __all__ = ["run"]
@@ -336,6 +347,61 @@ def open_loop(pipeline: Pipeline, corpus: Corpus, channel: str, rate: float) -> 
     return {"rate_per_s": round(rate, 2), "late_sends": late, **_percentiles(latencies)}
 
 
+def two_replicas(say: Callable[[str], None]) -> dict[str, Any]:
+    """Saturation with two replicas of each worker, then SIGKILLs under steady load."""
+    workdir = Path(tempfile.mkdtemp(prefix="rs-e2e-bench-replicas-"))
+    # The same components as the one-replica run (IMAP watched by one ingest replica).
+    pipeline = Pipeline(workdir, files_bytes=4096, replicas=2)
+    out: dict[str, Any] = {}
+    try:
+        pipeline.start()
+        start, end = open_window(pipeline.timezone)
+        window = {"webhook_time_start": start, "webhook_time_end": end}
+        pipeline.put_config("webhook_config", window)
+        say("e2e bench: saturation through HTTP ingress, two replicas of each worker")
+        out["sat_http"] = saturation(pipeline, Corpus("2e"), "http", threads=4)
+        say(f"  {out['sat_http']}")
+        rate = 2.0
+        pipeline.files.slow("/", 0.5)
+        pipeline.receiver.delay_s = 0.5
+        say(f"e2e bench: {rate:.1f}/s while an offload and a notify replica are SIGKILLed")
+        corpus = Corpus("2f")
+        kills = KillLog(pipeline)
+        sent: list[tuple[str, float]] = []
+        count = int(rate * PHASE_S)
+        began = time.monotonic()
+        plan = {count // 3: "offload-1", (2 * count) // 3: "notify-1"}
+        for index in range(count):
+            pause = began + index / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)  # constant arrival pacing
+            if index in plan:
+                kills.kill(plan[index], "gone")
+            marker, raw = corpus.next()
+            sent.append((marker, pipeline.ingress.post(marker, raw).at))
+        found = pipeline.receiver.wait_for_markers({m for m, _ in sent}, 120)
+        kills.join(60)
+        delivered = {m: r.at for m, r in found.items()}
+        from tests.integration.harness.mail import Sent
+
+        history = [Sent(m, "http", at, at, 1) for m, at in sent]
+        delays = delays_after_kills(history, delivered, kills.kills)
+        out["kills"] = {
+            "rate_per_s": round(rate, 2),
+            "takeover_s": {k.key: round(k.takeover_s or -1.0, 2) for k in kills.kills},
+            "held_at_kill": {k.key: k.held for k in kills.kills},
+            "worst_delay_after_kill_s": round(delays[0][0], 2) if delays else None,
+            **_percentiles([delivered[m] - at for m, at in sent]),
+        }
+        say(f"  {out['kills']}")
+    except Exception as exc:  # the one-replica figures stand without this variant
+        out["error"] = repr(exc)
+    finally:
+        pipeline.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
 def run(say: Callable[[str], None] = print) -> dict[str, Any]:
     reason = missing_components()
     if reason:
@@ -407,6 +473,7 @@ def run(say: Callable[[str], None] = print) -> dict[str, Any]:
     finally:
         pipeline.close()
         shutil.rmtree(workdir, ignore_errors=True)
+    results["two_replicas"] = two_replicas(say)
     return results
 
 

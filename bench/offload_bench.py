@@ -35,13 +35,14 @@ from typing import Any
 from redis.asyncio import Redis
 from render_signal.common.consumer import Consumer
 from render_signal.common.events import DeliveryLink, MailReceived, encode_entry
+from render_signal.common.keys import GROUP_OFFLOAD as GROUP
 from render_signal.common.keys import STREAM_MAIL_OFFLOADED, STREAM_MAIL_RECEIVED
 from render_signal.common.redisclient import create_redis
 from render_signal.common.settings import EnvReader
 from render_signal.common.streams import ensure_group
 from render_signal.devstack.polling import eventually
 from render_signal.devstack.redisserver import RedisServer
-from render_signal.offload.main import GROUP, build_service
+from render_signal.offload.main import build_service
 from render_signal.offload.settings import read_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "offload" / "tests"))

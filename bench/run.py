@@ -103,6 +103,27 @@ def e2e_rows(e2e: dict[str, Any]) -> list[tuple[str, Any, str, Any]]:
             2,
             ("e2e saturation, HTTP, R2 offload off (emails/s)", bare, ceiling, _ratio(bare, parse)),
         )
+    two = e2e.get("two_replicas", {})
+    if "sat_http" in two:
+        both = two["sat_http"]["per_s"]
+        rows.append(
+            ("e2e saturation, HTTP, 2 replicas of each worker (emails/s)", both,
+             f"1 replica {http}/s", _ratio(both, http))
+        )  # fmt: skip
+    if "kills" in two:
+        kills = two["kills"]
+        for key, took in kills["takeover_s"].items():
+            held = ", ".join(f"{k}={v}" for k, v in kills["held_at_kill"][key].items())
+            label = f"takeover after SIGKILL of {key}, holding {held or 'nothing'} (s)"
+            rows.append((label, took, "bound 15 s", None))
+        rows.append(
+            (f"worst delay after a kill, {kills['rate_per_s']}/s (s)",
+             kills["worst_delay_after_kill_s"], "bound 20 s", None)
+        )  # fmt: skip
+        rows.append((f"latency p99 with the kills, {kills['rate_per_s']}/s (ms)",
+                     kills.get("p99_ms"), "", None))  # fmt: skip
+    elif "error" in two:
+        rows.append(("two-replica variant", "failed", two["error"][:120], None))
     if "redis_benchmark_xadd_c1_per_s" in e2e:
         rows.append(("redis-benchmark XADD -c 1", e2e["redis_benchmark_xadd_c1_per_s"], "", None))
     for channel, label in (("imap", "IMAP APPEND"), ("http", "HTTP ingress")):
@@ -212,6 +233,15 @@ def main() -> int:
             f" **{fraction_imap:.2f}** (target > 0.5: {'met' if fraction > 0.5 else 'NOT met'}"
             " for HTTP); each email makes two Worker calls (workerd, same machine)",
         ]
+        two = e2e.get("two_replicas", {})
+        if "kills" in two and "sat_http" in two:
+            takeovers = [t for t in two["kills"]["takeover_s"].values() if t >= 0]
+            summary.append(
+                f"- two replicas of each worker: HTTP saturation **{two['sat_http']['per_s']}/s**"
+                f" (1 replica: {e2e['sat_http']['per_s']}/s); SIGKILLed replicas' work taken"
+                f" over in **{max(takeovers, default=0):.1f} s** at most, worst delay after a kill"
+                f" **{two['kills']['worst_delay_after_kill_s']} s**"
+            )
         if "sat_http_no_worker" in e2e:
             bare = e2e["sat_http_no_worker"]["per_s"] / e2e["parse_only_per_s"]
             summary.append(

@@ -13,6 +13,10 @@
    an HTTPS receiver on the host (``receiver``), with a valid Standard Webhooks
    signature; the compose Prometheus sees all four service targets up; notify's
    container is restarted and a second email is delivered too.
+4b. Scale-out (``scaleout``): ``--scale offload=2 --scale notify=2``, emails in
+   flight, the notify replica holding a lease SIGKILLed and removed (and an
+   offload replica): every email arrives once per webhook-id, the dead replica's
+   work taken over within 15 s, replacements come up under new names.
 5. Teardown, also on failure or SIGTERM/SIGINT: ``down -v``, this run's images,
    the healthcheck runner, the podman socket service, the work directory; then
    a check that nothing labelled with the project is left.
@@ -60,6 +64,7 @@ from deploy.compose.engine import (
     project_leftovers,
 )
 from deploy.compose.receiver import HOST_ALIAS, Receiver, ThrowawayCA
+from deploy.compose.scaleout import ScaleOut, ScaleResult, healthy_counts
 
 HERE = Path(__file__).resolve().parent
 SERVICES = ("ingest", "offload", "notify", "gateway")
@@ -138,6 +143,7 @@ class Measured:
     delivered_s: float = 0.0
     restart_s: float = 0.0
     redelivered_s: float = 0.0
+    scale: ScaleResult | None = None
     prometheus_s: float = 0.0
     down_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
@@ -216,11 +222,24 @@ class ComposeTest:
                 f"{RESTARTED} restarted ({self.measured.restart_s:.1f} s to healthy); "
                 f"next email delivered in {self.measured.redelivered_s:.2f} s"
             )
+            scale = ScaleOut(
+                self.engine,
+                compose,
+                self.project,
+                lambda marker: self._post(gateway, marker),
+                receiver,
+                lambda wanted: self._wait_counts(wanted, timeout=240),
+                say,
+            )
+            self.measured.scale = scale.run()
+            say(self.measured.scale.summary())
         m = self.measured
+        assert m.scale is not None
         return (
             f"{len(CONTAINERS)} containers healthy in {m.healthy_s:.1f} s; email delivered"
             f" through the containers in {m.delivered_s:.2f} s, {m.redelivered_s:.2f} s after"
             f" restarting {RESTARTED}; Prometheus 4/4 targets up at {m.prometheus_s:.1f} s;"
+            f" {m.scale.summary()};"
             f" images built in {m.build_s:.1f} s; down in {m.down_s:.1f} s;"
             f" total {time.monotonic() - m.started:.0f} s ({self.engine.kind})"
         )
@@ -298,27 +317,34 @@ class ComposeTest:
             )
 
     # ------------------------------------------------------------- checking ----
-    def _health(self) -> dict[str, str]:
-        """Compose service -> health of the project's containers (state when not running)."""
+    def _health(self) -> dict[str, list[str]]:
+        """Compose service -> health of each of its containers (state when not running)."""
         label = f"label={COMPOSE_PROJECT_LABEL}={self.project}"
         ids = self.engine.run("ps", "-a", "-q", "--filter", label, timeout=60).stdout.split()
         if not ids:
             return {}
         inspected = self.engine.run("inspect", *ids, timeout=60, check=False).stdout
-        states: dict[str, str] = {}
+        states: dict[str, list[str]] = {}
         for container in json.loads(inspected or "[]"):
             name = container["Config"]["Labels"].get("com.docker.compose.service", "?")
             state = container["State"]
             health = (state.get("Health") or {}).get("Status") or "none"
-            states[name] = health if state.get("Status") == "running" else str(state.get("Status"))
+            running = state.get("Status") == "running"
+            states.setdefault(name, []).append(health if running else str(state.get("Status")))
         return states
 
     def _wait_healthy(self, names: tuple[str, ...], timeout: float) -> None:
-        last: dict[str, str] = {}
+        self._wait_counts({name: 1 for name in names}, timeout, at_least=True)
+
+    def _wait_counts(self, wanted: dict[str, int], timeout: float, at_least: bool = False) -> None:
+        """Until each service has ``wanted`` containers (or more), all healthy."""
+        last: dict[str, list[str]] = {}
 
         def all_healthy() -> bool | None:
+            last.clear()
             last.update(self._health())
-            return True if all(last.get(n) == "healthy" for n in names) else None
+            counts = {n: max(c, len(last.get(n, []))) for n, c in wanted.items()}
+            return True if healthy_counts(last, counts if at_least else wanted) else None
 
         try:
             wait_for(all_healthy, timeout, "containers healthy", every=0.5)
@@ -339,9 +365,9 @@ class ComposeTest:
             raise RuntimeError(f"no IPv4 gateway on network {network}: {out.stdout!r}")
         return gateways[0]
 
-    def _deliver(self, gateway: str, receiver: Receiver) -> float:
-        """Post one email to the ingress; return seconds until its signed webhook arrived."""
-        marker = f"CT-{secrets.token_hex(4)}"
+    def _post(self, gateway: str, marker: str) -> float:
+        """Post one email (``marker`` in its subject) to the ingress; returns when
+        (``time.monotonic()``) the hand-over started."""
         request = urllib.request.Request(  # noqa: S310 - the gateway on loopback
             f"{gateway}/api/ingress/raw",
             data=sample_email(marker),
@@ -352,6 +378,12 @@ class ComposeTest:
         with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
             if response.status != 202:
                 raise RuntimeError(f"ingress answered {response.status}")
+        return sent
+
+    def _deliver(self, gateway: str, receiver: Receiver) -> float:
+        """Post one email to the ingress; return seconds until its signed webhook arrived."""
+        marker = f"CT-{secrets.token_hex(4)}"
+        sent = self._post(gateway, marker)
         while True:
             remaining = 60 - (time.monotonic() - sent)
             got = receiver.wait(timeout=max(remaining, 0.1))

@@ -86,11 +86,14 @@ class ThrowawayCA:
 
 
 class Receiver:
-    """A recording HTTPS server on ``(host, port)``; answers 200 ``{"success": true}``."""
+    """A recording HTTPS server on ``(host, port)``; answers 200 ``{"success": true}``,
+    after :attr:`delay_s` (a slow receiver keeps notify's sends in flight)."""
 
     def __init__(self, host: str, port: int, ca: ThrowawayCA) -> None:
         self.received: queue.Queue[Received] = queue.Queue()
+        self.delay_s = 0.0
         received = self.received
+        receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -98,6 +101,8 @@ class Receiver:
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 received.put(Received(self.path, headers, body, time.monotonic()))
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)  # the stand-in's answer time, by design
                 reply = b'{"success": true}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

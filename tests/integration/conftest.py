@@ -33,6 +33,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seed of the fault schedule (default: random, printed so a run replays)",
     )
     group.addoption(
+        "--fault-replicas",
+        type=int,
+        default=2,
+        help="replicas of each worker in the fault run (default 2; 1 = the single-replica run)",
+    )
+    group.addoption(
+        "--scale-seed",
+        type=int,
+        default=None,
+        help="seed of the replica kills in test_scale_out.py (default: random, printed)",
+    )
+    group.addoption(
         "--fault-redis-fsync",
         default="always",
         choices=("always", "everysec"),
@@ -62,9 +74,9 @@ def pipeline_factory(tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Show what the e2e, fault and console runs measured (latency, counts, seed) even
+    """Show what the e2e, fault, console and scale-out runs measured (latency, counts, seed) even
     when they pass: pytest only shows captured output of failures."""
-    measured = ("/test_e2e_", "/test_faults_", "/test_operator_console")
+    measured = ("/test_e2e_", "/test_faults_", "/test_operator_console", "/test_scale_out")
     reports = [
         r
         for r in terminalreporter.stats.get("passed", [])

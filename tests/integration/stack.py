@@ -39,10 +39,10 @@ class Stack:
             timeout=timeout,
         )
 
-    def up(self) -> None:
+    def up(self, *args: str) -> None:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "render_signal.devstack.cli", "up"],
+            [sys.executable, "-m", "render_signal.devstack.cli", "up", *args],
             cwd=self.workdir,
             env=self.env,
             stdout=self._log,

@@ -2,7 +2,10 @@
 
 The driver (``deploy/compose/compose_test.py``) builds the images, starts Redis,
 the four services and Prometheus with compose on a Docker engine or podman, mails
-through them to an HTTPS receiver on the host, restarts notify, and tears down.
+through them to an HTTPS receiver on the host, restarts notify, scales offload and
+notify to two replicas each and SIGKILLs one of each while mail is in flight
+(``deploy/compose/scaleout.py``: takeover within 15 s, one webhook-id per email),
+and tears down.
 This test runs it under a project name and work directory of its own, then
 checks independently, with the engine's CLI, that no container, volume or
 network of that project remains and that no process of the run (podman's
@@ -28,7 +31,10 @@ DRIVER = ["-m", "deploy.compose.compose_test"]
 SUMMARY = re.compile(
     r"^compose-test: 6 containers healthy in [\d.]+ s; email delivered through the"
     r" containers in [\d.]+ s, [\d.]+ s after restarting notify; Prometheus 4/4 targets"
-    r" up at [\d.]+ s; .* \((podman|docker)\)$"
+    r" up at [\d.]+ s; scaled to 2 offload \+ 2 notify: 10 emails, a notify replica"
+    r" SIGKILLed holding [1-9]\d* lease\(s\), taken over in [\d.]+ s, worst delay after the"
+    r" kill [\d.]+ s, \d+ resent under the same webhook-id; replacements under new names;"
+    r" .* \((podman|docker)\)$"
 )
 
 

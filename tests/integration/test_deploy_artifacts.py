@@ -311,10 +311,12 @@ def test_promtool_checks_config_and_rules() -> None:
 
 
 def test_prometheus_scrapes_every_service_on_its_compose_port() -> None:
+    """Every replica of each service (DNS discovery of the compose service name)."""
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     for name in SERVICES:
-        assert jobs[name] == [f"{name}:{SCRAPE_PORTS[name]}"]
+        (sd,) = jobs[name]["dns_sd_configs"]
+        assert (sd["names"], sd["type"], sd["port"]) == ([name], "A", SCRAPE_PORTS[name])
     assert config["rule_files"] == ["alerts.yml"]
 
 

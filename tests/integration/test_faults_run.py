@@ -2,10 +2,14 @@
 
 Emails go in over IMAP APPEND and HTTP ingress while fault lanes SIGKILL and
 restart each service, kill and restart Redis (AOF), stop the Worker, make the
-receiver answer 500 / 429, and stop Dovecot. After the drain the oracle checks:
-lost = 0, no unexplained duplicate (duplicates only after a crash, reported by
-cause), no dead letter, nothing pending. Size with ``--fault-emails N`` (default
-200), replay with ``--fault-seed S`` (printed), ``--fault-redis-fsync``.
+receiver answer 500 / 429, and stop Dovecot. Every worker runs as two replicas
+(issue 17; ``--fault-replicas``): kills hit a random replica, and half of the
+SIGKILLed ones come back under a new instance name, so a dead replica's work
+is taken over through its liveness key as well as re-read by a restart under
+the same name. After the drain the oracle checks: lost = 0, no unexplained
+duplicate (duplicates only after a crash, reported by cause), no email under
+two webhook-ids, no dead letter, nothing pending. Size with ``--fault-emails N``
+(default 200), replay with ``--fault-seed S`` (printed), ``--fault-redis-fsync``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from render_signal.common.keys import Keys
 from .harness.faults import FaultLanes
 from .harness.mail import Sent, make_email
 from .harness.oracle import check
-from .harness.pipeline import Pipeline
+from .harness.pipeline import SERVICES, Pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -54,11 +58,17 @@ def test_fault_run(pipeline_factory: Callable[..., Pipeline], request: pytest.Fi
     if seed is None:
         seed = random.SystemRandom().randrange(1_000_000)
     fsync = request.config.getoption("--fault-redis-fsync")
+    replicas = int(request.config.getoption("--fault-replicas"))
     duration_s = max(90.0, emails * 0.6)
-    print(f"\nfault run: seed={seed} emails={emails} phase={duration_s:.0f}s fsync={fsync}")
+    print(
+        f"\nfault run: seed={seed} emails={emails} phase={duration_s:.0f}s fsync={fsync}"
+        f" replicas={replicas}"
+    )
     pipeline = pipeline_factory(
         redis_fsync=fsync,
-        # A crashed notify's claimed job waits out its lease (4 x timeout + 60 s).
+        replicas=replicas,
+        # Short sends; and a lease (4 x timeout + 60 s) is only the backstop for a
+        # hung live replica: a dead one's leases go with its liveness key.
         extra_env={"WEBHOOK_TIMEOUT_SECONDS": "2"},
     )
     run_id = f"{seed:x}"
@@ -131,6 +141,7 @@ def test_fault_run(pipeline_factory: Callable[..., Pipeline], request: pytest.Fi
     for line in report.lines():
         print(f"fault run: {line}")
     print(f"fault run: pending/dlq after drain: {counts}")
+    print(f"fault run: SIGKILLed replicas back under a new name: {lanes.renamed}")
     print(f"fault run: services that exited on their own and were restarted: {lanes.revived}")
     for reason in sorted(set(lanes.exit_reasons))[:12]:
         print(f"fault run:   {reason}")
@@ -144,7 +155,7 @@ def test_fault_run(pipeline_factory: Callable[..., Pipeline], request: pytest.Fi
     assert report.split_ids == [], report.split_ids
     assert not any(counts.values()), counts
     kinds = {"redis_kill", "redis_restart", "receiver_500", "receiver_429"}
-    kinds |= {f"sigkill:{name}" for name in pipeline.services}
+    kinds |= {f"sigkill:{name}" for name in SERVICES}
     if pipeline.worker is not None:
         kinds.add("worker_down")
     if pipeline.dovecot is not None:

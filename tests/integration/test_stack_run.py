@@ -93,6 +93,59 @@ def test_supervisor_restarts_a_crashed_service(stack: Stack) -> None:
     assert stack.interrupt() == 0
 
 
+def test_up_with_replicas_runs_two_of_each_worker_under_distinct_names(stack: Stack) -> None:
+    """``render-signal up --replicas 2``: two supervised processes of ingest, offload
+    and notify (one gateway), each with its own instance name and metrics port;
+    mail goes through; a killed replica is restarted; Ctrl-C stops them all."""
+    import json
+    import os
+    import signal
+
+    stack.up("--replicas", "2")
+    assert stack.cli("status", "--wait", "30", timeout=60).returncode == 0, stack.output()
+    state = stack.state()
+    children = state["children"]
+    assert isinstance(children, list)
+    by_service: dict[str, list[dict[str, object]]] = {}
+    for child in children:
+        by_service.setdefault(str(child["service"]), []).append(child)
+    assert {s: len(c) for s, c in by_service.items()} == {
+        "ingest": 2, "offload": 2, "notify": 2, "gateway": 1,
+    }  # fmt: skip
+
+    def instances() -> dict[str, set[str]]:
+        report = json.loads(stack.cli("status", "--json").stdout)
+        return {
+            s["service"]: {i["instance"] for i in s["instances"] if i["alive"]}
+            for s in report["services"]
+        }
+
+    def two_each() -> dict[str, set[str]] | None:
+        seen = instances()
+        return (
+            seen
+            if all(len(seen.get(s, ())) == 2 for s in ("ingest", "offload", "notify"))
+            else None
+        )
+
+    seen = wait_until(two_each, 30, lambda: f"two live instances each: {instances()}")
+    for service in ("ingest", "offload", "notify"):
+        assert {name.rsplit("-", 1)[1] for name in seen[service]} == {"0", "1"}, seen
+    sent = stack.cli("send", "--wait", "30", timeout=60)
+    assert sent.returncode == 0, sent.stdout + stack.output()
+
+    second = next(c for c in children if c["child"] == "offload-1")
+    os.kill(int(str(second["pid"])), signal.SIGKILL)
+    wait_until(
+        lambda: "offload-1 exited with code -9; restarting" in stack.output(),
+        20,
+        lambda: f"the supervisor to restart offload-1:\n{stack.output()}",
+    )
+    pids = [int(str(c["pid"])) for c in children]
+    assert stack.interrupt() == 0, stack.output()
+    assert not [p for p in pids if pid_alive(p)], "a replica outlived Ctrl-C"
+
+
 def test_no_secret_from_the_environment_reaches_any_log_line(stack: Stack) -> None:
     """Sentinel secrets through a whole run (start, one email, stop) at DEBUG level."""
     sentinels = {

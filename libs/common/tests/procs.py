@@ -59,6 +59,66 @@ async def consumer() -> None:
     await redis.aclose()
 
 
+async def worker() -> None:
+    """A consumer under the real WorkerRuntime (liveness, drain, hand-back).
+
+    Service ``offload`` instance NAME, group ``g``; records like ``consumer``,
+    plus each handled entry's delivery count in ``<prefix>deliveries``.
+    """
+    from render_signal.common.keys import consumer_name
+    from render_signal.common.runtime import WorkerRuntime
+    from render_signal.common.settings import EnvReader, read_common
+
+    prefix = os.environ["PREFIX"]
+    name = os.environ["NAME"]
+    env = {
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "REDIS_KEY_PREFIX": prefix,
+        "RENDER_SIGNAL_ENV": "dev",
+        "RENDER_SIGNAL_INSTANCE": name,
+        "OFFLOAD_METRICS_PORT": "0",
+        "LIVENESS_TTL_SECONDS": os.environ.get("LIVENESS_TTL", "8"),
+        "DRAIN_TIMEOUT_SECONDS": os.environ.get("DRAIN", "10"),
+    }
+    common = read_common(EnvReader(env, {}), "offload")
+    redis = create_redis(common.redis_url, block_ms=200)
+    block_ids = set(filter(None, os.environ.get("BLOCK_IDS", "").split(",")))
+    hold_s = float(os.environ.get("HOLD_SECONDS", "0"))
+    runtime = WorkerRuntime(common, redis)
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        await redis.rpush(f"{prefix}started", event.event_id)
+        if event.event_id in block_ids:
+            await asyncio.sleep(3600)  # stands in for a handler alive but slow
+        if hold_s:
+            await asyncio.sleep(hold_s)  # a slow side effect, for the drain test
+        await redis.rpush(f"{prefix}deliveries", f"{event.event_id}:{delivery.deliveries}")
+        await redis.rpush(f"{prefix}handled", f"{event.event_id}:{name}")
+
+    c = Consumer(
+        redis,
+        stream_key=f"{prefix}mail.raw",
+        group="g",
+        consumer=consumer_name("offload", name),
+        event_type=MailRaw,
+        handler=handler,
+        batch_size=int(os.environ.get("BATCH", "10")),
+        concurrency=int(os.environ.get("CONCURRENCY", "1")),
+        block_ms=200,
+        claim_idle_ms=int(os.environ.get("CLAIM_IDLE_MS", "600000")),
+        liveness=runtime.liveness,
+        takeover_interval_s=float(os.environ.get("TAKEOVER_INTERVAL", "0.2")),
+    )
+
+    async def consume(stop: asyncio.Event) -> None:
+        await runtime.liveness.wait_established(stop)
+        await redis.set(f"{prefix}ready:{name}", "1")
+        await c.run(stop, drain_timeout_s=common.drain_timeout_s)
+
+    code = await runtime.run([consume])
+    raise SystemExit(code)
+
+
 async def lock_holder() -> None:
     """Acquire the lock (retrying), record holding, keep it renewed until killed."""
     prefix = os.environ["PREFIX"]
@@ -87,4 +147,5 @@ async def config_writer() -> None:
 if __name__ == "__main__":
     setup_logging("test-proc", "INFO", "text")
     role = sys.argv[1]
-    asyncio.run({"consumer": consumer, "lock": lock_holder, "config": config_writer}[role]())
+    roles = {"consumer": consumer, "worker": worker, "lock": lock_holder, "config": config_writer}
+    asyncio.run(roles[role]())

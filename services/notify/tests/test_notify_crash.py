@@ -75,7 +75,12 @@ async def test_sigkill_after_send_before_ack_then_restart(
         assert set(rx.ids()) == {wid}
         # The attempt log is written just after the send is recorded.
         assert await eventually(lambda: successes(redis, key_prefix, event.email_id), 30) == 1
-        assert await redis.zcard(f"{key_prefix}notify:scheduled") == 0
+        # ...and the job leaves the schedule just after the log line (same handler).
+
+        async def unscheduled() -> bool:
+            return await redis.zcard(f"{key_prefix}notify:scheduled") == 0
+
+        await eventually(unscheduled, 30, "the job to leave the schedule")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc) == 0
@@ -122,7 +127,9 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
     redis: Redis, redis_url: str, key_prefix: str, rx: Receiver, tmp_path: Path
 ) -> None:
     queue = JobQueue(redis, Keys(key_prefix), MINE)
-    # Another live replica holds a lease on some other job: it must stand.
+    # Another live replica (its liveness key is there) holds a lease on some
+    # other job: it must stand.
+    await redis.set(Keys(key_prefix).liveness(OTHER), "alive", px=600_000)
     other = job_for(make_event(), rx.url, time.time())
     assert await JobQueue(redis, Keys(key_prefix), OTHER).create(other, time.time() + 180)
     other_lease_end = await redis.zscore(queue.schedule_key, other.webhook_id)
@@ -172,6 +179,66 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
     finally:
         proc.send_signal(signal.SIGTERM)
         assert wait_exit(proc) == 0
+
+
+async def test_dead_replicas_lease_is_taken_over_within_seconds_not_after_it(
+    redis: Redis, redis_url: str, key_prefix: str, rx: Receiver, tmp_path: Path
+) -> None:
+    """A replica under another name (a rescheduled pod) died holding a lease of
+    180 s; the running replica sends the job once that replica's liveness key is
+    gone -- while a job leased by a live replica stays untouched."""
+    keys = Keys(key_prefix)
+    dead, alive = consumer_name("notify", "pod-gone"), consumer_name("notify", "pod-alive")
+    await redis.set(keys.liveness(alive), "alive", px=600_000)
+    orphan, busy = job_for(make_event(), rx.url, time.time()), job_for(make_event(), rx.url, 0)
+    lease_end = time.time() + 180
+    assert await JobQueue(redis, keys, dead).create(orphan, lease_end)
+    assert await JobQueue(redis, keys, alive).create(busy, lease_end)
+    await redis.set(keys.liveness(dead), "dying", px=2000)  # its last renewal, 2 s left
+    started = time.monotonic()
+    proc = start_notify(redis_url, key_prefix, rx, tmp_path, LIVENESS_TTL_SECONDS="2")
+    try:
+        rx.wait_for(1, timeout_s=30)
+        taken_s = time.monotonic() - started
+        print(f"dead replica's job sent {taken_s:.2f}s after notify started (lease 180 s)")
+        assert rx.ids() == [orphan.webhook_id]
+        await eventually(lambda: redis.exists(keys.notify_sent(orphan.webhook_id)), 30, "sent")
+        log = proc.log_path.read_text()
+        assert f"took over 1 in-flight job(s) of {dead} (no liveness key)" in log
+        assert await JobQueue(redis, keys, alive).holder(busy.webhook_id) == alive
+        assert await redis.zscore(keys.notify_scheduled, busy.webhook_id) == lease_end
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert wait_exit(proc) == 0
+    assert rx.ids() == [orphan.webhook_id], "the live replica's job was not sent"
+    assert await redis.get(keys.liveness(MINE)) is None, "liveness released at exit"
+
+
+async def test_sigterm_hands_back_leased_jobs(
+    redis: Redis, redis_url: str, key_prefix: str, rx: Receiver, tmp_path: Path
+) -> None:
+    """Scale-down: a job whose send is still running at the drain deadline is due
+    again at exit, with no lease, for the other replicas."""
+    keys = Keys(key_prefix)
+    stream = f"{key_prefix}{STREAM_MAIL_OFFLOADED}"
+    await ensure_group(redis, stream, "notify", "0")
+    event = make_event()
+    await publish(redis, stream, event)
+    rx.hold()  # the receiver sits on the send past the drain deadline
+    proc = start_notify(redis_url, key_prefix, rx, tmp_path, DRAIN_TIMEOUT_SECONDS="1")
+    try:
+        rx.wait_for(1, timeout_s=30)
+        wid = rx.ids()[0]
+        assert await JobQueue(redis, keys, MINE).holder(wid) == MINE
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = wait_exit(proc)
+        rx.release()
+    assert code == 0
+    assert await JobQueue(redis, keys, MINE).holder(wid) is None
+    due = await redis.zscore(keys.notify_scheduled, wid)
+    assert due is not None and due <= time.time(), "due now, not at the lease end"
+    assert "handed back 1 in-flight job(s) at shutdown" in proc.log_path.read_text()
 
 
 async def _no_pending(redis: Redis, stream: str) -> bool:

@@ -4,7 +4,9 @@ Both build on :class:`render_signal.devstack.receiver.Receiver`:
 
 * :class:`ProviderFiles` -- the file-transfer providers behind the Worker's
   ``PROVIDER_ORIGIN``: any GET path answers a small deterministic zip-typed
-  body with the last path segment as the Content-Disposition filename.
+  body with the last path segment as the Content-Disposition filename; paths
+  containing a marker given to :meth:`ProviderFiles.slow` answer only after a
+  delay (a huge Dropbox folder), and every GET is counted by path.
 * :class:`WebhookReceiver` -- the webhook receiver (Make.com or any HTTPS
   endpoint): records every request with its arrival time, answers 200 / 500 /
   429 + Retry-After / 200 ``{"success": false}`` (the original's PHP receiver
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from urllib.parse import unquote, urlsplit
 
 from render_signal.devstack.polling import wait_until
@@ -42,13 +45,31 @@ class ProviderFiles(Receiver):
     def __init__(self, body_bytes: int = 2048) -> None:
         super().__init__(self._file, history=0)
         self.body_bytes = body_bytes
+        self.gets: Counter[str] = Counter()  # path -> GETs (under self.lock)
+        self._slow: dict[str, float] = {}
+
+    def slow(self, fragment: str, seconds: float) -> None:
+        """Paths containing ``fragment`` answer after ``seconds`` (the body at the end)."""
+        with self.lock:
+            self._slow[fragment] = seconds
+
+    def count(self, fragment: str) -> int:
+        """GETs so far of paths containing ``fragment``."""
+        with self.lock:
+            return sum(n for path, n in self.gets.items() if fragment in path)
 
     def _file(self, request: Recorded) -> Reply:
         path = unquote(urlsplit(request.path).path)
+        self.gets[path] += 1
         name = path.rstrip("/").rsplit("/", 1)[-1] or "file"
         if "." not in name:
             name += ".zip"
-        return download(self.content(path), name)
+        reply = download(self.content(path), name)
+        delay = next((s for f, s in self._slow.items() if f in path), None)
+        if delay is None:
+            return reply
+        # Held (never released early), then answered: a transfer that takes this long.
+        return Reply(reply.status, reply.body, reply.headers, hold=True, hold_max_s=delay)
 
     def content(self, path: str) -> bytes:
         seed = hashlib.sha256(path.encode()).digest()
@@ -66,6 +87,10 @@ class WebhookReceiver(Receiver):
         super().__init__(self._by_phase, on_request=self._index)
         self.retry_after_s = retry_after_s
         self.phase = "ok"
+        #: Seconds each answer is held back (a slow receiver keeps notify's jobs in flight).
+        self.delay_s = 0.0
+        #: Per test email (marker): seconds its answers are held back instead.
+        self.slow_markers: dict[str, float] = {}
         self.first_at: dict[str, float] = {}  # marker -> first accepted delivery time
 
     def set_phase(self, phase: str) -> None:
@@ -79,6 +104,9 @@ class WebhookReceiver(Receiver):
             return Reply(429, FAILED, {**JSON, "Retry-After": str(self.retry_after_s)})
         if self.phase == "app_error":
             return Reply(200, APP_ERROR, JSON)
+        delay = self.slow_markers.get(marker_of(request) or "", self.delay_s)
+        if delay:
+            return Reply(OK.status, OK.body, OK.headers, hold=True, hold_max_s=delay)
         return OK
 
     def _index(self, delivery: Recorded) -> None:  # under self.lock

@@ -6,7 +6,9 @@ number of times and a seed replays the same schedule:
 
 * services -- SIGKILL each service (``sigkill:<svc>``), plus SIGTERM restarts
   (``restart:<svc>``); the process is started again at once, as a supervisor
-  (systemd, Kubernetes) would;
+  (systemd, Kubernetes) would. With several replicas a random one is hit, and
+  half the SIGKILLed worker replicas come back under a new instance name (a
+  rescheduled pod): their work is then taken over through the liveness key;
 * redis -- SIGKILL + restart (``redis_kill``) and SIGTERM + restart (``redis_restart``);
 * worker -- the Worker process stopped for a while (``worker_down``);
 * receiver -- answers 500 (``receiver_500``) or 429 + Retry-After (``receiver_429``);
@@ -24,7 +26,7 @@ import traceback
 from collections.abc import Callable
 
 from .oracle import Fault
-from .pipeline import Pipeline
+from .pipeline import SERVICES, Pipeline
 
 __all__ = ["FaultLanes"]
 
@@ -43,6 +45,7 @@ class FaultLanes:
         self._threads: list[threading.Thread] = []
         self._end = 0.0
         self.revived: dict[str, int] = {}
+        self.renamed = 0  # SIGKILLed replicas started again under a new name
         self.exit_reasons: list[str] = []
         self._stop = threading.Event()
 
@@ -114,7 +117,7 @@ class FaultLanes:
     # -- plans ------------------------------------------------------------------------
     def _services_plan(self, rng: random.Random) -> list[Callable[[random.Random], None]]:
         plan: list[Callable[[random.Random], None]] = []
-        for name in self.pipeline.services:
+        for name in SERVICES:
             plan += [self._kill(name)] * self.per_kind
             plan += [self._sigterm(name)] * max(2, self.per_kind // 3)
         rng.shuffle(plan)
@@ -122,17 +125,21 @@ class FaultLanes:
 
     def _kill(self, name: str) -> Callable[[random.Random], None]:
         def act(rng: random.Random) -> None:
-            service = self.pipeline.services[name]
+            replicas = self.pipeline.replicas_of(name)
+            service = rng.choice(replicas)
             service.kill()
             self._record(f"sigkill:{name}", time.time())
             time.sleep(rng.uniform(0.0, 0.5))  # how long the crash lasts before the restart
+            if len(replicas) > 1 and rng.random() < 0.5:
+                self.pipeline.rename(service.name)  # back as a new pod: a new name
+                self.renamed += 1
             service.start()
 
         return act
 
     def _sigterm(self, name: str) -> Callable[[random.Random], None]:
         def act(rng: random.Random) -> None:
-            service = self.pipeline.services[name]
+            service = rng.choice(self.pipeline.replicas_of(name))
             at = time.time()
             service.restart()
             self._record(f"restart:{name}", at, time.time())

@@ -5,6 +5,11 @@
 recording receiver, then ``render-signal-{ingest,offload,notify,gateway}`` as
 separate processes configured through their environment, as production does.
 ``close()`` stops everything it started, by handle.
+
+With ``replicas=N`` each worker (ingest, offload, notify) runs N times, as
+``services["offload"]``, ``services["offload-1"]``, ... (instances
+``e2e-offload-0``, ``e2e-offload-1``, ...); :meth:`Pipeline.rename` gives a
+replica a new instance name for its next start, as a rescheduled pod gets.
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from .fakes import ProviderFiles, WebhookReceiver
 from .mail import HttpIngress, ImapAppender
 from .processes import ServiceProcess, WorkerProcess, http_ok
 
-__all__ = ["SERVICES", "Pipeline", "missing_components"]
+__all__ = ["SERVICES", "WORKERS", "Pipeline", "missing_components"]
 
 SERVICES = ("ingest", "offload", "notify", "gateway")
+#: The services that can run as several replicas (the gateway is one process here).
+WORKERS = ("ingest", "offload", "notify")
 PORT_VAR = {
     "ingest": "INGEST_METRICS_PORT",
     "offload": "OFFLOAD_METRICS_PORT",
@@ -73,6 +80,7 @@ class Pipeline:
         timezone: str = "Europe/Paris",
         files_bytes: int = 2048,
         receiver_retry_after_s: int = 1,
+        replicas: int = 1,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +101,15 @@ class Pipeline:
         self.files = ProviderFiles(files_bytes)
         self.worker: WorkerProcess | None = None
         self.receiver = WebhookReceiver(receiver_retry_after_s)
-        self.ports = {name: free_port() for name in SERVICES}
+        self.replicas = replicas
+        #: Process key -> (service, replica index): "offload-1" -> ("offload", 1).
+        self.layout = {
+            (name if index == 0 else f"{name}-{index}"): (name, index)
+            for name in SERVICES
+            for index in range(replicas if name in WORKERS else 1)
+        }
+        self.ports = {key: free_port() for key in self.layout}
+        self.renames = 0
         self.extra_env = dict(extra_env or {})
         self.services: dict[str, ServiceProcess] = {}
         self._appender: ImapAppender | None = None
@@ -121,14 +137,19 @@ class Pipeline:
             self.receiver.start()
             self._started.append("receiver")
             env = self.service_env()
-            for name in SERVICES:
-                port = self.ports[name]
+            for key, (name, index) in self.layout.items():
+                port = self.ports[key]
                 path = "/health" if name == "gateway" else "/ready"
-                self.services[name] = ServiceProcess(
-                    name,
-                    {**env, PORT_VAR[name]: str(port), "RENDER_SIGNAL_INSTANCE": f"e2e-{name}-0"},
+                self.services[key] = ServiceProcess(
+                    key,
+                    {
+                        **env,
+                        PORT_VAR[name]: str(port),
+                        "RENDER_SIGNAL_INSTANCE": f"e2e-{name}-{index}",
+                    },
                     self.logdir,
                     f"http://127.0.0.1:{port}{path}",
+                    service=name,
                 )
             for service in self.services.values():
                 service.start()
@@ -243,6 +264,23 @@ class Pipeline:
             self._ingress = HttpIngress(self.gateway_url, self.api_token)
         return self._ingress
 
+    # -- replicas -----------------------------------------------------------------------
+    def replicas_of(self, service: str) -> list[ServiceProcess]:
+        """Every process of ``service`` (alive or not), replica 0 first."""
+        return [p for key, p in self.services.items() if self.layout[key][0] == service]
+
+    def instance(self, key: str) -> str:
+        """The instance name the process ``key`` runs (or will run) under."""
+        return self.services[key].env["RENDER_SIGNAL_INSTANCE"]
+
+    def rename(self, key: str) -> str:
+        """A new instance name for the next start of ``key`` (as a new pod); returns it."""
+        service, index = self.layout[key]
+        self.renames += 1
+        name = f"e2e-{service}-{index}-r{self.renames}"
+        self.services[key].env["RENDER_SIGNAL_INSTANCE"] = name
+        return name
+
     # -- faults -------------------------------------------------------------------------
     def restart_service(self, name: str, *, kill: bool) -> None:
         service = self.services[name]
@@ -314,6 +352,22 @@ class Pipeline:
             return counts
         finally:
             client.close()
+
+    def metric(self, key: str, sample: str) -> float:
+        """Sum of the samples named ``sample`` on process ``key``'s /metrics."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.ports[key]}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == sample
+        )
 
     def worker_objects(self) -> list[str]:
         import json

@@ -40,7 +40,11 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 
 
 class ServiceProcess:
-    """One service as a separate process; output appended to ``<logdir>/<name>.log``."""
+    """One service as a separate process; output appended to ``<logdir>/<name>.log``.
+
+    ``service`` is the program (``offload``) when ``name`` names one replica of
+    it (``offload-1``).
+    """
 
     def __init__(
         self,
@@ -49,9 +53,11 @@ class ServiceProcess:
         logdir: Path,
         ready_url: str | None,
         argv: list[str] | None = None,
+        service: str | None = None,
     ) -> None:
         self.name = name
-        self.argv = argv or service_command(name)
+        self.service = service or name
+        self.argv = argv or service_command(self.service)
         self.env = env
         self.log_path = logdir / f"{name}.log"
         self.ready_url = ready_url

@@ -1,9 +1,11 @@
 """The stream consumer loop (:class:`Consumer`); delivery semantics are in ``streams``.
 
 One consumer-group member reads new entries (bounded BLOCK, stop checked
-between reads), re-reads its own pending entries at start, reclaims idle ones
-of dead members, dead-letters what fails too often, and drains on stop.
-(Slightly over 300 lines: the loop and its failure paths read best together.)
+between reads), re-reads its own pending entries at start, takes over the
+pending entries of members whose liveness key is gone (a sweep every second,
+beside the reading loop), retries failed entries once idle, dead-letters what
+fails too often, and drains on stop, handing back what it never started.
+(Over 300 lines: the loop and its failure paths read best together.)
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from render_signal.common.errors import MalformedEvent, PermanentError
 from render_signal.common.events import decode_entry
 from render_signal.common.keys import Keys
+from render_signal.common.liveness import Liveness
 from render_signal.common.redisclient import DEFAULT_BLOCK_MS
 from render_signal.common.streams import (
     DLQ_MAXLEN,
     ENTRIES,
     HANDLER_SECONDS,
     LAST_LOOP,
+    TAKEN_OVER,
     Delivery,
     E,
+    Entry,
     ensure_group,
     trim_acknowledged,
 )
@@ -40,6 +45,32 @@ logger = logging.getLogger(__name__)
 
 
 Handler = Callable[[E, Delivery], Awaitable[None]]
+
+#: Appended to a stopping member's name for the entries it hands back: a name
+#: without a liveness key, so live replicas take them over at their next sweep.
+HANDBACK = ":handback"
+
+# KEYS: stream, the holder's liveness key. ARGV: group, holder, claimer, count.
+# Atomic, so a holder that (re)writes its key before reading can never have an
+# entry taken from under it: either the claim happened first (the holder's own
+# re-read no longer sees the entry) or the key exists and nothing is claimed.
+# A dead holder with nothing left is removed from the group: names of replaced
+# pods and containers would otherwise pile up in XINFO CONSUMERS.
+_TAKE_OVER = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return false
+end
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[4]), ARGV[2])
+if #pending == 0 then
+  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+  return {}
+end
+local ids = {}
+for i, row in ipairs(pending) do
+  ids[i] = row[1]
+end
+return redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, unpack(ids))
+"""
 
 
 class Consumer(Generic[E]):
@@ -59,6 +90,11 @@ class Consumer(Generic[E]):
         claim_idle_ms: idle time after which a pending entry is reclaimed (and
             a failed one retried).
         max_deliveries: deliveries before dead-lettering.
+        liveness: this process's liveness (``consumer`` must be its owner name).
+            With it, the consumer reads only once the key exists and takes over
+            the pending entries of members whose key is gone, every
+            ``takeover_interval_s``; without it (tests of one consumer), only
+            idle entries are reclaimed.
     """
 
     def __init__(
@@ -77,7 +113,11 @@ class Consumer(Generic[E]):
         claim_interval_s: float | None = None,
         max_deliveries: int = 5,
         trim_interval_s: float = 10.0,
+        liveness: Liveness | None = None,
+        takeover_interval_s: float = 1.0,
     ) -> None:
+        if liveness is not None and liveness.owner != consumer:
+            raise ValueError(f"consumer {consumer!r} is not the liveness owner {liveness.owner!r}")
         self.redis = redis
         self.stream_key = stream_key
         self.group = group
@@ -99,10 +139,29 @@ class Consumer(Generic[E]):
         self._errors_key = Keys.stream_errors(stream_key)
         self._label = Keys.stream_name(stream_key)
         self.handled = 0
+        self.liveness = liveness
+        self.takeover_interval_s = takeover_interval_s
+        self._take_over = redis.register_script(_TAKE_OVER)
+        #: Entries taken over from members whose liveness key was gone.
+        self.taken_over = 0
+        self._in_hand = 0  # taken-over entries being handled
 
     # -- public -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, drain_timeout_s: float = 20.0) -> None:
         """Consume until ``stop`` is set, then drain the in-flight batch and return."""
+        sweeper: asyncio.Task[None] | None = None
+        if self.liveness is not None:
+            if not await self.liveness.wait_established(stop):
+                return
+            sweeper = asyncio.create_task(self._sweep_dead(stop, drain_timeout_s))
+        try:
+            await self._consume(stop, drain_timeout_s)
+        finally:
+            if sweeper is not None:
+                await sweeper
+        logger.info("STREAMS: consumer %s on %s stopped", self.consumer, self._label)
+
+    async def _consume(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
         backoff = 0.1
         own_pending_done = False
         while not stop.is_set():
@@ -136,7 +195,94 @@ class Consumer(Generic[E]):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 5.0)
                 own_pending_done = False  # re-check the group after a Redis restart
-        logger.info("STREAMS: consumer %s on %s stopped", self.consumer, self._label)
+
+    # -- takeover -------------------------------------------------------------------
+    async def _sweep_dead(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
+        """Beside the reading loop, so a long batch never delays a takeover; the
+        entries taken over are handled in tasks of their own for the same reason
+        (a dead member's second batch is claimed while its first still runs)."""
+        handling: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                try:
+                    await self.take_over_dead(stop, drain_timeout_s, handling)
+                except ResponseError as exc:
+                    if "NOGROUP" not in str(exc):  # the reading loop recreates the group
+                        raise
+                except (RedisConnectionError, RedisTimeoutError, OSError):
+                    pass  # the reading loop reports Redis outages
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.takeover_interval_s)
+        finally:
+            if handling:
+                await asyncio.gather(*handling, return_exceptions=True)
+
+    async def take_over_dead(
+        self,
+        stop: asyncio.Event,
+        drain_timeout_s: float = 20.0,
+        handling: set[asyncio.Task[None]] | None = None,
+    ) -> int:
+        """Claim the pending entries of members without a liveness key and handle them.
+
+        With ``handling``, each claimed batch is handled in a task added to it
+        (and removed when done); otherwise here. Claiming pauses while
+        ``4 × batch_size`` taken-over entries are still being handled: they are
+        safe in this member's PEL meanwhile, but there is no point in holding
+        more than can run. Returns how many entries were taken over.
+        """
+        assert self.liveness is not None
+        rows: Any = await self.redis.xinfo_consumers(self.stream_key, self.group)
+        total = 0
+        for row in rows:
+            name = row["name"].decode() if isinstance(row["name"], bytes) else str(row["name"])
+            if name == self.consumer:
+                continue
+            while not stop.is_set() and self._in_hand < 4 * self.batch_size:
+                claimed: Any = await self._take_over(
+                    keys=[self.stream_key, self.liveness.key_for(name)],
+                    args=[self.group, name, self.consumer, self.batch_size],
+                )
+                if claimed is None:
+                    break  # alive: its entries are its own, however long they take
+                # Redis 7 drops entries trimmed meanwhile from the reply; 6.2 returns nil.
+                live = [_entry(item) for item in claimed if item and item[1]]
+                if live:
+                    total += len(live)
+                    self.taken_over += len(live)
+                    TAKEN_OVER.labels(self._label).inc(len(live))
+                    logger.warning(
+                        "STREAMS: took over %d pending entries of %s on %s (no liveness key)",
+                        len(live),
+                        name,
+                        self._label,
+                    )
+                    self._in_hand += len(live)  # now, so this very pass respects the cap
+                    work = self._handle_taken(live, stop, drain_timeout_s)
+                    if handling is None:
+                        await work
+                    else:
+                        task = asyncio.create_task(work)
+                        handling.add(task)
+                        task.add_done_callback(handling.discard)
+                if len(claimed) < self.batch_size:
+                    break
+        return total
+
+    async def _handle_taken(
+        self, entries: list[Entry], stop: asyncio.Event, drain_timeout_s: float
+    ) -> None:
+        try:
+            await self._handle_batch(entries, stop, drain_timeout_s, redelivered=True)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # They stay in this member's PEL: retried once idle (claim_idle_ms).
+            logger.warning(
+                "STREAMS: taken-over entries on %s wait for a retry (%s)",
+                self._label,
+                type(exc).__name__,
+            )
+        finally:
+            self._in_hand -= len(entries)
 
     # -- reading --------------------------------------------------------------------
     async def _read_new(self, stop: asyncio.Event) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -227,10 +373,15 @@ class Consumer(Generic[E]):
         redelivered: bool = False,
     ) -> None:
         counts = await self._delivery_counts(entries) if redelivered else {}
-        tasks = [
-            asyncio.ensure_future(self._handle_one(entry_id, fields, counts.get(entry_id, 1)))
+        started: set[bytes] = set()
+        unstarted: list[tuple[bytes, int]] = []
+        by_task: dict[asyncio.Future[Any], tuple[bytes, int]] = {
+            asyncio.ensure_future(
+                self._handle_one(entry_id, fields, counts.get(entry_id, 1), started)
+            ): (entry_id, counts.get(entry_id, 1))
             for entry_id, fields in entries
-        ]
+        }
+        tasks = list(by_task)
         stopper = asyncio.ensure_future(stop.wait())
         pending: set[asyncio.Future[Any]] = set(tasks)
         try:
@@ -242,7 +393,27 @@ class Consumer(Generic[E]):
                 if stopper in done:
                     break
             if pending:
-                # Stop requested mid-batch: give the in-flight entries the drain budget.
+                # Stop requested mid-batch: entries still waiting for a handler slot
+                # are not started but handed back now; the in-flight ones get the
+                # drain budget.
+                for task in list(pending):
+                    entry_id, deliveries = by_task[task]
+                    if entry_id not in started:
+                        task.cancel()
+                        pending.discard(task)
+                        unstarted.append((entry_id, deliveries))
+                if unstarted:
+                    try:
+                        await self._hand_back(unstarted)
+                    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                        # Still in this member's PEL: taken over once its liveness key goes.
+                        logger.warning(
+                            "STREAMS: could not hand back %d entries on %s (%s)",
+                            len(unstarted),
+                            self._label,
+                            type(exc).__name__,
+                        )
+            if pending:
                 _, late = await asyncio.wait(pending, timeout=drain_timeout_s)
                 for task in late:
                     task.cancel()
@@ -280,11 +451,49 @@ class Consumer(Generic[E]):
             counts[key] = int(row["times_delivered"])
         return counts
 
+    async def _hand_back(self, unstarted: list[tuple[bytes, int]]) -> None:
+        """Give entries this member will not start (stopping) to the others, at once.
+
+        With liveness they move to ``<consumer>:handback``, a member name that
+        never has a liveness key: live replicas take them over at their next
+        sweep, while this process still drains what it started. Without
+        liveness they stay here, for a restart under the same name. Either way
+        their delivery count is set back (XCLAIM JUSTID RETRYCOUNT changes
+        nothing else), so being handed back during a scale-down never brings
+        an entry closer to the dead-letter stream.
+        """
+        owner = f"{self.consumer}{HANDBACK}" if self.liveness is not None else self.consumer
+        by_count: dict[int, list[bytes | str | int | memoryview]] = {}
+        for entry_id, deliveries in unstarted:
+            by_count.setdefault(max(0, deliveries - 1), []).append(entry_id)
+        for count, ids in by_count.items():
+            await self.redis.xclaim(
+                self.stream_key,
+                self.group,
+                owner,
+                0,
+                ids,
+                retrycount=count,
+                justid=True,
+            )
+        logger.info(
+            "STREAMS: %d unstarted entries on %s handed back at stop", len(unstarted), self._label
+        )
+
     async def _handle_one(
-        self, entry_id: bytes, fields: dict[bytes, bytes], deliveries: int
+        self,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        deliveries: int,
+        started: set[bytes],
     ) -> bytes | None:
-        """Run the handler; return the id to ack, or None to leave it pending."""
+        """Run the handler; return the id to ack, or None to leave it pending.
+
+        ``started`` gets the entry once it holds a handler slot: until then,
+        stopping may take it back (:meth:`_handle_batch`).
+        """
         async with self._semaphore:
+            started.add(entry_id)
             entry = entry_id.decode()
             try:
                 event = decode_entry(fields, self.event_type)
@@ -298,7 +507,7 @@ class Consumer(Generic[E]):
                 await self._dead_letter(entry_id, fields, reason, deliveries - 1)
                 ENTRIES.labels(self._label, "dead_lettered").inc()
                 return entry_id
-            started = time.perf_counter()
+            began = time.perf_counter()
             try:
                 await self.handler(event, Delivery(entry, deliveries, self.stream_key))
             except PermanentError as exc:
@@ -326,7 +535,7 @@ class Consumer(Generic[E]):
                     return entry_id
                 return None
             finally:
-                HANDLER_SECONDS.labels(self._label).observe(time.perf_counter() - started)
+                HANDLER_SECONDS.labels(self._label).observe(time.perf_counter() - began)
             if deliveries > 1:
                 await self.redis.hdel(self._errors_key, entry)
             ENTRIES.labels(self._label, "handled").inc()
@@ -370,3 +579,9 @@ class Consumer(Generic[E]):
             "recreated" if created else "found again",
             start,
         )
+
+
+def _entry(item: Any) -> Entry:
+    """A ``[id, [field, value, ...]]`` reply (Lua returns XCLAIM's raw shape) as an Entry."""
+    entry_id, flat = item[0], item[1]
+    return entry_id, dict(zip(flat[0::2], flat[1::2], strict=True))

@@ -20,6 +20,8 @@ so a restarted replica re-reads its own pending entries.
 Other keys (``<p>`` is the prefix), by owner (the one module that writes them):
 
 * common: ``<p>heartbeat:<service>:<instance>`` (heartbeat, TTL), ``<p>lastseen``,
+  ``<p>live:<service>-<instance>`` (liveness: the short-TTL key whose expiry lets
+  other replicas take over what that process held, ``common.liveness``),
   ``<p>applied:<service>:<instance>`` (config a service applies),
   ``<p>email:<id>``, ``<p>email:<id>:events``, ``<p>emails`` (per-email timeline,
   written by ingest, offload and notify), ``<p>probe:<service>`` and
@@ -121,6 +123,14 @@ class Keys(msgspec.Struct, frozen=True):
     # -- common ---------------------------------------------------------------------
     def heartbeat(self, service: str, instance: str) -> str:
         return f"{self.prefix}heartbeat:{service}:{instance}"
+
+    def liveness(self, owner: str) -> str:
+        """A process's liveness key; ``owner`` is its :func:`consumer_name`.
+
+        ``liveness("")`` is the prefix Lua scripts append an owner to (the
+        takeover scripts look holders up by name inside Redis).
+        """
+        return f"{self.prefix}live:{owner}"
 
     @property
     def heartbeat_pattern(self) -> str:

@@ -3,6 +3,10 @@
 This is an *efficiency* lock (one IMAP watcher per mailbox), not a correctness
 lock: a GC pause longer than the TTL can briefly leave two holders, so the
 work it guards must stay idempotent (the ingest checkpoint and dedup are).
+
+With a liveness prefix (``common.liveness``), a lock whose holder's liveness
+key is gone is free: a replica taking over need not wait out the lock's own
+TTL (300 s for the IMAP watcher) after the holder died.
 """
 
 from __future__ import annotations
@@ -28,16 +32,28 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# Take the lock when free, or when the holder is a previous life of this same replica
-# (same stable owner name): a restarted process must not wait out its own dead lease.
+# Take the lock when free (1), when the holder is a previous life of this same
+# replica (2: same stable owner name, a restarted process must not wait out its
+# own dead lease), or when the holder's liveness key is gone (3: it died, under
+# whatever name). Tokens are "<owner>:<hex>". ARGV: token, ttl ms, own prefix
+# ("<owner>:" or ""), liveness key prefix (or "").
 _ACQUIRE_OWN = """
 local current = redis.call('GET', KEYS[1])
-if (not current) or (ARGV[3] ~= '' and string.sub(current, 1, string.len(ARGV[3])) == ARGV[3]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  if current then return 2 end
-  return 1
+local taken = 0
+if not current then
+  taken = 1
+elseif ARGV[3] ~= '' and string.sub(current, 1, string.len(ARGV[3])) == ARGV[3] then
+  taken = 2
+elseif ARGV[4] ~= '' then
+  local holder = string.match(current, '^(.+):%x+$')
+  if holder and redis.call('EXISTS', ARGV[4] .. holder) == 0 then
+    taken = 3
+  end
 end
-return 0
+if taken > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return taken
 """
 # Delete only our own lock: a plain DEL could free someone else's.
 _RELEASE = """
@@ -56,15 +72,25 @@ class RedisLock:
         key: lock key (ingest uses exactly ``render_signal:poller_lock``).
         ttl_s: lease length; renewed every ``ttl_s / 3`` while held.
         owner: human-readable holder description stored in the token.
+        liveness_prefix: ``Keys.liveness("")`` when owners are liveness owners;
+            then ``acquire(reclaim_own=True)`` also takes a dead holder's lock.
     """
 
-    def __init__(self, redis: Redis, key: str, ttl_s: float = 300.0, owner: str = "") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        key: str,
+        ttl_s: float = 300.0,
+        owner: str = "",
+        liveness_prefix: str = "",
+    ) -> None:
         self.redis = redis
         self.key = key
         self.ttl_ms = int(ttl_s * 1000)
         who = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.owner = who
         self.token = f"{who}:{secrets.token_hex(10)}"
+        self.liveness_prefix = liveness_prefix
         self._acquire_own = redis.register_script(_ACQUIRE_OWN)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
@@ -75,18 +101,24 @@ class RedisLock:
 
         With ``reclaim_own``, a lock whose token carries this same owner name
         (a previous run of this replica, killed before it could release) is taken
-        over at once. Owner names must then be unique per replica, as the stable
-        consumer names already are.
+        over at once, and so is one whose holder has no liveness key (with a
+        ``liveness_prefix``). Owner names must then be unique per replica, as the
+        stable consumer names already are.
         """
         if not reclaim_own:
             ok = await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms)
             self.held = bool(ok)
             return self.held
+        previous = await self.holder() if self.liveness_prefix else None
         result = await self._acquire_own(
-            keys=[self.key], args=[self.token, self.ttl_ms, f"{self.owner}:"]
+            keys=[self.key],
+            args=[self.token, self.ttl_ms, f"{self.owner}:", self.liveness_prefix],
         )
         if int(result) == 2:
             logger.warning("LOCK: took over %s from a previous run of %s", self.key, self.owner)
+        elif int(result) == 3:
+            dead = (previous or "?").rsplit(":", 1)[0]
+            logger.warning("LOCK: took over %s from %s (no liveness key)", self.key, dead)
         self.held = bool(result)
         return self.held
 

@@ -1,9 +1,16 @@
-"""Process runtime for a worker service: signals, probes, heartbeat, bounded drain.
+"""Process runtime for a worker service: signals, probes, heartbeat, liveness, bounded drain.
 
 A service's ``main()`` reads its settings, calls :func:`setup_logging`, then
 ``asyncio.run(WorkerRuntime(...).run(components))``. Components are coroutines
 taking the shared stop event; the runtime sets it on SIGTERM/SIGINT, lets them
 drain until the deadline, then cancels what is left.
+
+The runtime also keeps this process's liveness key (``common.liveness``)
+from before the components start until after they drained. Scale-down hands
+work back in this order: components finish or cancel their in-flight work,
+the release steps (:meth:`WorkerRuntime.on_release`) give back what is still
+held (notify's leases), then the liveness key is deleted, so other replicas
+take over whatever is left at their next sweep instead of after the TTL.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from render_signal.common.heartbeat import Heartbeat
+from render_signal.common.keys import consumer_name
+from render_signal.common.liveness import Liveness
 from render_signal.common.opsserver import OpsServer
 from render_signal.common.records import HeartbeatDetails
 from render_signal.common.settings import CommonSettings, warn_exposed_dev_mode
@@ -26,6 +35,10 @@ from render_signal.common.settings import CommonSettings, warn_exposed_dev_mode
 __all__ = ["Component", "WorkerRuntime", "install_stop_signals"]
 
 logger = logging.getLogger(__name__)
+
+#: Bound on each Redis step of the shutdown (release, liveness delete): with Redis
+#: down, the process still exits promptly; what it held then waits for the TTL.
+SHUTDOWN_STEP_S = 3.0
 
 Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -62,6 +75,19 @@ class WorkerRuntime:
         #: The service's own readiness beyond Redis (e.g. ingest: IMAP connected).
         self.ready_check = ready_check
         self.ops: OpsServer | None = None
+        #: This process's liveness key; consumers, schedulers and locks that can be
+        #: taken over take it so they start only once it exists.
+        self.liveness = Liveness(
+            redis,
+            common.keys,
+            consumer_name(common.service, common.instance),
+            common.liveness_ttl_s,
+        )
+        self._release_steps: list[Callable[[], Awaitable[object]]] = []
+
+    def on_release(self, step: Callable[[], Awaitable[object]]) -> None:
+        """Run ``step`` after the components drained, before the liveness key goes."""
+        self._release_steps.append(step)
 
     async def ready(self) -> tuple[bool, dict[str, object]]:
         details: dict[str, object] = {}
@@ -91,6 +117,9 @@ class WorkerRuntime:
             interval_s=self.common.heartbeat_interval_s,
             details=self.details,
         )
+        # Until the drain is over: work finishing after SIGTERM is still ours.
+        drained = asyncio.Event()
+        live = asyncio.create_task(self.liveness.run(drained))
         tasks = [
             asyncio.create_task(c(self.stop), name=getattr(c, "__qualname__", repr(c)))
             for c in components
@@ -125,6 +154,7 @@ class WorkerRuntime:
                     "PROCESS: %d component(s) cancelled at the drain deadline", len(late)
                 )
                 await asyncio.gather(*late, return_exceptions=True)
+        await self._hand_back(drained, live)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(beat, timeout=2)
         await self.ops.close()
@@ -132,3 +162,25 @@ class WorkerRuntime:
             await self.redis.aclose()
         logger.info("PROCESS: %s stopped", self.common.service)
         return exit_code
+
+    async def _hand_back(self, drained: asyncio.Event, live: asyncio.Task[None]) -> None:
+        """Release steps, then delete the liveness key (each step bounded)."""
+        for step in self._release_steps:
+            try:
+                await asyncio.wait_for(step(), timeout=SHUTDOWN_STEP_S)
+            except (RedisError, OSError, TimeoutError) as exc:
+                logger.warning("PROCESS: release step failed (%s)", type(exc).__name__)
+        drained.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(live, timeout=SHUTDOWN_STEP_S)
+        try:
+            released = await asyncio.wait_for(self.liveness.release(), timeout=SHUTDOWN_STEP_S)
+        except (RedisError, OSError, TimeoutError) as exc:
+            logger.warning(
+                "PROCESS: liveness key not deleted (%s); other replicas take over after %.0fs",
+                type(exc).__name__,
+                self.liveness.ttl_s,
+            )
+        else:
+            if released:
+                logger.info("PROCESS: liveness released; other replicas take over what is left")

@@ -50,6 +50,9 @@ class CommonSettings(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_interval_s: float
     timezone: str
     drain_timeout_s: float
+    #: Lifetime of this process's liveness key (``common.liveness``): other replicas
+    #: take over its work at most this long after it died.
+    liveness_ttl_s: float = 8.0
     #: Per-email history (``common.timeline``): days kept and emails kept at most.
     timeline_days: float = 30.0
     timeline_max_emails: int = 10_000
@@ -120,6 +123,7 @@ def read_common(env: EnvReader, service: str) -> CommonSettings:
         heartbeat_interval_s=env.number("HEARTBEAT_INTERVAL_SECONDS", 60.0, minimum=0.1),
         timezone=tz,
         drain_timeout_s=env.number("DRAIN_TIMEOUT_SECONDS", 20.0, minimum=0.1),
+        liveness_ttl_s=env.number("LIVENESS_TTL_SECONDS", 8.0, minimum=1.0),
         timeline_days=env.number("TIMELINE_RETENTION_DAYS", 30.0, minimum=0.01),
         timeline_max_emails=env.integer("TIMELINE_MAX_EMAILS", 10_000, minimum=10),
         env_set=frozenset(k for k, v in env.environ().items() if v.strip()),

@@ -7,9 +7,10 @@ Delivery semantics (see docs/architecture.md):
   redelivery, never a loss; consumers are idempotent on natural keys.
 * A restarted consumer first re-reads its own pending entries (stable consumer
   names make that possible), then reads new ones with ``>``.
-* Entries left pending by a dead consumer are reclaimed with XAUTOCLAIM once
-  idle longer than ``claim_idle_ms``. A failed handler leaves its entry pending,
-  so the same mechanism retries it.
+* Entries left pending by a dead consumer are taken over through its liveness
+  key (below). A failed handler leaves its entry pending; XAUTOCLAIM retries it
+  once idle longer than ``claim_idle_ms``, which is also the backstop for a
+  consumer that is alive but stuck.
 * After ``max_deliveries`` deliveries an entry is moved to ``<stream>.dlq``
   with the last error text, and acked. Undecodable entries and
   :class:`PermanentError` go there at once.
@@ -19,8 +20,63 @@ Delivery semantics (see docs/architecture.md):
   seconds, so a stream holds its backlog, not its history (entries carry whole
   emails). The approximate MAXLEN on publish is only a hard cap for a group
   that stopped consuming.
-* SIGTERM sets the stop event: the in-flight batch finishes (bounded by the
-  drain deadline) and the loop returns.
+* SIGTERM sets the stop event: entries not yet started are handed back at once,
+  the in-flight ones finish (bounded by the drain deadline), then the loop returns.
+
+Replicas and takeover (issue 17)
+--------------------------------
+Any worker runs as N replicas: consumer groups share the stream entries,
+notify replicas share the job schedule, one ingest replica holds the IMAP lock.
+What a replica holds -- pending entries in its group, notify leases
+(``notify:leases``), the IMAP lock -- is taken over by a live replica within
+**LIVENESS_TTL_SECONDS + 1 s** (8 + 1 s by default; the lock: + 2 s) after it
+dies, whatever name its replacement has, and never while it is alive, however
+slow its work.
+
+Choice: takeover keyed on liveness, not short per-item leases. Each process
+keeps ``<prefix>live:<service>-<instance>`` (``common.liveness``) with a TTL of
+8 s, renewed every 2 s by its own task, from before its components start until
+after its drain. Live replicas look for holders without that key: each
+consumer every second (XINFO CONSUMERS, then one Lua script per other member:
+EXISTS its key, else XPENDING + XCLAIM to itself, atomically; a dead member with
+nothing left is removed from the group), notify's scheduler every second (one
+Lua pass over ``notify:leases``), ingest's standbys every 2 s (the lock script).
+Why: one renewal per process instead of one per item in flight (an
+owner-checked XCLAIM per stream entry, a ZADD per notify job, a 10 s IMAP lock
+instead of the documented 300 s); the TTL is kept by Redis alone, so clock skew
+between hosts plays no part; the retry delay of a failed entry
+(``claim_idle_ms``) stays independent of the takeover bound. Cost: one SET every
+2 s per process, one XINFO and one EVALSHA per member per second per consumer.
+
+Measured (2 shared cores, tests/integration/test_scale_out.py, compose test):
+
+* SIGKILL -> every item of the dead replica held by a live one: 6.5-8.9 s
+  (pending entries, leases and the lock alike; compose: 7.5-8.2 s);
+* worst delay between a kill and the delivery of an email in flight at it,
+  200 emails at 4/s with nine kills: 8.6-12.1 s (bound asked: 20 s);
+* a 60 s Worker call and a 40 s webhook: done once each, nothing taken over;
+  longest gap between two liveness renewals meanwhile 2.1 s (TTL 8 s);
+* SIGTERM of a replica: the entries it had not started are with another
+  replica 0.2 s later, the rest (and leases, the lock) within 1 s of its exit.
+
+Worst cases:
+
+* Alive but frozen or cut off from Redis for longer than the TTL (VM pause, a
+  blocking call on the event loop, a partition): its work is taken over while
+  it may still finish it. The result is a second send under the same
+  webhook-id (the receiver dedups), a second offload whose publish the
+  ``offload:done`` marker suppresses, a re-parse published under the same
+  event id -- never a second webhook-id, never a loss.
+* Alive but hung (a call that never returns): not taken over by liveness; it is
+  bounded by its own timeout (Worker 15/120 s, webhook timeout), then by the
+  backstops: XAUTOCLAIM after ``claim_idle_ms`` (offload about 390 s, ingest
+  and notify 30 s) and the notify lease end (4 x timeout + 60 s).
+* Survivors busy: entries are claimed within the bound but wait for a free
+  handler slot (offload 4, notify 8 per replica); capacity is the replica count.
+* Redis down longer than the TTL: every key may lapse; the first sweep after
+  the restart may take over a live replica's work (same-id resends only).
+* A replica restarted under the same name takes its own pending entries,
+  leases and lock back at once, as before.
 """
 
 from __future__ import annotations
@@ -42,6 +98,7 @@ __all__ = [
     "HANDLER_SECONDS",
     "LAST_LOOP",
     "PUBLISHED",
+    "TAKEN_OVER",
     "Delivery",
     "Entry",
     "ensure_group",
@@ -76,6 +133,11 @@ LAST_LOOP = Gauge(
 )
 PUBLISHED = Counter(
     "render_signal_stream_published_total", "Entries published, by stream", ["stream"]
+)
+TAKEN_OVER = Counter(
+    "render_signal_stream_taken_over_total",
+    "Pending entries taken over from a consumer whose liveness key was gone",
+    ["stream"],
 )
 
 

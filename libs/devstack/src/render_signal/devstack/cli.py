@@ -3,6 +3,7 @@
 Commands:
     up       start Redis (unless REDIS_URL is set) and the four services,
              supervised; writes a dev ``.env`` on first use; Ctrl-C stops all.
+             ``--replicas N`` (or RENDER_SIGNAL_REPLICAS) runs N of each worker.
     status   the verdict (ok / degraded / failing), its problems, services, targets and
              streams; exit 0 only if the verdict is ok.
     send     post a sample email (or your .eml) to the gateway's HTTP ingress.
@@ -26,7 +27,7 @@ from typing import Any
 
 import msgspec
 from redis.exceptions import RedisError
-from render_signal.common.envreader import DEV_MODE_WORDS, load_env_file
+from render_signal.common.envreader import DEV_MODE_WORDS, EnvReader, load_env_file
 from render_signal.common.keys import DEFAULT_PREFIX, Keys
 from render_signal.common.redisclient import create_redis
 from render_signal.common.webhooklog import read_attempts
@@ -66,6 +67,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     env = _stack_env(env_path)
     env["RENDER_SIGNAL_ENV_FILE"] = str(env_path.resolve())
     dev = env.get("RENDER_SIGNAL_ENV", "production").strip().lower() in DEV_MODE_WORDS
+    replicas = args.replicas
+    if replicas is None:
+        reader = EnvReader(env, {})
+        replicas = reader.integer("RENDER_SIGNAL_REPLICAS", 1, minimum=1)
+        for problem in reader.problems:
+            _say(f"render-signal: {problem}")
+        if reader.problems:
+            return 2
+    if replicas < 1:
+        _say("render-signal: --replicas must be at least 1")
+        return 2
     for service, (var, default) in PORT_VARS.items():
         if var in os.environ:
             continue  # explicitly chosen: a clash is the user's to see
@@ -90,7 +102,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         env["WEBHOOK_URL"] = sink.url
         _say(f"render-signal: no WEBHOOK_URL: dev sink records deliveries at {sink.url}")
 
-    supervisor = Supervisor(env, say=_say)
+    supervisor = Supervisor(env, say=_say, replicas=replicas, free_port=free_port)
+    if replicas > 1:
+        names = ", ".join(child.name for child in supervisor.children)
+        _say(f"render-signal: {replicas} replicas of each worker: {names}")
     gateway_url = f"http://127.0.0.1:{env['PORT']}"
 
     def started() -> None:
@@ -235,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", default=".env", help="dotenv file (default: ./.env)")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start Redis and all services, supervised")
+    up.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="run N of each worker (ingest, offload, notify); default RENDER_SIGNAL_REPLICAS or 1",
+    )
     up.set_defaults(func=cmd_up)
     status = sub.add_parser("status", help="show heartbeats and stream lag")
     status.add_argument("--wait", type=float, default=0.0, help="wait up to N s for the verdict ok")

@@ -6,6 +6,11 @@ Ctrl-C or SIGTERM (SIGTERM first, SIGKILL after the drain deadline), and asks
 the kernel to SIGTERM the children if the supervisor itself dies, so nothing is
 left behind. A child exiting with code 2 has a configuration problem that a
 restart cannot fix: the supervisor prints it and stops the stack.
+
+With ``replicas=N`` each worker (ingest, offload, notify) runs N times:
+children ``offload``, ``offload-1``, ... with ``RENDER_SIGNAL_REPLICA`` 0, 1, ...
+(so distinct instance names, ``<host>-<index>``) and a metrics port each
+(:func:`plan_children`). The gateway stays one process: it holds no work.
 """
 
 from __future__ import annotations
@@ -23,9 +28,17 @@ from types import FrameType
 
 from render_signal.devstack.childprocess import die_with_parent
 
-__all__ = ["SERVICES", "Child", "Supervisor", "service_command"]
+__all__ = ["SERVICES", "WORKERS", "Child", "Supervisor", "plan_children", "service_command"]
 
 SERVICES = ("ingest", "offload", "notify", "gateway")
+#: Services that run as several replicas with ``--replicas``.
+WORKERS = ("ingest", "offload", "notify")
+PORT_VARS = {
+    "ingest": "INGEST_METRICS_PORT",
+    "offload": "OFFLOAD_METRICS_PORT",
+    "notify": "NOTIFY_METRICS_PORT",
+    "gateway": "PORT",
+}
 CONFIG_ERROR_EXIT = 2
 
 
@@ -37,11 +50,42 @@ def service_command(name: str) -> list[str]:
     return [sys.executable, "-m", f"render_signal.{name}.main"]
 
 
-class Child:
-    """One supervised service process."""
+def plan_children(
+    env: dict[str, str],
+    replicas: int,
+    free_port: Callable[[], int],
+    services: tuple[str, ...] = SERVICES,
+) -> list[tuple[str, str, dict[str, str]]]:
+    """``(child name, service, environment)`` of every child to run.
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+    Replica 0 keeps the environment as given (its port variables included);
+    replica ``i > 0`` gets ``RENDER_SIGNAL_REPLICA=i``, a free metrics port, and,
+    when ``RENDER_SIGNAL_INSTANCE`` is set, that name plus ``-i``: two processes
+    under one instance name would share a consumer name and a liveness key.
+    """
+    plan: list[tuple[str, str, dict[str, str]]] = []
+    for service in services:
+        count = max(1, replicas) if service in WORKERS else 1
+        for index in range(count):
+            child_env = dict(env)
+            if count > 1:
+                child_env["RENDER_SIGNAL_REPLICA"] = str(index)
+                if env.get("RENDER_SIGNAL_INSTANCE"):
+                    child_env["RENDER_SIGNAL_INSTANCE"] = f"{env['RENDER_SIGNAL_INSTANCE']}-{index}"
+            if index > 0:
+                child_env[PORT_VARS[service]] = str(free_port())
+            plan.append((service if index == 0 else f"{service}-{index}", service, child_env))
+    return plan
+
+
+class Child:
+    """One supervised service process (``name`` is ``offload-1`` for a second replica)."""
+
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], service: str | None = None
+    ) -> None:
         self.name = name
+        self.service = service or name
         self.argv = argv
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
@@ -78,8 +122,16 @@ class Supervisor:
         services: tuple[str, ...] = SERVICES,
         say: Callable[[str], None] = print,
         drain_timeout_s: float = 25.0,
+        replicas: int = 1,
+        free_port: Callable[[], int] | None = None,
     ) -> None:
-        self.children = [Child(name, service_command(name), env) for name in services]
+        if replicas > 1 and free_port is None:
+            raise ValueError("replicas > 1 needs free_port for their metrics ports")
+        plan = plan_children(env, replicas, free_port or (lambda: 0), services)
+        self.children = [
+            Child(name, service_command(service), child_env, service)
+            for name, service, child_env in plan
+        ]
         self.say = say
         self.drain_timeout_s = drain_timeout_s
         self.stopping = False
@@ -144,7 +196,9 @@ class Supervisor:
     def state(self) -> list[dict[str, object]]:
         return [
             {
-                "service": c.name,
+                "service": c.service,
+                "child": c.name,
+                "replica": int(c.env.get("RENDER_SIGNAL_REPLICA", "0")),
                 "pid": c.process.pid if c.process else None,
                 "restarts": c.restarts,
             }

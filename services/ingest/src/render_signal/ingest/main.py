@@ -29,7 +29,12 @@ async def run(settings: IngestSettings) -> int:
     """Run the service until SIGTERM; returns the exit code."""
     redis = create_redis(settings.common.redis_url)
     config = ConfigWatcher(ConfigStore(redis, settings.common.keys))
-    watcher = ImapWatcher(settings, redis, config) if settings.imap_enabled else None
+    runtime = WorkerRuntime(settings.common, redis)
+    watcher = (
+        ImapWatcher(settings, redis, config, liveness=runtime.liveness)
+        if settings.imap_enabled
+        else None
+    )
 
     def details() -> HeartbeatDetails:
         return HeartbeatDetails(imap=watcher.state if watcher else ImapState(role="off"))
@@ -40,7 +45,7 @@ async def run(settings: IngestSettings) -> int:
             return True, {}
         return False, {"imap": watcher.state.last_error or "not connected"}
 
-    runtime = WorkerRuntime(settings.common, redis, details=details, ready_check=ready)
+    runtime.details, runtime.ready_check = details, ready
     probes = ProbeResponder(
         redis,
         settings.common.keys,
@@ -62,7 +67,9 @@ async def run(settings: IngestSettings) -> int:
         components.append(watcher.run)
     else:
         logger.info("BG_POLLER: IMAP watcher not started (%s)", settings.imap_gate_reason)
-    components.append(lambda stop: run_parser(settings, redis, stop, watcher=config))
+    components.append(
+        lambda stop: run_parser(settings, redis, stop, watcher=config, liveness=runtime.liveness)
+    )
     components.append(config.listen)
     return await runtime.run(components)
 

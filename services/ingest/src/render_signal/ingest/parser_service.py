@@ -31,6 +31,7 @@ from render_signal.common.identity import (
     raw_message_id,
 )
 from render_signal.common.keys import GROUP_INGEST, consumer_name
+from render_signal.common.liveness import Liveness
 from render_signal.common.logs import log_context, mask_email
 from render_signal.common.streams import Delivery, publish
 from render_signal.common.timeline import TimelineWriter
@@ -253,11 +254,13 @@ async def run_parser(
     watcher: ConfigWatcher | None = None,
     now: Callable[[], dt.datetime] | None = None,
     claim_idle_ms: int = 30_000,
+    liveness: Liveness | None = None,
 ) -> None:
     """Consume ``mail.raw`` (group ``ingest``) until ``stop`` is set.
 
     ``watcher``: a shared config watcher whose ``listen`` the caller runs; by
     default the parser makes its own and runs its change listener.
+    ``liveness``: the process's, for takeover of dead replicas' entries.
     """
     own_watcher = watcher is None
     if watcher is None:
@@ -272,6 +275,7 @@ async def run_parser(
         handler=service.handle,
         batch_size=16,
         claim_idle_ms=claim_idle_ms,
+        liveness=liveness,
     )
     listener = asyncio.create_task(watcher.listen(stop)) if own_watcher else None
     try:

@@ -2,8 +2,10 @@
 
 * Singleton: ``RedisLock`` on exactly ``<prefix>poller_lock`` (``render_signal:poller_lock``
   by default), TTL ``POLLER_LOCK_TTL_SECONDS``, renewed every TTL/3, released on
-  shutdown. A replica that does not hold it retries every ``TTL/10`` (at most 10 s),
-  so it takes over within about one TTL after the holder dies.
+  shutdown. A replica that does not hold it retries every ``TTL/10`` (at most 2 s);
+  it takes the lock when free, or -- with the process's liveness -- as soon as the
+  holder's liveness key is gone (``common.liveness``), so after a crash within the
+  liveness TTL plus one retry, not the lock's own TTL.
 * Mode: IDLE when offered (re-issued every ``IMAP_IDLE_RENEW_SECONDS`` < 10 min), else
   a poll every ``EMAIL_POLLING_INTERVAL_SECONDS``. Every IDLE wake-up, renewal or poll
   runs one :class:`MailboxSync` pass: nothing depends on one EXISTS being noticed.
@@ -34,6 +36,7 @@ from render_signal.common.configdocs import PollingConfig
 from render_signal.common.configstore import ConfigWatcher
 from render_signal.common.errors import RenderSignalError
 from render_signal.common.keys import consumer_name
+from render_signal.common.liveness import Liveness
 from render_signal.common.locks import RedisLock
 from render_signal.common.records import ImapState
 from render_signal.ingest.checkpoint import CheckpointStore
@@ -82,8 +85,10 @@ class ImapWatcher:
         *,
         clock: Callable[[], dt.datetime] | None = None,
         endpoint: ImapEndpoint | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self.settings = settings
+        self.liveness = liveness
         self.redis = redis
         self.config = config
         self.clock = clock or zone_clock(settings.common.timezone)
@@ -103,6 +108,7 @@ class ImapWatcher:
             keys.poller_lock,
             settings.lock_ttl_s,
             owner=consumer_name("ingest", settings.common.instance),
+            liveness_prefix=liveness.prefix if liveness is not None else "",
         )
         self.sync = MailboxSync(
             redis,
@@ -113,7 +119,9 @@ class ImapWatcher:
             initial_sync=settings.imap_initial_sync,
             faults=FaultPoints(settings.fault_point),
         )
-        self.retry_lock_s = max(0.2, min(settings.lock_ttl_s / 10, 10.0))
+        # Standbys look often: a takeover must not wait long after the holder's
+        # liveness key is gone (one GET or script call per retry, nothing more).
+        self.retry_lock_s = max(0.2, min(settings.lock_ttl_s / 10, 2.0))
         self._failures = 0
         self._last_holder: str | None = None
         self._inactive_reason: str | None = None
@@ -125,6 +133,8 @@ class ImapWatcher:
         """Component entry point: hold the lock, watch, give the lock back on stop."""
         set_mode(None)
         CONNECTED.set(0)
+        if self.liveness is not None and not await self.liveness.wait_established(stop):
+            return
         while not stop.is_set():
             try:
                 # A restart of this replica takes its own dead lock back at once.

@@ -8,7 +8,12 @@
   lease, written in the same script / transaction as the lease score and
   cleared when the job is re-parked or finished. A restarted replica (same
   stable instance name) takes back its own leftovers at once
-  (:meth:`JobQueue.recover`); other replicas' leases are left to expire.
+  (:meth:`JobQueue.recover`); a lease whose holder's liveness key
+  (``common.liveness``) is gone is released by any live replica
+  (:meth:`JobQueue.release_dead`, about every second), so a dead replica's jobs
+  are due again within the liveness TTL whatever its name; a draining replica
+  releases its own at the end (:meth:`JobQueue.release`). The lease end stays
+  the backstop for a holder that is alive but stuck past it.
 * ``<prefix>notify:sent:<webhook-id>``: SET NX EX 30 d after a 2xx; nothing
   is sent again for that id.
 * ``<prefix>notify:final:<webhook-id>``: dead-lettered or dropped (30 d),
@@ -82,6 +87,27 @@ return n
 """
 
 
+# KEYS: schedule, leases. ARGV: liveness key prefix, due, this instance. Every
+# job leased by a holder without a liveness key is due at once; its lease entry
+# goes. Atomic with the EXISTS, so a holder that writes its key before leasing
+# never loses a lease it is working on.
+_RELEASE_DEAD = """
+local entries = redis.call('HGETALL', KEYS[2])
+local released = {}
+for i = 1, #entries, 2 do
+  local id, holder = entries[i], entries[i + 1]
+  if holder ~= ARGV[3] and redis.call('EXISTS', ARGV[1] .. holder) == 0 then
+    if redis.call('ZSCORE', KEYS[1], id) then
+      redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
+    end
+    redis.call('HDEL', KEYS[2], id)
+    released[#released + 1] = holder
+  end
+end
+return released
+"""
+
+
 class Job(msgspec.Struct, kw_only=True):
     """One email for one target, with its delivery state."""
 
@@ -110,6 +136,8 @@ class JobQueue:
         self._create_leased = redis.register_script(_CREATE_LEASED)
         self._recover = redis.register_script(_RECOVER)
         self._take_over = redis.register_script(_TAKE_OVER)
+        self._release_dead = redis.register_script(_RELEASE_DEAD)
+        self.live_prefix = keys.liveness("")
 
     def sent_key(self, webhook_id: str) -> str:
         return self.keys.notify_sent(webhook_id)
@@ -167,6 +195,26 @@ class JobQueue:
                 keys=[self.schedule_key, self.leases_key], args=[self.instance, repr(now)]
             )
         )
+
+    async def release(self, now: float) -> int:
+        """Hand back every job this instance still leases (due at ``now``), at the end
+        of a drain: the same script as :meth:`recover`, from the other end of a life."""
+        return await self.recover(now)
+
+    async def release_dead(self, now: float) -> dict[str, int]:
+        """Make the jobs of lease holders without a liveness key due at ``now``.
+
+        Returns how many were released per dead holder.
+        """
+        holders: Any = await self._release_dead(
+            keys=[self.schedule_key, self.leases_key],
+            args=[self.live_prefix, repr(now), self.instance],
+        )
+        released: dict[str, int] = {}
+        for raw in holders:
+            name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            released[name] = released.get(name, 0) + 1
+        return released
 
     async def holder(self, webhook_id: str) -> str | None:
         raw: Any = await self.redis.hget(self.leases_key, webhook_id)

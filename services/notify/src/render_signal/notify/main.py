@@ -50,7 +50,10 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
         fault=settings.fault,
     )
     service = NotifyService(settings, redis, watcher, clock, sender)
-    scheduler = Scheduler(service, settings.scheduler_interval_s, settings.concurrency)
+    runtime = WorkerRuntime(settings.common, redis)
+    scheduler = Scheduler(
+        service, settings.scheduler_interval_s, settings.concurrency, runtime.liveness
+    )
     consumer: Consumer[MailOffloaded] = Consumer(
         redis,
         stream_key=settings.common.keys.mail_offloaded,
@@ -59,6 +62,7 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
         event_type=MailOffloaded,
         handler=service.handle_event,
         concurrency=settings.concurrency,
+        liveness=runtime.liveness,
     )
     if not settings.webhook_url:
         logger.warning(
@@ -88,7 +92,16 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
         if not stop.is_set():
             await consumer.run(stop)
 
-    runtime = WorkerRuntime(settings.common, redis, details=details)
+    runtime.details = details
+
+    async def hand_back() -> None:
+        # Scale-down: jobs still leased here (cancelled at the drain deadline, or
+        # parked by a failure) are due again for the other replicas at once.
+        count = await service.queue.release(clock.now())
+        if count:
+            logger.info("NOTIFY: handed back %d in-flight job(s) at shutdown", count)
+
+    runtime.on_release(hand_back)
     make = MakeWatcher(settings, watcher, clock)
     try:
         return await runtime.run(

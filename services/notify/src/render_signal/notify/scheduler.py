@@ -10,6 +10,13 @@ Before its first tick, :meth:`Scheduler.run` makes every job still leased by
 this instance name due now (a previous life of this replica died holding it)
 and only then sets :attr:`Scheduler.recovered`; the stream consumer waits for
 it so a job it leases in this life is never mistaken for a leftover.
+
+With a :class:`~render_signal.common.liveness.Liveness` (every replica in
+production), the scheduler starts only once this process's liveness key
+exists, and about every second releases the leases of holders whose key is
+gone (:meth:`JobQueue.release_dead`), then claims them like any due job: a
+dead replica's in-flight jobs go out again within the liveness TTL, whatever
+name its replacement has.
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from redis.exceptions import RedisError
 from render_signal.common.configdocs import WebhookConfig
+from render_signal.common.liveness import Liveness
 from render_signal.common.overrides import make_due
 from render_signal.common.records import GateState
 from render_signal.notify import metrics
@@ -32,9 +41,23 @@ __all__ = ["Scheduler"]
 logger = logging.getLogger(__name__)
 
 
+#: How often dead holders' leases are looked for (a Lua pass over the lease hash).
+TAKEOVER_INTERVAL_S = 1.0
+
+
 class Scheduler:
-    def __init__(self, service: NotifyService, interval_s: float, concurrency: int) -> None:
+    def __init__(
+        self,
+        service: NotifyService,
+        interval_s: float,
+        concurrency: int,
+        liveness: Liveness | None = None,
+    ) -> None:
         self.service = service
+        self.liveness = liveness
+        self._last_takeover = 0.0
+        #: Leases released because their holder's liveness key was gone.
+        self.taken_over = 0
         self.interval_s = interval_s
         self.concurrency = max(1, concurrency)
         self.deferred = 0
@@ -78,6 +101,21 @@ class Scheduler:
             logger.warning("NOTIFY: recovered %d in-flight job(s) from a previous run", count)
         return count
 
+    async def release_dead(self) -> int:
+        """Make the jobs of dead lease holders due now (at most every second)."""
+        now = time.monotonic()
+        if self.liveness is None or now - self._last_takeover < TAKEOVER_INTERVAL_S:
+            return 0
+        self._last_takeover = now
+        released = await self.service.queue.release_dead(self.service.clock.now())
+        for holder, count in released.items():
+            logger.warning(
+                "NOTIFY: took over %d in-flight job(s) of %s (no liveness key)", count, holder
+            )
+        total = sum(released.values())
+        self.taken_over += total
+        return total
+
     def config_versions(self) -> dict[str, int]:
         """Config document versions last loaded (cached; no Redis call)."""
         self._versions.update(self.service.watcher.versions())
@@ -103,6 +141,7 @@ class Scheduler:
         # without waiting for an email, so the heartbeat shows what is in force.
         config = await load_live_config(service.watcher, service.settings)
         self.gate = self._gate_state(config.gate, service.clock.now())
+        await self.release_dead()
         while True:
             now = service.clock.now()
             ids = await service.queue.claim_due(now, now + service.lease_s, self.concurrency)
@@ -121,6 +160,8 @@ class Scheduler:
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.liveness is not None and not await self.liveness.wait_established(stop):
+            return
         backoff = self.interval_s
         while not stop.is_set() and not self.recovered.is_set():
             try:

@@ -34,7 +34,12 @@ logger = logging.getLogger(__name__)
 
 
 def claim_idle_ms(settings: OffloadSettings) -> int:
-    """Reclaim only entries idle longer than the slowest possible handler run."""
+    """Retry an entry only once idle longer than the slowest possible handler run.
+
+    This is the retry delay of a failed entry and the backstop for a live but
+    stuck member; a dead member's entries are taken over through its liveness
+    key within seconds, whatever this says (``common.streams``).
+    """
     worst = settings.folder_timeout_s * (settings.retries + 1) + 2.0 * settings.retries
     return int(max(60.0, worst + 30.0) * 1000)
 
@@ -89,6 +94,7 @@ async def run(settings: OffloadSettings) -> int:
             "OFFLOAD: R2 offload disabled (needs R2_FETCH_ENABLED=true, R2_FETCH_ENDPOINT and"
             " R2_FETCH_TOKEN); emails pass through with their source links"
         )
+    runtime = WorkerRuntime(settings.common, redis, details=service.details)
     consumer: Consumer[MailReceived] = Consumer(
         redis,
         stream_key=settings.common.keys.mail_received,
@@ -99,8 +105,8 @@ async def run(settings: OffloadSettings) -> int:
         batch_size=16,
         concurrency=max(4, settings.concurrency),
         claim_idle_ms=claim_idle_ms(settings),
+        liveness=runtime.liveness,
     )
-    runtime = WorkerRuntime(settings.common, redis, details=service.details)
 
     async def consume(stop: asyncio.Event) -> None:
         # Staged links-file rows of a crashed run are recovered before reading.
