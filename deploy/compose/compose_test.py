@@ -70,6 +70,8 @@ HERE = Path(__file__).resolve().parent
 SERVICES = ("ingest", "offload", "notify", "gateway")
 CONTAINERS = ("redis", *SERVICES, "prometheus")
 RESTARTED = "notify"
+#: docker-compose.yml's DRAIN_TIMEOUT_SECONDS default (the services' own, 20 s).
+DRAIN_TIMEOUT_S = 20.0
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 T = TypeVar("T")
 
@@ -145,6 +147,7 @@ class Measured:
     redelivered_s: float = 0.0
     scale: ScaleResult | None = None
     prometheus_s: float = 0.0
+    stopped_without_redis_s: float = 0.0
     down_s: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
@@ -233,6 +236,11 @@ class ComposeTest:
             )
             self.measured.scale = scale.run()
             say(self.measured.scale.summary())
+            self.measured.stopped_without_redis_s = self._stop_without_redis(compose)
+            say(
+                "with Redis stopped first, the services stopped"
+                f" {self.measured.stopped_without_redis_s:.1f} s after SIGTERM"
+            )
         m = self.measured
         assert m.scale is not None
         return (
@@ -240,6 +248,8 @@ class ComposeTest:
             f" through the containers in {m.delivered_s:.2f} s, {m.redelivered_s:.2f} s after"
             f" restarting {RESTARTED}; Prometheus 4/4 targets up at {m.prometheus_s:.1f} s;"
             f" {m.scale.summary()};"
+            f" services stopped {m.stopped_without_redis_s:.1f} s after SIGTERM with Redis"
+            f" already gone (drain {DRAIN_TIMEOUT_S:.0f} s);"
             f" images built in {m.build_s:.1f} s; down in {m.down_s:.1f} s;"
             f" total {time.monotonic() - m.started:.0f} s ({self.engine.kind})"
         )
@@ -407,6 +417,35 @@ class ComposeTest:
             return time.monotonic() - since if all(up.get(n) == "1" for n in SERVICES) else None
 
         return wait_for(all_up, 120, "Prometheus: every service target up", every=1.0)
+
+    def _stop_without_redis(self, compose: Compose) -> float:
+        """Stop Redis, then the services: each exits on SIGTERM within its drain timeout
+        and cleanly (a deploy during a Redis outage must not wait for SIGKILL)."""
+        compose.run("stop", "-t", "30", "redis", timeout=120)
+        started = time.monotonic()
+        compose.run("stop", "-t", "30", *SERVICES, timeout=240)
+        took = time.monotonic() - started
+        label = f"label={COMPOSE_PROJECT_LABEL}={self.project}"
+        ids = self.engine.run("ps", "-a", "-q", "--filter", label, timeout=60).stdout.split()
+        states = self.engine.run(
+            "inspect", "--format", "{{.Name}} {{.State.ExitCode}}", *ids, timeout=60
+        ).stdout.split("\n")
+        # uvicorn (the gateway) re-raises the SIGTERM it handled: 143 is its clean stop.
+        unclean = [
+            line
+            for line in states
+            if line.strip()
+            and any(f"_{name}_" in line or f"-{name}-" in line for name in SERVICES)
+            and line.split()[-1] not in ("0", "143" if "gateway" in line else "0")
+        ]
+        if unclean:
+            raise AssertionError(f"services did not exit cleanly without Redis: {unclean}")
+        if took > DRAIN_TIMEOUT_S + 5:
+            raise AssertionError(
+                f"stopping the services took {took:.1f} s with Redis gone"
+                f" (drain timeout {DRAIN_TIMEOUT_S:.0f} s)"
+            )
+        return took
 
     # ------------------------------------------------------------- teardown ----
     def _down(self, compose: Compose, failed: bool) -> None:

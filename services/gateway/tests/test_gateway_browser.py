@@ -18,6 +18,7 @@ import queue
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zoneinfo
@@ -42,8 +43,6 @@ from render_signal.gateway.settings import read_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-ARTIFACTS = REPO_ROOT / "test-artifacts"
 USER = "operator"
 PASSWORD = "pw-browser-3b7f0e2a91"
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
@@ -123,7 +122,7 @@ class ServiceProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            cwd=REPO_ROOT,
+            cwd=tempfile.gettempdir(),  # never the checkout (its .env, its data/)
         )
         self.pump = threading.Thread(target=self._pump, daemon=True)
         self.pump.start()
@@ -316,7 +315,7 @@ def _seed_webhook_logs(rdb: redis_sync.Redis, key_prefix: str) -> None:
 
 
 def test_login_dashboard_languages_and_screenshots(
-    browsing: Browsing, rdb: redis_sync.Redis, key_prefix: str
+    browsing: Browsing, rdb: redis_sync.Redis, key_prefix: str, tmp_path: Path
 ) -> None:
     """Anonymous → /login; log in; FR page by default, EN on ?lang=en (remembered)."""
     from playwright.sync_api import expect
@@ -348,14 +347,16 @@ def test_login_dashboard_languages_and_screenshots(
     expect(timeline.nth(0)).to_contain_text("hors de la fenêtre horaire")  # not "outside_window"
     # Email text is shown as text, never parsed as HTML.
     expect(timeline.nth(0)).to_contain_text("<b>pas du HTML</b>")
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "dashboard-fr.png"), full_page=True)
+    # Never into the checkout: RENDER_SIGNAL_TEST_ARTIFACTS names a folder CI keeps.
+    artifacts = Path(os.environ.get("RENDER_SIGNAL_TEST_ARTIFACTS") or tmp_path)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(artifacts / "dashboard-fr.png"), full_page=True)
 
     page.goto("/?lang=en")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.get_by_role("tab", name="Overview")).to_be_visible()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    page.screenshot(path=str(ARTIFACTS / "dashboard-en.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "dashboard-en.png"), full_page=True)
     page.goto("/")
     expect(page.locator("#status-summary")).to_have_text("Failing: action needed")
     strings = page.request.get("/api/i18n?lang=fr").json()["strings"]

@@ -39,7 +39,7 @@ from .fakes import ProviderFiles, WebhookReceiver
 from .mail import HttpIngress, ImapAppender
 from .processes import ServiceProcess, WorkerProcess, http_ok
 
-__all__ = ["SERVICES", "WORKERS", "Pipeline", "missing_components"]
+__all__ = ["SERVICES", "WORKERS", "ExternalRedis", "Pipeline", "missing_components"]
 
 SERVICES = ("ingest", "offload", "notify", "gateway")
 #: The services that can run as several replicas (the gateway is one process here).
@@ -66,6 +66,23 @@ def missing_components(*, imap: bool = True, worker: bool = True) -> str | None:
     return None
 
 
+class ExternalRedis:
+    """A Redis the pipeline uses but does not own (one in a container): the faults
+    that kill or restart Redis need a :class:`RedisServer`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def start(self) -> ExternalRedis:
+        return self
+
+    def stop(self) -> None:
+        """Its owner stops it."""
+
+    def kill(self) -> None:
+        raise TypeError("this pipeline's Redis is not a child process; it cannot be killed")
+
+
 class Pipeline:
     """Everything wired together. Attributes are live handles for tests to poke."""
 
@@ -81,6 +98,7 @@ class Pipeline:
         files_bytes: int = 2048,
         receiver_retry_after_s: int = 1,
         replicas: int = 1,
+        redis: RedisServer | ExternalRedis | None = None,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +113,7 @@ class Pipeline:
         self.dashboard_password = secrets.token_urlsafe(12)
         self.r2_token = secrets.token_urlsafe(24)
         self.timezone = timezone
-        self.redis = RedisServer(workdir / "redis", aof=True)
+        self.redis = redis or RedisServer(workdir / "redis", aof=True)
         self.redis_restarts = {"kill": 0, "term": 0}
         self.dovecot: DovecotServer | None = None
         self.files = ProviderFiles(files_bytes)

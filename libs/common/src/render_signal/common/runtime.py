@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 #: Bound on each Redis step of the shutdown (release, liveness delete): with Redis
 #: down, the process still exits promptly; what it held then waits for the TTL.
 SHUTDOWN_STEP_S = 3.0
+#: Share of DRAIN_TIMEOUT_SECONDS kept for the hand-back (release steps, liveness key).
+HAND_BACK_SHARE = 0.25
+EXIT_MARGIN_S = 0.5
 
 Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -143,38 +146,44 @@ class WorkerRuntime:
                 logger.error("PROCESS: component %s ended unexpectedly", task.get_name())
                 exit_code = 1
         self.stop.set()
-        deadline = time.monotonic() + self.common.drain_timeout_s
+        # One deadline for the whole stop, so SIGTERM is honoured within
+        # DRAIN_TIMEOUT_SECONDS even when Redis is gone or frozen (every call
+        # to it would otherwise wait out its own socket timeout). The
+        # components get most of it; the hand-back keeps a share.
+        deadline = Deadline(self.common.drain_timeout_s)
         pending = [t for t in tasks if not t.done()]
         if pending:
-            _, late = await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+            _, late = await asyncio.wait(pending, timeout=deadline.left(keep=HAND_BACK_SHARE))
             for task in late:
                 task.cancel()
             if late:
                 logger.warning(
                     "PROCESS: %d component(s) cancelled at the drain deadline", len(late)
                 )
-                await asyncio.gather(*late, return_exceptions=True)
-        await self._hand_back(drained, live)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(beat, timeout=2)
+                await asyncio.wait(late, timeout=deadline.step(SHUTDOWN_STEP_S))
+        await self._hand_back(drained, live, deadline)
+        await finish(beat, deadline.step(2.0))  # it deletes its key once stopped
         await self.ops.close()
         with contextlib.suppress(Exception):
-            await self.redis.aclose()
+            await asyncio.wait_for(self.redis.aclose(), timeout=max(0.05, deadline.left()))
         logger.info("PROCESS: %s stopped", self.common.service)
         return exit_code
 
-    async def _hand_back(self, drained: asyncio.Event, live: asyncio.Task[None]) -> None:
-        """Release steps, then delete the liveness key (each step bounded)."""
+    async def _hand_back(
+        self, drained: asyncio.Event, live: asyncio.Task[None], deadline: Deadline
+    ) -> None:
+        """Release steps, then delete the liveness key, all before ``deadline``."""
         for step in self._release_steps:
             try:
-                await asyncio.wait_for(step(), timeout=SHUTDOWN_STEP_S)
+                await asyncio.wait_for(step(), timeout=deadline.step(SHUTDOWN_STEP_S))
             except (RedisError, OSError, TimeoutError) as exc:
                 logger.warning("PROCESS: release step failed (%s)", type(exc).__name__)
         drained.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(live, timeout=SHUTDOWN_STEP_S)
+        await finish(live, deadline.step(SHUTDOWN_STEP_S))
         try:
-            released = await asyncio.wait_for(self.liveness.release(), timeout=SHUTDOWN_STEP_S)
+            released = await asyncio.wait_for(
+                self.liveness.release(), timeout=deadline.step(SHUTDOWN_STEP_S)
+            )
         except (RedisError, OSError, TimeoutError) as exc:
             logger.warning(
                 "PROCESS: liveness key not deleted (%s); other replicas take over after %.0fs",
@@ -184,3 +193,28 @@ class WorkerRuntime:
         else:
             if released:
                 logger.info("PROCESS: liveness released; other replicas take over what is left")
+
+
+async def finish(task: asyncio.Task[None], within_s: float) -> None:
+    """Let ``task`` end on its own for ``within_s`` seconds, then cancel it."""
+    await asyncio.wait([task], timeout=within_s)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=0.5)
+
+
+class Deadline:
+    """The time left of one stop: the drain, then the hand-back steps."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        # Closing the probes, the loop and the interpreter come after it.
+        self.at = time.monotonic() + seconds - min(EXIT_MARGIN_S, 0.1 * seconds)
+
+    def left(self, keep: float = 0.0) -> float:
+        """Seconds left, minus ``keep`` (a fraction of the whole) held back for later."""
+        return max(0.0, self.at - time.monotonic() - keep * self.seconds)
+
+    def step(self, at_most: float) -> float:
+        """A bound for one step: ``at_most``, less when the deadline is closer."""
+        return max(0.01, min(at_most, self.left()))
