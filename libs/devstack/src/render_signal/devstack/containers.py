@@ -14,6 +14,7 @@ SIGKILLed pytest can leave one behind, labelled ``render-signal.test=redis``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,7 +63,14 @@ def redis_container(image: str | None = None, docker_host: str | None = None) ->
         image or os.environ.get("REDIS_IMAGE") or DEFAULT_REDIS_IMAGE,
         docker_client_kw=client_kw,
     ).with_kwargs(labels=LABEL)
-    container.start()
+    try:
+        container.start()
+    except BaseException:
+        # start() raises after creating the container when its readiness check
+        # fails: remove it here, or it outlives the test.
+        with contextlib.suppress(Exception):
+            container.stop()
+        raise
     try:
         host = container.get_container_host_ip()
         port = container.get_exposed_port(6379)
