@@ -44,6 +44,16 @@ CASES = [
     ("notify", {"WEBHOOK_URL": "https://example.com/hook"}, "WEBHOOK_URL: placeholder host"),
     ("notify", {"WEBHOOK_SIGNING_SECRET": "secret"}, "WEBHOOK_SIGNING_SECRET: placeholder secret"),
     ("notify", {"RENDER_SIGNAL_FAULT": "notify.after_send"}, "RENDER_SIGNAL_FAULT: fault"),
+    # The delivery window and schedule from the environment: a typo is refused at
+    # start, not applied as "always open" (the console shows env-set values).
+    (
+        "notify",
+        {"WEBHOOKS_TIME_START": "25:99", "WEBHOOKS_TIME_END": "18:00"},
+        "WEBHOOKS_TIME_START",
+    ),
+    ("notify", {"WEBHOOKS_TIME_START": "08:00"}, "set both (HH:MM) or neither"),
+    ("notify", {"POLLING_TIMEZONE": "Europe/Pariss"}, "POLLING_TIMEZONE: unknown timezone"),
+    ("ingest", {"POLLING_ACTIVE_START_HOUR": "24"}, "POLLING_ACTIVE_START_HOUR"),
     ("ingest", {"RENDER_SIGNAL_FAULT": "ingest.after_publish"}, "RENDER_SIGNAL_FAULT: fault"),
     ("gateway", {"REDIS_URL": None}, "REDIS_URL"),
     ("gateway", {"SECRET_KEY": None}, "SECRET_KEY"),
