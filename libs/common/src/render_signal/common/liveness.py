@@ -29,6 +29,7 @@ from prometheus_client import Gauge, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from render_signal.common.keys import Keys
+from render_signal.common.locks import RELEASE_IF_OWNER
 
 __all__ = ["DEFAULT_TTL_S", "LONGEST_GAP", "RENEW_GAP", "Liveness"]
 
@@ -54,14 +55,6 @@ LONGEST_GAP = Gauge(
     " replica came to being taken over while alive: the TTL)",
 )
 
-# Delete only our own life's key: a replica restarted under the same name may
-# already have written its own.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 class Liveness:
@@ -90,7 +83,9 @@ class Liveness:
         #: Longest time between two successful renewals so far (seconds).
         self.max_gap_s = 0.0
         self._last_ok: float | None = None
-        self._release = redis.register_script(_RELEASE)
+        # Only our own life's key: a replica restarted under the same name may
+        # already have written its own.
+        self._release = redis.register_script(RELEASE_IF_OWNER)
 
     @property
     def prefix(self) -> str:

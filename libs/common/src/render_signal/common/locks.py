@@ -21,7 +21,7 @@ import socket
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-__all__ = ["RedisLock"]
+__all__ = ["RELEASE_IF_OWNER", "RedisLock"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +55,9 @@ if taken > 0 then
 end
 return taken
 """
-# Delete only our own lock: a plain DEL could free someone else's.
-_RELEASE = """
+#: Delete only our own key (a lock, a liveness key): a plain DEL could free
+#: someone else's. KEYS: the key. ARGV: the token we wrote.
+RELEASE_IF_OWNER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -93,7 +94,7 @@ class RedisLock:
         self.liveness_prefix = liveness_prefix
         self._acquire_own = redis.register_script(_ACQUIRE_OWN)
         self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+        self._release = redis.register_script(RELEASE_IF_OWNER)
         self.held = False
 
     async def acquire(self, *, reclaim_own: bool = False) -> bool:
