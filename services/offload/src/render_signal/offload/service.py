@@ -57,9 +57,8 @@ _PUBLISH_ONCE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return false
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-                      'type', ARGV[2], 'data', ARGV[3])
-redis.call('SET', KEYS[2], id, 'EX', ARGV[4])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+redis.call('SET', KEYS[2], id, 'EX', ARGV[2])
 return id
 """
 
@@ -168,7 +167,7 @@ class OffloadService:
         fields = encode_entry(event)
         result: Any = await self._publish_script(
             keys=[self.out_stream, done_key],
-            args=[DEFAULT_MAXLEN, fields["type"], fields["data"], DONE_TTL_S],
+            args=[DEFAULT_MAXLEN, DONE_TTL_S, *(x for pair in fields.items() for x in pair)],
         )
         if not result:
             self.duplicates_skipped += 1
