@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -229,11 +230,15 @@ class JobQueue:
         except msgspec.DecodeError:
             return None
 
-    async def done(self, webhook_id: str) -> None:
+    async def done(self, webhook_id: str, also: Callable[[Any], object] | None = None) -> None:
+        """Forget the job (schedule, record, lease); ``also`` adds commands to the
+        same transaction (the caller's own clean-up, without a round trip of its own)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self.schedule_key, webhook_id)
             pipe.hdel(self.jobs_key, webhook_id)
             pipe.hdel(self.leases_key, webhook_id)
+            if also is not None:
+                also(pipe)
             await pipe.execute()
 
     async def claim_due(self, now: float, lease_until: float, limit: int) -> list[str]:

@@ -256,8 +256,10 @@ class Outcomes:
         logger.info("NOTIFY: email %s %s (%s)", job.event.email_id, status, reason)
 
     async def done(self, job: Job) -> None:
-        await self.queue.done(job.webhook_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.srem(self.keys.notify_deferred, job.webhook_id)
-            pipe.hdel(self.keys.notify_overrides, job.webhook_id)
-            await pipe.execute()
+        await self.queue.done(
+            job.webhook_id,
+            also=lambda pipe: (
+                pipe.srem(self.keys.notify_deferred, job.webhook_id),
+                pipe.hdel(self.keys.notify_overrides, job.webhook_id),
+            ),
+        )
