@@ -115,6 +115,10 @@ class LinkJournal:
     async def get(self, source_url: str) -> LinkRecord | None:
         """The record for ``source_url`` when present and still inside the reuse window."""
         raw: Any = await self.redis.hget(self.key, source_url)
+        return self.fresh(raw)
+
+    def fresh(self, raw: bytes | None) -> LinkRecord | None:
+        """A stored record (as HGET/HMGET on :attr:`key` return it) when still reusable."""
         if not raw:
             return None
         try:
