@@ -35,6 +35,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from render_signal.common.errors import ConfigInvalid
 from render_signal.common.keys import Keys
 from render_signal.common.timefmt import epoch
@@ -114,10 +115,10 @@ class LinkJournal:
 
     async def get(self, source_url: str) -> LinkRecord | None:
         """The record for ``source_url`` when present and still inside the reuse window."""
-        raw: Any = await self.redis.hget(self.key, source_url)
+        raw = await self.redis.hget(self.key, source_url)
         return self.fresh(raw)
 
-    def fresh(self, raw: bytes | None) -> LinkRecord | None:
+    def fresh(self, raw: bytes | str | None) -> LinkRecord | None:
         """A stored record (as HGET/HMGET on :attr:`key` return it) when still reusable."""
         if not raw:
             return None
@@ -140,7 +141,7 @@ class LinkJournal:
         return records
 
     async def put(
-        self, records: Iterable[LinkRecord], also: Callable[[Any], None] | None = None
+        self, records: Iterable[LinkRecord], also: Callable[[Pipeline], object] | None = None
     ) -> None:
         """Remember ``records``; ``also`` adds commands to the same MULTI.
 
@@ -148,12 +149,13 @@ class LinkJournal:
         ``prune_interval_s``.
         """
         now = self._clock()
-        stale: Any = None
+        stale: list[bytes | str] = []
         if now >= self._next_prune:
             self._next_prune = now + self.prune_interval_s
-            stale = await self.redis.zrangebyscore(
+            found = await self.redis.zrangebyscore(
                 self.index_key, "-inf", now - self.max_age_s, 0, 500
             )
+            stale = [m for m in found if isinstance(m, bytes | str)]
         async with self.redis.pipeline(transaction=True) as pipe:
             for record in records:
                 pipe.hset(self.key, record.source_url, msgspec.json.encode(record))

@@ -43,7 +43,7 @@ SHUTDOWN_STEP_S = 3.0
 Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
-def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+def run_event_loop(main: Coroutine[object, None, int]) -> int:
     """``asyncio.run(main)`` on uvloop when it is installed (Linux, macOS).
 
     uvloop's C event loop and transports halve the per-callback and per-socket

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from render_signal.common.keys import Keys
 from render_signal.common.records import DeliveryAttempt, EmailState, TargetState, TimelineEvent
 from render_signal.common.settings import CommonSettings
@@ -176,7 +176,7 @@ class TimelineWriter:
 
     def stage(
         self,
-        pipe: Any,
+        pipe: Pipeline,
         email_id: str,
         *events: TimelineEvent,
         fields: Mapping[str, str | int | float] | None = None,
@@ -190,7 +190,7 @@ class TimelineWriter:
         mapping: dict[str, str | int | float] = {**(fields or {}), "updated_at": time.time()}
         if target is not None:
             mapping[f"t:{target.webhook_id}"] = f"{target.state}|{target.name}"
-        pipe.hset(summary_key, mapping=mapping)
+        pipe.hset(summary_key, mapping=mapping)  # type: ignore[arg-type]
         if events:
             pipe.rpush(events_key, *(_encoder.encode(e) for e in events))
             pipe.expire(events_key, self.ttl_s)

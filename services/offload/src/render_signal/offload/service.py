@@ -36,6 +36,7 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from render_signal.common.events import DeliveryLink, MailOffloaded, MailReceived, encode_entry
 from render_signal.common.keys import Keys
 from render_signal.common.linkjournal import LinkJournal, LinkRecord
@@ -143,7 +144,7 @@ class OffloadService:
                 pipe.exists(done_key)
                 if wanted:
                     pipe.hmget(self.journal.key, wanted)
-                replies: list[Any] = await pipe.execute()
+                replies = await pipe.execute()
             if replies[0]:
                 self.duplicates_skipped += 1
                 logger.info(
@@ -167,7 +168,7 @@ class OffloadService:
             )
             writer = self.links_writer
 
-            def also(pipe: Any) -> None:
+            def also(pipe: Pipeline) -> None:
                 for row in rows:
                     if writer is not None:
                         writer.stage(pipe, row)
