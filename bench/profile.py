@@ -1,13 +1,15 @@
 """Profile the four services under bench load: one py-spy flame graph per service.
 
-``uv run python -m bench.profile [--tag before] [--no-worker] [--seconds 20]``
+``uv run python -m bench.profile [--tag before] [--no-worker] [--seconds 20] [--no-spy]``
 starts the end-to-end pipeline (``tests/integration/harness``), drives the
 closed-loop HTTP saturation load of ``bench/e2e_bench.py`` and, meanwhile,
-samples each service with ``py-spy record`` (100 Hz, idle frames dropped).
+samples each service with ``py-spy record --gil`` (100 Hz: only the thread
+holding the GIL, so the samples follow CPU, not threads waiting for it).
 Writes ``bench/results/flame-<service>[-<tag>].svg`` and prints, per service,
-the CPU ms per delivered email and its ten heaviest functions (self and
-inclusive share of the samples), read back from the SVG, so the numbers that
-justify a change are in the terminal as well as in the picture.
+the CPU ms per delivered email (psutil) and its heaviest functions (self and
+inclusive share of the samples, from py-spy's folded output), so the numbers
+that justify a change are in the terminal as well as in the picture.
+``--no-spy`` measures the CPU per email alone (no sampling overhead).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-worker", action="store_true")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--no-spy", action="store_true", help="only the CPU per email")
     args = parser.parse_args()
     spy = shutil.which("py-spy")
     assert spy, "py-spy missing: uv sync --all-packages"
@@ -86,6 +89,7 @@ def main() -> None:
                     "--rate",
                     "100",
                     "--nonblocking",
+                    "--gil",
                     "--format",
                     fmt,
                     "-o",
@@ -95,11 +99,14 @@ def main() -> None:
                 stderr=subprocess.DEVNULL,
             )
             for name, service in pipeline.services.items()
+            if not args.no_spy
             for fmt, out in (
                 ("flamegraph", RESULTS / f"flame-{name}{suffix}.svg"),
                 ("raw", folded_dir / f"{name}.folded"),
             )
         }
+        if args.no_spy:
+            time.sleep(args.seconds)
         for proc in spies.values():
             proc.wait(args.seconds + 60)
         cpu1, delivered = resources.cpu(), pipeline.receiver.delivered_count() - delivered0
