@@ -169,18 +169,14 @@ def _structure_cut(raw: bytes) -> int | None:
             cuts.append(pos + 1)
             break
         pos += 3
-    # bytes.lower() is the ASCII case folding of a bytes pattern's IGNORECASE, and
-    # keeps offsets: a plain find on it is the regex's scan without its per-byte
-    # case-insensitive matching (7 % of ingest's CPU on the bench corpus).
-    lowered, start = raw.lower(), 0
-    for index in range(MAX_MULTIPARTS + 1):
-        found = lowered.find(b"multipart/", start)
+    # Lowered bytes keep offsets (ASCII folding, as a bytes regex's IGNORECASE).
+    lowered, found = raw.lower(), -1
+    for _ in range(MAX_MULTIPARTS + 1):
+        found = lowered.find(b"multipart/", found + 1)
         if found < 0:
             break
-        if index >= MAX_MULTIPARTS:
-            cuts.append(raw.rfind(b"\n", 0, found) + 1)
-            break
-        start = found + len(b"multipart/")
+    else:  # one declaration more than the budget
+        cuts.append(raw.rfind(b"\n", 0, found) + 1)
     return min(cuts) if cuts else None
 
 
