@@ -139,6 +139,26 @@ def e2e_rows(e2e: dict[str, Any]) -> list[tuple[str, Any, str, Any]]:
                 )  # fmt: skip
     for name, value in e2e.get("cpu_s_per_1000", {}).items():
         rows.append((f"CPU s per 1000 emails: {name}", value, "", None))
+    if "cpu_ms_per_email_total" in e2e:
+        parse_ms = round(1000 / parse, 2)
+        total = e2e["cpu_ms_per_email_total"]
+        rows.append(
+            ("CPU ms per email, ours + Redis, Worker excluded (target <= 12)", total,
+             f"parse-only {parse_ms} ms/email", _ratio(total, parse_ms))
+        )  # fmt: skip
+    bare_cpu = e2e.get("sat_http_no_worker", {}).get("cpu_ms_per_email", {})
+    for name, value in bare_cpu.items():
+        rows.append((f"CPU ms per email, R2 offload off: {name}", value, "", None))
+    if "redis_peak_used_memory_mb" in e2e:
+        rows.append(("Redis used_memory peak during the e2e phases (MB)",
+                     e2e["redis_peak_used_memory_mb"], "", None))  # fmt: skip
+    queued = e2e.get("queued", {})
+    if queued:
+        rows.append(
+            ("Redis bytes per queued email (mail.raw, ingest stopped; target <= 1.3 x raw)",
+             queued["redis_bytes_per_queued_email"],
+             f"raw email mean {queued['raw_email_mean_bytes']} B", queued["ratio_to_raw"])
+        )  # fmt: skip
     for name, value in e2e.get("peak_rss_mb", {}).items():
         rows.append((f"peak RSS MB: {name}", value, "", None))
     return rows
@@ -161,6 +181,46 @@ def timeline_rows(timeline: dict[str, Any], e2e: dict[str, Any]) -> list[tuple[s
             _ratio(cost, pipeline_ms),
         )
     ]
+
+
+def target_lines(e2e: dict[str, Any], timeline: dict[str, Any]) -> list[str]:
+    """Issue 16's targets, each with its figure from this run."""
+    lines = []
+    total = e2e.get("cpu_ms_per_email_total")
+    if total is not None:
+        parse_ms = 1000 / e2e["parse_only_per_s"]
+        lines.append(
+            f"- CPU per email, ours + Redis (Worker excluded): **{total} ms** (parse-only"
+            f" {parse_ms:.2f} ms; target <= 12 ms: {'met' if total <= 12 else 'NOT met'})"
+        )
+    p99 = e2e.get("lat_http_50", {}).get("p99_ms")
+    if p99 is not None:
+        lines.append(
+            f"- HTTP ingress -> receiver p99 at 50 % of saturation: **{p99:.0f} ms**"
+            f" (target < 100 ms: {'met' if p99 < 100 else 'NOT met'})"
+        )
+    queued = e2e.get("queued", {})
+    if queued:
+        ratio = queued["ratio_to_raw"]
+        lines.append(
+            f"- Redis bytes per queued email: **{queued['redis_bytes_per_queued_email']} B** for"
+            f" a {queued['raw_email_mean_bytes']} B mean raw email, **{ratio}x** (target <= 1.3:"
+            f" {'met' if ratio <= 1.3 else 'NOT met'}); Redis used_memory peak during the e2e"
+            f" phases {e2e.get('redis_peak_used_memory_mb')} MB"
+        )
+    rss = {k: v for k, v in e2e.get("peak_rss_mb", {}).items() if k in OURS[:4]}
+    if rss:
+        worst = max(rss.values())
+        lines.append(
+            f"- peak RSS per service: max **{worst} MB** (target <= 80:"
+            f" {'met' if worst <= 80 else 'NOT met'})"
+        )
+    if timeline.get("available"):
+        lines.append(
+            f"- timeline: {timeline.get('redis_bytes_per_email')} Redis bytes and"
+            f" {timeline.get('cpu_ms_per_email')} CPU ms per email"
+        )
+    return lines
 
 
 def service_rows(name: str, result: dict[str, Any]) -> list[tuple[str, Any, str, Any]]:
@@ -246,8 +306,11 @@ def main() -> int:
             bare = e2e["sat_http_no_worker"]["per_s"] / e2e["parse_only_per_s"]
             summary.append(
                 f"- without the Worker (R2 offload off), HTTP saturation / parse-only:"
-                f" **{bare:.2f}**"
+                f" **{bare:.2f}** ({e2e['sat_http_no_worker']['per_s']}/s vs"
+                f" {e2e['parse_only_per_s']}/s; target >= 0.5:"
+                f" {'met' if bare >= 0.5 else 'NOT met'})"
             )
+        summary += target_lines(e2e, results.get("timeline", {}))
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     summary.append(f"- whole `make bench` run: {results['elapsed_s']:.0f} s")
     say("")

@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from render_signal.common.errors import MalformedEvent, PermanentError
-from render_signal.common.events import decode_entry
+from render_signal.common.events import decode_entry, event_fields
 from render_signal.common.keys import Keys
 from render_signal.common.liveness import Liveness
 from render_signal.common.redisclient import DEFAULT_BLOCK_MS
@@ -547,8 +547,7 @@ class Consumer(Generic[E]):
     ) -> None:
         entry = entry_id.decode()
         record: dict[Any, Any] = {
-            "type": fields.get(b"type", b""),
-            "data": fields.get(b"data", b""),
+            **event_fields(fields),
             "error": error[:2000],
             "source_stream": self.stream_key,
             "source_id": entry,

@@ -4,7 +4,8 @@ Two kinds:
 
 * ``<stream>.dlq`` entries written by the streams runtime (fields ``type``,
   ``data``, ``error``, ``source_stream``, ``source_id``, ``group``,
-  ``deliveries``, ``failed_at``). Replay re-adds ``{type, data}`` to the source
+  ``deliveries``, ``failed_at``, and the event's bulk fields). Replay re-adds
+  the event's fields (``events.event_fields``) to the source
   stream; consumers are idempotent, so a replay never duplicates a delivery
   that already happened.
 * ``<prefix>notify:deadletters``: webhooks that failed for good, one
@@ -23,6 +24,7 @@ import time
 
 import msgspec
 from redis.asyncio import Redis
+from render_signal.common.events import event_fields
 from render_signal.common.keys import Keys
 from render_signal.common.records import DeadLetter
 from render_signal.common.streams import read_range
@@ -78,7 +80,7 @@ async def replay_stream_dead_letter(redis: Redis, stream_key: str, entry_id: str
         return False
     fields = rows[0][1]
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.xadd(stream_key, {"type": fields.get(b"type", b""), "data": fields.get(b"data", b"")})
+        pipe.xadd(stream_key, event_fields(fields))  # type: ignore[arg-type]
         pipe.xdel(key, entry_id)
         await pipe.execute()
     return True

@@ -1,9 +1,17 @@
 """Event contracts carried on the streams: versioned, frozen msgspec structs.
 
-Every stream entry has two fields: ``type`` (e.g. ``mail.received/1``) and
-``data`` (the event as JSON). A consumer decodes with :func:`decode_entry`;
+Every stream entry has the fields ``type`` (e.g. ``mail.received/1``) and
+``data`` (the event as JSON), plus the event's bulk, each in a binary field of
+its own (:data:`BULK_FIELDS`): ``raw`` (the RFC 822 bytes of a
+:class:`MailRaw`), ``body_text`` and ``body_html`` (UTF-8, of a parsed email).
+In ``data`` those fields are left empty. Why: inside JSON the raw bytes were
+base64 (4/3 of the email) and HTML bodies were escaped quote by quote, on
+every stream and in every copy (the dead-letter stream, notify's job); a
+binary field costs its length. A consumer decodes with :func:`decode_entry`,
+which puts them back (and still reads entries that carry them in ``data``);
 anything unknown or malformed raises :class:`MalformedEvent` and is
 dead-lettered by the streams runtime rather than crashing the consumer.
+Whoever copies an entry (dead letters, replays) copies :func:`event_fields`.
 
 Adding a field with a default is backward compatible; renaming or retyping one
 means a new version number.
@@ -18,6 +26,7 @@ from render_signal.common.errors import MalformedEvent
 
 __all__ = [
     "ALL_DETECTORS",
+    "BULK_FIELDS",
     "DETECTOR_DESABO",
     "DETECTOR_RECADRAGE",
     "DeliveryLink",
@@ -29,6 +38,7 @@ __all__ = [
     "ParsedMail",
     "decode_entry",
     "encode_entry",
+    "event_fields",
 ]
 
 
@@ -142,10 +152,43 @@ _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
 
 
+#: The fields carried beside ``data``, in binary (see the module docstring).
+BULK_FIELDS: tuple[str, ...] = ("raw", "body_text", "body_html")
+_BULK_KEYS = tuple(name.encode() for name in BULK_FIELDS)
+
+
 def encode_entry(event: Event) -> dict[str, bytes]:
-    """Stream fields for ``event``: ``type`` and ``data``."""
+    """Stream fields for ``event``: ``type``, ``data`` and its bulk fields."""
     type_name = type(event).__struct_config__.tag
-    return {"type": str(type_name).encode(), "data": _encoder.encode(event)}
+    fields = {"type": str(type_name).encode()}
+    if isinstance(event, MailRaw):
+        if event.raw:
+            fields["raw"] = event.raw
+            event = msgspec.structs.replace(event, raw=b"")
+    else:
+        try:
+            text, html = event.body_text.encode(), event.body_html.encode()
+        except UnicodeEncodeError:  # a lone surrogate: JSON escapes it, keep it there
+            pass
+        else:
+            fields["body_text"], fields["body_html"] = text, html
+            event = msgspec.structs.replace(event, body_text="", body_html="")
+    fields["data"] = _encoder.encode(event)
+    return fields
+
+
+def event_fields(fields: dict[bytes, bytes]) -> dict[str, bytes]:
+    """The fields of a read entry that make up its event (to copy it elsewhere)."""
+    out = {"type": fields.get(b"type", b""), "data": fields.get(b"data", b"")}
+    for name, key in zip(BULK_FIELDS, _BULK_KEYS, strict=True):
+        if key in fields:
+            out[name] = fields[key]
+    return out
+
+
+def _field(fields: dict[bytes, bytes] | dict[str, bytes], name: str) -> bytes | None:
+    value = fields.get(name.encode()) if name.encode() in fields else fields.get(name)  # type: ignore[call-overload]
+    return value if isinstance(value, bytes) else None
 
 
 def decode_entry(fields: dict[bytes, bytes] | dict[str, bytes], expected: type[E]) -> E:
@@ -161,4 +204,17 @@ def decode_entry(fields: dict[bytes, bytes] | dict[str, bytes], expected: type[E
         raise MalformedEvent(
             f"unexpected event type {type(event).__name__}, expected {expected.__name__}"
         )
+    if isinstance(event, MailRaw):
+        raw = _field(fields, "raw")
+        if raw is not None:
+            event = msgspec.structs.replace(event, raw=raw)
+    else:
+        text, html = _field(fields, "body_text"), _field(fields, "body_html")
+        if text is not None and html is not None:
+            try:
+                event = msgspec.structs.replace(
+                    event, body_text=text.decode(), body_html=html.decode()
+                )
+            except UnicodeDecodeError as exc:
+                raise MalformedEvent(f"body is not UTF-8: {exc}") from exc
     return event

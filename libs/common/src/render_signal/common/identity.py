@@ -26,6 +26,7 @@ import email.parser
 import email.policy
 import email.utils
 import hashlib
+import re
 import unicodedata
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 # Headers are read from at most this many bytes: ids never need the body.
 HEADER_SCAN_BYTES = 256 * 1024
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 
 
 def clean_header_value(value: str) -> str:
@@ -135,6 +137,13 @@ def fingerprint(sender_email: str, subject: str) -> str:
 def raw_message_id(raw: bytes) -> str:
     """The Message-ID of a raw RFC 822 email ("" when absent), from its headers only."""
     head = raw[:HEADER_SCAN_BYTES]
+    # Stop at the first blank line: the header parser otherwise splits the whole
+    # body into lines only to ignore them (11 % of the gateway's ingress CPU,
+    # bench/results/flame-gateway-before.svg). A later cut is harmless: the
+    # parser stops at the first blank line it sees itself.
+    blank = _BLANK_LINE.search(head)
+    if blank is not None:
+        head = head[: blank.end()]
     try:
         value = _HEADER_PARSER.parsebytes(head).get("Message-ID", "")
     except (ValueError, TypeError, IndexError):

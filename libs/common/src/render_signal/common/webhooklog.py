@@ -13,11 +13,19 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from render_signal.common.keys import Keys
 from render_signal.common.records import WebhookAttempt
 from render_signal.common.timefmt import epoch
 
-__all__ = ["API_MAX", "LOG_KEEP", "append_attempt", "normalize_days", "read_attempts"]
+__all__ = [
+    "API_MAX",
+    "LOG_KEEP",
+    "append_attempt",
+    "normalize_days",
+    "read_attempts",
+    "stage_attempt",
+]
 
 LOG_KEEP = 500
 API_MAX = 50
@@ -28,11 +36,16 @@ _decoder = msgspec.json.Decoder(WebhookAttempt)
 
 async def append_attempt(redis: Redis, keys: Keys, entry: WebhookAttempt) -> None:
     """LPUSH one entry and trim the log to :data:`LOG_KEEP`."""
-    entry.subject = entry.subject[:100]
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.lpush(keys.webhook_log, _encoder.encode(entry))
-        pipe.ltrim(keys.webhook_log, 0, LOG_KEEP - 1)
+        stage_attempt(pipe, keys, entry)
         await pipe.execute()
+
+
+def stage_attempt(pipe: Pipeline, keys: Keys, entry: WebhookAttempt) -> None:
+    """:func:`append_attempt`'s commands, added to a caller's MULTI."""
+    entry.subject = entry.subject[:100]
+    pipe.lpush(keys.webhook_log, _encoder.encode(entry))
+    pipe.ltrim(keys.webhook_log, 0, LOG_KEEP - 1)
 
 
 def normalize_days(days: int) -> int:

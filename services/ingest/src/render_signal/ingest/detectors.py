@@ -53,6 +53,8 @@ _DATE_TIME = re.compile(
 )
 _TIME_ONLY = re.compile(rf"{_A}{_SP}faire{_SP}pour{_SP}{_CLOCK}", re.IGNORECASE)
 _ANY_TIME = re.compile(r"\b(\d{1,2})(?:[hH](\d{0,2})|:(\d{2}))\b")
+#: Both phrases above contain "faire" 2 to 11 characters after their start.
+_FAIRE = re.compile("faire", re.IGNORECASE)
 _URGENCE_WORD = re.compile(r"\burgence\b")
 
 
@@ -76,17 +78,34 @@ def _hhmm(hour: str, minutes: str | None) -> str:
     return f"{int(hour):02d}h{int(minutes or 0):02d}"
 
 
+def _search_near(pattern: re.Pattern[str], body: str, faire: list[int]) -> re.Match[str] | None:
+    """``pattern.search(body)`` for a phrase starting ``[àa]\\s{1,10}faire``: only the
+    starts 2 to 11 characters before an occurrence of "faire" (``faire``: their
+    offsets, found by :data:`_FAIRE`, same flags) can match, so only those are
+    tried, leftmost first -- the same match. A miss no longer scans the body with
+    the whole pattern: that was ~1.3 ms per email on the bench corpus (11 % of
+    ingest, bench/results/flame-ingest-gil.svg), 10 ms on a 500 KB body.
+    """
+    starts = sorted({s for f in faire for s in range(max(0, f - 11), f - 1)})
+    for start in starts:
+        match = pattern.match(body, start)
+        if match:
+            return match
+    return None
+
+
 def _delivery_time(
     subject_norm: str, body: str, now: Callable[[], dt.datetime], tz: ZoneInfo
 ) -> str | None:
     if _URGENCE_WORD.search(subject_norm):
         local = now().astimezone(tz) + dt.timedelta(hours=1)
         return f"{local.hour:02d}h{local.minute:02d}"
-    match = _DATE_TIME.search(body)
+    faire = [m.start() for m in _FAIRE.finditer(body)]
+    match = _search_near(_DATE_TIME, body, faire)
     if match:
         day, month, year, hour, m_h, m_colon = match.groups()
         return f"le {int(day):02d}/{int(month):02d}/{year} à {_hhmm(hour, m_h or m_colon)}"
-    match = _TIME_ONLY.search(body)
+    match = _search_near(_TIME_ONLY, body, faire)
     if match:
         hour, m_h, m_colon = match.groups()
         return _hhmm(hour, m_h or m_colon)

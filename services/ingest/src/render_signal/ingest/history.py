@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import msgspec
+from redis.asyncio.client import Pipeline
 from render_signal.common.events import MailRaw, MailReceived
 from render_signal.common.records import TimelineEvent
 from render_signal.common.timeline import TimelineWriter
@@ -60,11 +61,20 @@ class IngestHistory:
         )
 
     async def published(self, event: MailRaw, received: MailReceived) -> None:
+        async with self.timeline.redis.pipeline(transaction=False) as pipe:
+            self.stage_published(pipe, event, received)
+            await pipe.execute()
+        await self.timeline.prune_if_due()
+
+    def stage_published(self, pipe: Pipeline, event: MailRaw, received: MailReceived) -> None:
+        """:meth:`published`'s writes, added to ``pipe`` (the caller then calls
+        ``timeline.prune_if_due``)."""
         parsed = self._event(
             "parsed", detector=received.detector, reason=f"{len(received.links)} link(s)"
         )
         fields = self._fields(event, received.subject, received.sender_email)
-        await self.timeline.record(
+        self.timeline.stage(
+            pipe,
             received.email_id,
             self._received(event),
             parsed,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from render_signal.common.appliedconfig import AppliedConfigReporter
@@ -13,7 +12,7 @@ from render_signal.common.logs import setup_logging
 from render_signal.common.probes import ProbeResponder
 from render_signal.common.records import HeartbeatDetails, ImapState
 from render_signal.common.redisclient import create_redis
-from render_signal.common.runtime import Component, WorkerRuntime
+from render_signal.common.runtime import Component, WorkerRuntime, run_event_loop
 from render_signal.common.settings import load_or_exit
 from render_signal.ingest.imaptest import ImapTest
 from render_signal.ingest.parser_service import run_parser
@@ -78,7 +77,7 @@ def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("ingest", settings.common.log_level, settings.common.log_format)
     warn_legacy_variables(settings.common.env_set)
-    raise SystemExit(asyncio.run(run(settings)))
+    raise SystemExit(run_event_loop(run(settings)))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
-import re
 from email.message import Message
 from email.parser import BytesParser
 
@@ -49,7 +48,6 @@ MAX_DEPTH = 12
 MAX_DELIMITER_LINES = 512
 #: ``multipart/`` containers let through (nesting costs depth x lines in CPython).
 MAX_MULTIPARTS = 64
-_MULTIPART = re.compile(rb"multipart/", re.IGNORECASE)
 
 
 class UnreadableEmail(PermanentError):
@@ -171,10 +169,14 @@ def _structure_cut(raw: bytes) -> int | None:
             cuts.append(pos + 1)
             break
         pos += 3
-    for index, match in enumerate(_MULTIPART.finditer(raw)):
-        if index >= MAX_MULTIPARTS:
-            cuts.append(raw.rfind(b"\n", 0, match.start()) + 1)
+    # Lowered bytes keep offsets (ASCII folding, as a bytes regex's IGNORECASE).
+    lowered, found = raw.lower(), -1
+    for _ in range(MAX_MULTIPARTS + 1):
+        found = lowered.find(b"multipart/", found + 1)
+        if found < 0:
             break
+    else:  # one declaration more than the budget
+        cuts.append(raw.rfind(b"\n", 0, found) + 1)
     return min(cuts) if cuts else None
 
 

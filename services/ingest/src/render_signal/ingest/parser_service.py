@@ -219,9 +219,15 @@ class ParserService:
             from_header=parsed.from_header,
             legacy_email_id=original_id(parsed, event.source, event.gmail),
         )
-        # On the timeline first, so offload's and notify's steps always come after it.
-        await self.history.published(event, received)
-        await publish(self.redis, self.out_key, received)
+        # On the timeline first (same round trip), so offload's and notify's steps
+        # always come after it.
+        await publish(
+            self.redis,
+            self.out_key,
+            received,
+            before=lambda pipe: self.history.stage_published(pipe, event, received),
+        )
+        await self.history.timeline.prune_if_due()
         if not policy.dedup_enabled:
             await self.seen.mark(email_id, event.event_id)
         EMAILS.labels("published", "ok").inc()

@@ -22,10 +22,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import Keys
 from render_signal.notify.targets import Target
@@ -229,12 +231,20 @@ class JobQueue:
         except msgspec.DecodeError:
             return None
 
-    async def done(self, webhook_id: str) -> None:
+    async def done(self, webhook_id: str, also: Callable[[Pipeline], object] | None = None) -> None:
+        """Forget the job (schedule, record, lease); ``also`` adds commands to the
+        same transaction (the caller's own clean-up, without a round trip of its own)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.schedule_key, webhook_id)
-            pipe.hdel(self.jobs_key, webhook_id)
-            pipe.hdel(self.leases_key, webhook_id)
+            self.stage_done(pipe, webhook_id)
+            if also is not None:
+                also(pipe)
             await pipe.execute()
+
+    def stage_done(self, pipe: Pipeline, webhook_id: str) -> None:
+        """:meth:`done`'s commands, added to a caller's MULTI."""
+        pipe.zrem(self.schedule_key, webhook_id)
+        pipe.hdel(self.jobs_key, webhook_id)
+        pipe.hdel(self.leases_key, webhook_id)
 
     async def claim_due(self, now: float, lease_until: float, limit: int) -> list[str]:
         """Lease up to ``limit`` due ids to this instance until ``lease_until``."""

@@ -15,7 +15,7 @@ from render_signal.common.logs import setup_logging
 from render_signal.common.probes import ProbeResponder
 from render_signal.common.records import HeartbeatDetails
 from render_signal.common.redisclient import create_redis
-from render_signal.common.runtime import WorkerRuntime
+from render_signal.common.runtime import WorkerRuntime, run_event_loop
 from render_signal.common.settings import load_or_exit
 from render_signal.notify.clock import Clock, SystemClock
 from render_signal.notify.delivery import WebhookSender
@@ -115,7 +115,7 @@ def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("notify", settings.common.log_level, settings.common.log_format)
     warn_legacy_variables(settings.common.env_set)
-    raise SystemExit(asyncio.run(run(settings)))
+    raise SystemExit(run_event_loop(run(settings)))
 
 
 if __name__ == "__main__":

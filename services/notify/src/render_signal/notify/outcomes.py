@@ -24,11 +24,11 @@ from render_signal.common.records import (
 )
 from render_signal.common.timefmt import iso
 from render_signal.common.timeline import TargetStatus, TimelineWriter
-from render_signal.common.webhooklog import append_attempt
+from render_signal.common.webhooklog import append_attempt, stage_attempt
 from render_signal.notify import metrics
 from render_signal.notify.clock import Clock
 from render_signal.notify.delivery import AttemptResult
-from render_signal.notify.jobs import Job, JobQueue
+from render_signal.notify.jobs import SENT_TTL_S, Job, JobQueue
 from render_signal.notify.records import build_dead_letter, build_log_entry
 from render_signal.notify.targets import Target
 
@@ -119,8 +119,13 @@ class Outcomes:
         changes, the record starts over, since the old endpoint's failures say
         nothing about the new one.
         """
-        field = target.key()
-        raw = await self.redis.hget(self.keys.notify_targets, field)
+        raw = await self.redis.hget(self.keys.notify_targets, target.key())
+        await self.redis.hset(
+            self.keys.notify_targets, target.key(), self._health(target, result, raw)
+        )
+
+    def _health(self, target: Target, result: AttemptResult, raw: bytes | str | None) -> bytes:
+        """The target's health record after ``result``, from its stored form ``raw``."""
         now = self.clock.now()
         url = mask_url(target.url)
         health = _health_decoder.decode(raw) if raw else None
@@ -135,19 +140,43 @@ class Outcomes:
             health.failing_since = health.failing_since or now
             health.last_failure_at, health.last_status = now, result.status_code
             health.last_error = result.failure_reason
-        await self.redis.hset(self.keys.notify_targets, field, msgspec.json.encode(health))
+        return msgspec.json.encode(health)
 
     # -- outcomes ------------------------------------------------------------------------
     async def delivered(self, job: Job, result: AttemptResult, body: bytes) -> None:
+        """Record a 2xx: two round trips (issue 16) -- the sent marker with the target's
+        health record, then one MULTI with the log entry, the timeline step, the new
+        health and the job's removal. Only the first 2xx for a webhook-id is logged."""
         cls = job.target.target_class
         metrics.ATTEMPTS.labels(cls, "success").inc()
-        if await self.queue.mark_sent(job.webhook_id):
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.queue.sent_key(job.webhook_id), "1", nx=True, ex=SENT_TTL_S)
+            pipe.hget(self.keys.notify_targets, job.target.key())
+            first, health_raw = await pipe.execute()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if first:
+                entry = build_log_entry(job, "success", self.clock.now(), result=result)
+                stage_attempt(pipe, self.keys, entry)
+                event = self._event(job, "attempt", attempt=attempt_record(job, result, body))
+                status = TargetStatus(
+                    webhook_id=job.webhook_id, name=job.target.name, state="delivered"
+                )
+                self.timeline.stage(pipe, job.event.email_id, event, target=status)
+            pipe.hset(
+                self.keys.notify_targets,
+                job.target.key(),
+                self._health(job.target, result, health_raw),
+            )
+            self.queue.stage_done(pipe, job.webhook_id)
+            pipe.srem(self.keys.notify_deferred, job.webhook_id)
+            pipe.hdel(self.keys.notify_overrides, job.webhook_id)
+            await pipe.execute()
+        if first:
             metrics.DELIVERIES.labels(cls, "success").inc()
             if job.event.received_at:
                 metrics.LATENCY.labels(cls).observe(
                     max(0.0, self.clock.now() - job.event.received_at)
                 )
-            await self.log(job, "success", result=result)
             logger.info(
                 "NOTIFY: email %s delivered to %s (%s, HTTP %s, attempt %d, %d ms)",
                 job.event.email_id,
@@ -157,10 +186,7 @@ class Outcomes:
                 job.attempt,
                 result.duration_ms,
             )
-            attempt = attempt_record(job, result, body)
-            await self._timeline(job, "delivered", self._event(job, "attempt", attempt=attempt))
-        await self.health(job.target, result)
-        await self.done(job)
+            await self.timeline.prune_if_due()
 
     async def retrying(self, job: Job, result: AttemptResult, body: bytes, due: float) -> None:
         cls = job.target.target_class
@@ -256,8 +282,10 @@ class Outcomes:
         logger.info("NOTIFY: email %s %s (%s)", job.event.email_id, status, reason)
 
     async def done(self, job: Job) -> None:
-        await self.queue.done(job.webhook_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.srem(self.keys.notify_deferred, job.webhook_id)
-            pipe.hdel(self.keys.notify_overrides, job.webhook_id)
-            await pipe.execute()
+        await self.queue.done(
+            job.webhook_id,
+            also=lambda pipe: (
+                pipe.srem(self.keys.notify_deferred, job.webhook_id),
+                pipe.hdel(self.keys.notify_overrides, job.webhook_id),
+            ),
+        )

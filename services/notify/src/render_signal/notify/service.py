@@ -120,17 +120,23 @@ class NotifyService:
         and an operator's "retry now" (``notify:overrides``) bypasses the sending
         rules and the rate limit once, with a log line.
         """
-        if await self.queue.is_finished(job.webhook_id):
+        target = current_target(job.target, config)
+        # The three reads every step starts with, in one round trip.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self.queue.sent_key(job.webhook_id), self.queue.final_key(job.webhook_id))
+            pipe.hexists(self.keys.notify_disabled_targets, target.url)
+            pipe.hget(self.keys.notify_overrides, job.webhook_id)
+            finished, disabled, override = await pipe.execute()
+        if finished:
             await self.outcomes.done(job)
             return
         now = self.clock.now()
         event = job.event
-        target = current_target(job.target, config)
         job.target = target
         if not target.url:
             await self.outcomes.parked(job, now + RECHECK_S, "no_target", log_once=True)
             return
-        if await self.redis.hexists(self.keys.notify_disabled_targets, target.url):
+        if disabled:
             await self.outcomes.dead_letter(job, None, "target_disabled", b"")
             return
         if (
@@ -141,7 +147,6 @@ class NotifyService:
         ):
             await self.outcomes.skipped(job, "skipped", "no_links", status_code=204)
             return
-        override = await self.redis.hget(self.keys.notify_overrides, job.webhook_id)
         gate = config.gate
         if target.policy is not None:
             gate = msgspec.structs.replace(gate, policy=target.policy)

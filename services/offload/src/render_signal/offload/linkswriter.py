@@ -45,6 +45,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from render_signal.common.linkjournal import LinkRecord, LinksFile
 
 __all__ = ["LinksFileWriter", "dedup_field"]
@@ -102,7 +103,7 @@ class LinksFileWriter:
         return len(self._pending)
 
     # -- producer side ---------------------------------------------------------------
-    def stage(self, pipe: Any, row: LinkRecord) -> None:
+    def stage(self, pipe: Pipeline, row: LinkRecord) -> None:
         """Add the staging HSET for ``row`` to ``pipe`` (the journal's MULTI)."""
         pipe.hset(self.staged_key, dedup_field(row), msgspec.json.encode(row))
 
@@ -210,7 +211,7 @@ class LinksFileWriter:
         await self._unstage([dedup_field(row) for row in batch])
         return True
 
-    async def _unstage(self, fields: list[Any]) -> None:
+    async def _unstage(self, fields: list[bytes] | list[str]) -> None:
         try:
             for start in range(0, len(fields), 1000):
                 await self.redis.hdel(self.staged_key, *fields[start : start + 1000])

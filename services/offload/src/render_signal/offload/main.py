@@ -18,7 +18,7 @@ from render_signal.common.linkjournal import LinkJournal, LinksFile
 from render_signal.common.logs import mask_url, setup_logging
 from render_signal.common.probes import ProbeResponder
 from render_signal.common.redisclient import create_redis
-from render_signal.common.runtime import Component, WorkerRuntime
+from render_signal.common.runtime import Component, WorkerRuntime, run_event_loop
 from render_signal.common.settings import load_or_exit
 from render_signal.common.timeline import TimelineWriter
 from render_signal.offload.breaker import CircuitBreaker
@@ -134,7 +134,7 @@ def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("offload", settings.common.log_level, settings.common.log_format)
     warn_legacy_variables(settings.common.env_set)
-    raise SystemExit(asyncio.run(run(settings)))
+    raise SystemExit(run_event_loop(run(settings)))
 
 
 if __name__ == "__main__":
