@@ -56,7 +56,6 @@ LONGEST_GAP = Gauge(
 )
 
 
-
 class Liveness:
     """The liveness key of one process.
 
