@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -59,16 +60,25 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 # --------------------------------------------------------------- compose -----
-def docker_compose() -> str:
+def docker_compose_binary() -> str:
     path = shutil.which("docker-compose")
     require_component(path is not None, "docker-compose 1.29 (apt: docker-compose) not installed")
     assert path is not None
     return path
 
 
+def docker_compose() -> list[str]:
+    """docker-compose with an empty ``--env-file``: left alone it reads ./.env, which
+    ``make run`` writes with dev secrets, and the checks would see those."""
+    empty = Path(tempfile.gettempdir()) / "render-signal-tests-empty.env"
+    if not empty.exists():
+        empty.write_text("")
+    return [docker_compose_binary(), "--env-file", str(empty)]
+
+
 def test_compose_config_is_valid_with_required_vars() -> None:
     result = run(
-        docker_compose(),
+        *docker_compose(),
         "-f",
         "docker-compose.yml",
         "config",
@@ -81,14 +91,16 @@ def test_compose_config_is_valid_with_required_vars() -> None:
 @pytest.mark.parametrize("missing", sorted(REQUIRED_COMPOSE_VARS))
 def test_compose_refuses_to_start_without_a_required_secret(missing: str) -> None:
     env = {k: v for k, v in REQUIRED_COMPOSE_VARS.items() if k != missing}
-    result = run(docker_compose(), "-f", "docker-compose.yml", "config", "-q", env=clean_env(**env))
+    result = run(
+        *docker_compose(), "-f", "docker-compose.yml", "config", "-q", env=clean_env(**env)
+    )
     assert result.returncode != 0
     assert missing in result.stderr
 
 
 def test_compose_normalised_stack_shape() -> None:
     result = run(
-        docker_compose(),
+        *docker_compose(),
         "-f",
         "docker-compose.yml",
         "config",
@@ -132,7 +144,7 @@ def test_compose_base_images_default_to_upstream_and_follow_variables() -> None:
 
     def normalised(**extra: str) -> dict:
         result = run(
-            docker_compose(), "-f", "docker-compose.yml", "config",
+            *docker_compose(), "-f", "docker-compose.yml", "config",
             env=clean_env(**REQUIRED_COMPOSE_VARS, **extra),
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
@@ -163,7 +175,7 @@ def test_compose_base_images_default_to_upstream_and_follow_variables() -> None:
 def test_compose_test_overrides_are_valid() -> None:
     """The overrides make compose-test uses (webhook CA, host-gateway on Docker) merge cleanly."""
     result = run(
-        docker_compose(), "-f", "docker-compose.yml",
+        *docker_compose(), "-f", "docker-compose.yml",
         "-f", "deploy/compose/webhook-ca.override.yml",
         "-f", "deploy/compose/docker-host-gateway.override.yml", "config",
         env=clean_env(**REQUIRED_COMPOSE_VARS, WEBHOOK_CA_BUNDLE="/etc/ssl/certs/ca.pem"),
@@ -174,7 +186,7 @@ def test_compose_test_overrides_are_valid() -> None:
     assert any("/etc/render-signal/webhook-ca.pem" in str(v) for v in notify["volumes"])
     assert notify["extra_hosts"] == {"host.containers.internal": "host-gateway"}
     missing = run(
-        docker_compose(), "-f", "docker-compose.yml",
+        *docker_compose(), "-f", "docker-compose.yml",
         "-f", "deploy/compose/webhook-ca.override.yml", "config", "-q",
         env=clean_env(**REQUIRED_COMPOSE_VARS),
     )  # fmt: skip
@@ -611,7 +623,7 @@ def test_compose_services_run_in_production_even_with_a_dev_env_file(tmp_path: P
         "RENDER_SIGNAL_ENV=dev\n" + "".join(f"{k}={v}\n" for k, v in REQUIRED_COMPOSE_VARS.items())
     )
     result = run(
-        docker_compose(),
+        docker_compose_binary(),  # its own --env-file below
         "--env-file",
         str(env_file),
         "-f",

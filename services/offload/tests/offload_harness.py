@@ -30,7 +30,6 @@ def offload_env(redis_url: str, prefix: str, endpoint: str = "", **extra: str) -
         "R2_FETCH_ENDPOINT": endpoint,
         "R2_FETCH_TOKEN": "standin-token-123" if endpoint else "",
         "R2_BUCKET_NAME": "render-signal-test",
-        "WEBHOOK_LINKS_FILE": "",
         "OFFLOAD_METRICS_PORT": "0",
         "HEARTBEAT_INTERVAL_SECONDS": "0.2",
     }

@@ -19,8 +19,6 @@ from redis.asyncio import Redis
 from render_signal.devstack.polling import eventually
 from standin import WorkerStandIn
 
-REPO = Path(__file__).resolve().parents[3]
-
 
 def start_service(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("R2_", "REDIS_"))}
@@ -30,7 +28,7 @@ def start_service(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "render_signal.offload.main"],
-            cwd=REPO,
+            cwd=log.parent,  # never the checkout: a relative links file would land there
             env=full,
             stdout=sink,
             stderr=sink,
