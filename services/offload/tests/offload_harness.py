@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -30,6 +33,10 @@ def offload_env(redis_url: str, prefix: str, endpoint: str = "", **extra: str) -
         "R2_FETCH_ENDPOINT": endpoint,
         "R2_FETCH_TOKEN": "standin-token-123" if endpoint else "",
         "R2_BUCKET_NAME": "render-signal-test",
+        # In-process settings see only this dict: without it the links file would be
+        # the default, relative to the checkout. The pytest plugin's scratch file.
+        "WEBHOOK_LINKS_FILE": os.environ.get("WEBHOOK_LINKS_FILE")
+        or str(Path(tempfile.gettempdir()) / "render-signal-offload-tests-links.json"),
         "OFFLOAD_METRICS_PORT": "0",
         "HEARTBEAT_INTERVAL_SECONDS": "0.2",
     }
