@@ -70,8 +70,6 @@ HERE = Path(__file__).resolve().parent
 SERVICES = ("ingest", "offload", "notify", "gateway")
 CONTAINERS = ("redis", *SERVICES, "prometheus")
 RESTARTED = "notify"
-#: docker-compose.yml's DRAIN_TIMEOUT_SECONDS default (the services' own, 20 s).
-DRAIN_TIMEOUT_S = 20.0
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 T = TypeVar("T")
 
@@ -249,7 +247,7 @@ class ComposeTest:
             f" restarting {RESTARTED}; Prometheus 4/4 targets up at {m.prometheus_s:.1f} s;"
             f" {m.scale.summary()};"
             f" services stopped {m.stopped_without_redis_s:.1f} s after SIGTERM with Redis"
-            f" already gone (drain {DRAIN_TIMEOUT_S:.0f} s);"
+            f" already gone, none SIGKILLed;"
             f" images built in {m.build_s:.1f} s; down in {m.down_s:.1f} s;"
             f" total {time.monotonic() - m.started:.0f} s ({self.engine.kind})"
         )
@@ -440,11 +438,10 @@ class ComposeTest:
         ]
         if unclean:
             raise AssertionError(f"services did not exit cleanly without Redis: {unclean}")
-        if took > DRAIN_TIMEOUT_S + 5:
-            raise AssertionError(
-                f"stopping the services took {took:.1f} s with Redis gone"
-                f" (drain timeout {DRAIN_TIMEOUT_S:.0f} s)"
-            )
+        # A clean exit code says no container needed the engine's SIGKILL after its
+        # grace period. The wall time includes the engine's own work (sequential stop
+        # groups, DNS timeouts of podman's resolver once Redis is gone): printed only;
+        # the per-process bound is tests/integration/test_redis_gone.py.
         return took
 
     # ------------------------------------------------------------- teardown ----

@@ -34,7 +34,7 @@ SUMMARY = re.compile(
     r" up at [\d.]+ s; scaled to 2 offload \+ 2 notify: 10 emails, a notify replica"
     r" SIGKILLed holding [1-9]\d* lease\(s\), taken over in [\d.]+ s, worst delay after the"
     r" kill [\d.]+ s, \d+ resent under the same webhook-id; replacements under new names;"
-    r" services stopped [\d.]+ s after SIGTERM with Redis already gone \(drain 20 s\);"
+    r" services stopped [\d.]+ s after SIGTERM with Redis already gone, none SIGKILLed;"
     r" .* \((podman|docker)\)$"
 )
 
