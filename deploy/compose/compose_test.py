@@ -417,8 +417,8 @@ class ComposeTest:
         return wait_for(all_up, 120, "Prometheus: every service target up", every=1.0)
 
     def _stop_without_redis(self, compose: Compose) -> float:
-        """Stop Redis, then the services: each exits on SIGTERM within its drain timeout
-        and cleanly (a deploy during a Redis outage must not wait for SIGKILL)."""
+        """Stop Redis, then the services: each exits cleanly on SIGTERM (a deploy
+        during a Redis outage must not wait for the engine's SIGKILL)."""
         compose.run("stop", "-t", "30", "redis", timeout=120)
         started = time.monotonic()
         compose.run("stop", "-t", "30", *SERVICES, timeout=240)
