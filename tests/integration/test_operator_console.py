@@ -38,7 +38,7 @@ from render_signal.devstack.pytest_plugin import require_component
 from render_signal.devstack.receiver import Receiver
 
 from .harness.console import ConsoleBrowser, chromium_missing, env_defaults
-from .harness.operator import email_in_state, post_email, set_webhook, today
+from .harness.operator import email_in_state, imap_login_refused, post_email, set_webhook, today
 from .harness.pipeline import Pipeline, missing_components
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -217,14 +217,7 @@ def test_imap_refusing_the_login_turns_the_headline_red_and_the_imap_test_says_w
     expect(row).to_contain_text("Connecté à 127.0.0.1:")
     expect(row).to_contain_text("INBOX contient")
 
-    ingest = pipeline.services["ingest"]
-    good = ingest.env["EMAIL_PASSWORD"]
-    ingest.env["EMAIL_PASSWORD"] = "not-the-password"
-    # After a refused login the watcher waits IMAP_RECONNECT_MAX_SECONDS, as with Gmail.
-    ingest.env["IMAP_RECONNECT_MAX_SECONDS"] = "60"
-    ingest.stop()
-    ingest.start()
-    try:
+    with imap_login_refused(pipeline):
         banner = page.locator("#status-banner")
         expect(banner).to_have_attribute("data-verdict", "failing", timeout=30_000)
         expect(page.locator('#status-problems [data-kind="imap"]')).to_contain_text(
@@ -240,12 +233,6 @@ def test_imap_refusing_the_login_turns_the_headline_red_and_the_imap_test_says_w
             "Vérifiez EMAIL_ADDRESS et EMAIL_PASSWORD"
         )
         assert "not-the-password" not in page.content()
-    finally:
-        ingest.env["EMAIL_PASSWORD"] = good
-        ingest.env["IMAP_RECONNECT_MAX_SECONDS"] = "1"
-        ingest.stop()
-        ingest.start()
-    ingest.wait_ready(60)
     expect(page.locator("#status-banner")).to_have_attribute("data-verdict", "ok", timeout=30_000)
     page.click("#check-imap")
     expect(row).to_have_attribute("data-outcome", "ok", timeout=BACKEND_MS)

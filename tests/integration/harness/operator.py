@@ -7,9 +7,11 @@ the webhook configuration -- the steps ``test_operator_api.py``,
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 import zoneinfo
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +20,7 @@ from render_signal.devstack.polling import wait_until
 from .mail import make_email
 from .pipeline import Pipeline
 
-__all__ = ["email_in_state", "post_email", "set_webhook", "today"]
+__all__ = ["email_in_state", "imap_login_refused", "post_email", "set_webhook", "today"]
 
 
 def post_email(
@@ -67,3 +69,26 @@ def set_webhook(client: httpx.Client, **changes: object) -> None:
 def today(pipeline: Pipeline) -> str:
     """Today's weekday name (``sunday``) in the pipeline's time zone (Absence days)."""
     return dt.datetime.now(zoneinfo.ZoneInfo(pipeline.timezone)).strftime("%A").lower()
+
+
+@contextlib.contextmanager
+def imap_login_refused(pipeline: Pipeline, wrong: str = "not-the-password") -> Iterator[None]:
+    """Restart ingest with a wrong IMAP password; the good one (and ingest) are back after.
+
+    After a refused login the watcher waits IMAP_RECONNECT_MAX_SECONDS (Dovecot, like
+    Gmail, slows down an address that keeps failing): 60 s while refused, 1 s after.
+    """
+    ingest = pipeline.services["ingest"]
+    good = ingest.env["EMAIL_PASSWORD"]
+    ingest.env["EMAIL_PASSWORD"] = wrong
+    ingest.env["IMAP_RECONNECT_MAX_SECONDS"] = "60"
+    ingest.stop()
+    ingest.start()
+    try:
+        yield
+    finally:
+        ingest.env["EMAIL_PASSWORD"] = good
+        ingest.env["IMAP_RECONNECT_MAX_SECONDS"] = "1"
+        ingest.stop()
+        ingest.start()
+    ingest.wait_ready(60)
