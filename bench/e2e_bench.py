@@ -395,6 +395,12 @@ def queued_bytes(pipeline: Pipeline, corpus: Corpus, n: int = 150) -> dict[str, 
     }
 
 
+def open_delivery_window(pipeline: Pipeline) -> None:
+    """A delivery window around now, so nothing is deferred during a phase."""
+    start, end = open_window(pipeline.timezone)
+    pipeline.put_config("webhook_config", {"webhook_time_start": start, "webhook_time_end": end})
+
+
 def two_replicas(say: Callable[[str], None]) -> dict[str, Any]:
     """Saturation with two replicas of each worker, then SIGKILLs under steady load."""
     workdir = Path(tempfile.mkdtemp(prefix="rs-e2e-bench-replicas-"))
@@ -403,9 +409,7 @@ def two_replicas(say: Callable[[str], None]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         pipeline.start()
-        start, end = open_window(pipeline.timezone)
-        window = {"webhook_time_start": start, "webhook_time_end": end}
-        pipeline.put_config("webhook_config", window)
+        open_delivery_window(pipeline)
         say("e2e bench: saturation through HTTP ingress, two replicas of each worker")
         out["sat_http"] = saturation(pipeline, Corpus("2e"), "http", threads=4)
         say(f"  {out['sat_http']}")
@@ -459,10 +463,7 @@ def run(say: Callable[[str], None] = print) -> dict[str, Any]:
     pipeline.start()
     results: dict[str, Any] = {"available": True}
     try:
-        start, end = open_window(pipeline.timezone)
-        pipeline.put_config(
-            "webhook_config", {"webhook_time_start": start, "webhook_time_end": end}
-        )
+        open_delivery_window(pipeline)
         sample = Corpus("ba5e")
         corpus = [sample.next()[1] for _ in range(50)]
 
@@ -516,9 +517,7 @@ def run(say: Callable[[str], None] = print) -> dict[str, Any]:
     pipeline = Pipeline(workdir, imap=False, worker=False)
     try:
         pipeline.start()
-        start, end = open_window(pipeline.timezone)
-        window = {"webhook_time_start": start, "webhook_time_end": end}
-        pipeline.put_config("webhook_config", window)
+        open_delivery_window(pipeline)
         say("e2e bench: saturation through HTTP ingress, R2 offload disabled (closed loop)")
         resources = Resources(pipeline)
         cpu0, delivered0 = resources.cpu(), pipeline.receiver.delivered_count()
