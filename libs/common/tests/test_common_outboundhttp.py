@@ -14,7 +14,6 @@ import pytest
 from render_signal.common.errors import DestinationRefused
 from render_signal.common.outbound import OutboundPolicy
 from render_signal.common.outboundhttp import (
-    GuardedNetworkBackend,
     GuardedTransport,
     guarded_client,
     refusal,
@@ -131,6 +130,7 @@ async def test_unix_sockets_and_redirects_are_not_followed(tmp_path: Path) -> No
         async with guarded_client(OutboundPolicy(dev_mode=True), timeout=5) as client:
             response = await client.get(rx.url)
         assert response.status_code == 302  # answered as is, never followed
-    backend = GuardedNetworkBackend(OutboundPolicy(dev_mode=True))
-    with pytest.raises(Exception, match="unix sockets"):
-        await backend.connect_unix_socket(str(tmp_path / "sock"))
+    # No unix-socket transport: a URL can only name a host and port.
+    async with guarded_client(OutboundPolicy(dev_mode=True), timeout=5) as client:
+        with pytest.raises(httpx.UnsupportedProtocol):
+            await client.get(f"unix://{tmp_path / 'sock'}")

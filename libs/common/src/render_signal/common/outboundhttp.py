@@ -1,12 +1,16 @@
 """httpx clients that connect only where :class:`~.outbound.OutboundPolicy` allows.
 
-The check runs inside the connection pool, at connect time:
-:class:`GuardedNetworkBackend` wraps httpcore's network backend, resolves the
-host itself, refuses the connection when any address is forbidden, and opens
-the socket to the address it checked (pinned: there is no second lookup a
-rebinding DNS server could answer differently). TLS is unchanged: httpcore
-still sends the URL's host name as SNI and verifies the certificate against
-it, and the ``Host`` header still carries the name.
+The check runs inside the transport, at connect time: :class:`GuardedTransport`
+resolves the host itself through the policy, refuses the connection when any
+address is forbidden, and opens the socket to the address it checked (pinned:
+there is no second lookup a rebinding DNS server could answer differently).
+TLS is unchanged: the URL's host name is sent as SNI and the certificate is
+verified against it, and the ``Host`` header still carries the name.
+
+The transport speaks HTTP/1.1 itself (:mod:`.httpwire`) on asyncio streams
+with a small keep-alive pool, under httpx's client (its request building,
+timeouts, content decoding and errors are unchanged for callers): httpcore's
+layers cost ten times the framing per request (see :mod:`.httpwire`).
 
 Clients never read proxy variables (``trust_env=False``): a proxy would make
 the policy check the proxy's address instead of the destination's, and never
@@ -21,65 +25,44 @@ treat it as permanent rather than retry it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
-import typing
+import time
+from collections.abc import AsyncIterator
+from typing import Final
 
-import httpcore
 import httpx
 from render_signal.common.errors import DestinationRefused, DestinationUnresolved
+from render_signal.common.httpwire import (
+    MAX_HEAD_BYTES,
+    Connection,
+    Disconnected,
+    WireError,
+    WireResponse,
+    request_head,
+)
 from render_signal.common.outbound import OutboundPolicy
 
-__all__ = ["GuardedNetworkBackend", "GuardedTransport", "guarded_client", "refusal"]
+__all__ = ["GuardedTransport", "guarded_client", "refusal"]
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+_DEFAULT_PORTS: Final = {b"http": 80, b"https": 443}
+Origin = tuple[bytes, str, int]
 
 
-class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
-    """Resolve, check every address, connect to a checked one (see the module docstring)."""
-
-    def __init__(
-        self, policy: OutboundPolicy, inner: httpcore.AsyncNetworkBackend | None = None
-    ) -> None:
-        self.policy = policy
-        self.inner = inner or httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            addresses = await self.policy.addresses(host, port)
-        except (DestinationRefused, DestinationUnresolved) as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        failure: Exception | None = None
-        for address in addresses:
-            try:
-                return await self.inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc  # the next address of the name may answer
-        assert failure is not None  # addresses() never returns an empty list
-        raise failure
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not an outbound destination")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+def _timeout(request: httpx.Request, phase: str) -> float | None:
+    value = request.extensions.get("timeout", {}).get(phase)
+    return float(value) if value is not None else None
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """``httpx.AsyncHTTPTransport`` whose pool connects through :class:`GuardedNetworkBackend`."""
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport: policy-checked pinned connects, HTTP/1.1, a keep-alive pool.
+
+    ``limits.max_connections`` bounds the connections open at once (a request
+    beyond it waits, up to the pool timeout), ``max_keepalive_connections``
+    the idle ones kept, ``keepalive_expiry`` how long one stays idle.
+    """
 
     def __init__(
         self,
@@ -88,16 +71,149 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         verify: bool | ssl.SSLContext = True,
         limits: httpx.Limits = DEFAULT_LIMITS,
     ) -> None:
-        # Not super().__init__(): it builds the same pool on the default network
-        # backend, which is exactly what this class replaces.
-        self._pool = httpcore.AsyncConnectionPool(
-            # trust_env here only reads SSL_CERT_FILE/SSL_CERT_DIR (the client ignores proxies).
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=True),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedNetworkBackend(policy),
-        )
+        self.policy = policy
+        # trust_env here only reads SSL_CERT_FILE/SSL_CERT_DIR (the client ignores proxies).
+        self._ssl = httpx.create_ssl_context(verify=verify, trust_env=True)
+        self._slots = asyncio.Semaphore(limits.max_connections or 1_000_000)
+        keep = limits.max_keepalive_connections
+        self._keep = 1_000_000 if keep is None else keep
+        self._expiry = limits.keepalive_expiry if limits.keepalive_expiry is not None else 5.0
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.raw_scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"unsupported scheme {url.scheme!r}", request=request)
+        if not url.host:
+            raise httpx.UnsupportedProtocol("request URL has no host", request=request)
+        origin: Origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
+        body = await request.aread()
+        method = request.method.encode()
+        try:
+            head = request_head(method, url.raw_path, list(request.headers.raw), len(body))
+        except WireError as exc:
+            raise httpx.LocalProtocolError(str(exc), request=request) from exc
+        async with self._slot(request):
+            for attempt in (1, 2):
+                connection = self._reuse(origin) if attempt == 1 else None
+                reused = connection is not None
+                if connection is None:
+                    connection = await self._connect(request, origin)
+                try:
+                    answer = await self._exchange(request, connection, method, head, body)
+                except Disconnected as exc:
+                    connection.close()
+                    # A keep-alive connection the server closed as we wrote: once more, fresh.
+                    if reused:
+                        continue
+                    raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+                except BaseException:
+                    connection.close()
+                    raise
+                self._release(origin, connection, answer.keep_alive)
+                return httpx.Response(
+                    answer.status,
+                    headers=answer.headers,
+                    stream=httpx.ByteStream(answer.body),
+                    extensions={"http_version": answer.version, "reason_phrase": answer.reason},
+                )
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle = [c for connections in self._idle.values() for c in connections]
+        self._idle.clear()
+        for connection in idle:
+            connection.close()
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, request: httpx.Request) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(_timeout(request, "pool")):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise httpx.PoolTimeout("no connection slot free in time", request=request) from exc
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def _reuse(self, origin: Origin) -> Connection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            connection = idle.pop()
+            if connection.reusable(self._expiry):
+                return connection
+            connection.close()
+        return None
+
+    def _release(self, origin: Origin, connection: Connection, keep_alive: bool) -> None:
+        idle_total = sum(len(c) for c in self._idle.values())
+        if not keep_alive or self._closed or idle_total >= self._keep:
+            connection.close()
+            return
+        connection.used = True
+        connection.idle_since = time.monotonic()
+        self._idle.setdefault(origin, []).append(connection)
+
+    async def _connect(self, request: httpx.Request, origin: Origin) -> Connection:
+        scheme, host, port = origin
+        try:
+            async with asyncio.timeout(_timeout(request, "connect")):
+                try:
+                    addresses = await self.policy.addresses(host, port)
+                except (DestinationRefused, DestinationUnresolved) as exc:
+                    raise httpx.ConnectError(str(exc), request=request) from exc
+                failure: OSError | None = None
+                for address in addresses:
+                    try:
+                        reader, writer = await asyncio.open_connection(
+                            address,
+                            port,
+                            ssl=self._ssl if scheme == b"https" else None,
+                            server_hostname=host if scheme == b"https" else None,
+                            limit=MAX_HEAD_BYTES,
+                        )
+                    except OSError as exc:
+                        failure = exc  # the next address of the name may answer
+                        continue
+                    return Connection(reader, writer)
+        except TimeoutError as exc:
+            message = f"connect to {host}:{port} timed out"
+            raise httpx.ConnectTimeout(message, request=request) from exc
+        assert failure is not None  # addresses() never returns an empty list
+        raise httpx.ConnectError(str(failure), request=request) from failure
+
+    async def _exchange(
+        self,
+        request: httpx.Request,
+        connection: Connection,
+        method: bytes,
+        head: bytes,
+        body: bytes,
+    ) -> WireResponse:
+        try:
+            async with asyncio.timeout(_timeout(request, "write")):
+                await connection.send(head, body)
+        except TimeoutError as exc:
+            raise httpx.WriteTimeout("request write timed out", request=request) from exc
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise Disconnected(str(exc)) from exc
+        except OSError as exc:
+            raise httpx.WriteError(str(exc), request=request) from exc
+        try:
+            async with asyncio.timeout(_timeout(request, "read")):
+                return await connection.read_response(method)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout("response read timed out", request=request) from exc
+        except Disconnected:
+            raise
+        except WireError as exc:
+            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+        except OSError as exc:
+            raise httpx.ReadError(str(exc), request=request) from exc
 
 
 def guarded_client(
@@ -119,10 +235,10 @@ def guarded_client(
 
 
 def refusal(exc: BaseException) -> DestinationRefused | None:
-    """The policy refusal behind an httpx error (httpx -> httpcore -> ours), or None.
+    """The policy refusal behind an httpx error, or None.
 
-    httpcore re-raises its own copy of the error, so the chain runs through
-    ``__context__`` as well as ``__cause__``.
+    The chain is followed through ``__context__`` as well as ``__cause__``:
+    a caller may wrap the error again without ``from``.
     """
     seen: BaseException | None = exc
     for _ in range(6):
