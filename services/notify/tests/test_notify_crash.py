@@ -25,7 +25,7 @@ from render_signal.common.webhooklog import read_attempts
 from render_signal.devstack.clock import ManualClock
 from render_signal.devstack.polling import eventually
 from render_signal.devstack.receiver import Receiver
-from render_signal.notify.jobs import Job, JobQueue
+from render_signal.notify.jobs import CREATED, Job, JobQueue
 from render_signal.notify.signing import webhook_id
 from render_signal.notify.targets import Target
 
@@ -131,7 +131,9 @@ async def test_restart_recovers_own_leased_retry_at_once_not_other_replicas(
     # other job: it must stand.
     await redis.set(Keys(key_prefix).liveness(OTHER), "alive", px=600_000)
     other = job_for(make_event(), rx.url, time.time())
-    assert await JobQueue(redis, Keys(key_prefix), OTHER).create(other, time.time() + 180)
+    assert (
+        await JobQueue(redis, Keys(key_prefix), OTHER).create(other, time.time() + 180) == CREATED
+    )
     other_lease_end = await redis.zscore(queue.schedule_key, other.webhook_id)
     stream = f"{key_prefix}{STREAM_MAIL_OFFLOADED}"
     await ensure_group(redis, stream, "notify", "0")
@@ -192,8 +194,8 @@ async def test_dead_replicas_lease_is_taken_over_within_seconds_not_after_it(
     await redis.set(keys.liveness(alive), "alive", px=600_000)
     orphan, busy = job_for(make_event(), rx.url, time.time()), job_for(make_event(), rx.url, 0)
     lease_end = time.time() + 180
-    assert await JobQueue(redis, keys, dead).create(orphan, lease_end)
-    assert await JobQueue(redis, keys, alive).create(busy, lease_end)
+    assert await JobQueue(redis, keys, dead).create(orphan, lease_end) == CREATED
+    assert await JobQueue(redis, keys, alive).create(busy, lease_end) == CREATED
     await redis.set(keys.liveness(dead), "dying", px=2000)  # its last renewal, 2 s left
     started = time.monotonic()
     proc = start_notify(redis_url, key_prefix, rx, tmp_path, LIVENESS_TTL_SECONDS="2")
@@ -262,10 +264,10 @@ async def test_recover_takes_back_only_own_leases_and_never_resends(
         done = job_for(sent, rx.url, start)
         theirs_event = make_event()
         theirs = job_for(theirs_event, rx.url, start)
-        assert await h.service.queue.create(mine, lease_end)
-        assert await h.service.queue.create(done, lease_end)
+        assert await h.service.queue.create(mine, lease_end) == CREATED
+        assert await h.service.queue.create(done, lease_end) == CREATED
         assert await h.service.queue.mark_sent(done.webhook_id)
-        assert await JobQueue(redis, Keys(key_prefix), OTHER).create(theirs, lease_end)
+        assert await JobQueue(redis, Keys(key_prefix), OTHER).create(theirs, lease_end) == CREATED
 
         assert await h.scheduler.recover() == 2
         assert await h.redis.zscore(h.service.queue.schedule_key, mine.webhook_id) == start

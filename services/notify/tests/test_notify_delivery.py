@@ -10,9 +10,12 @@ import json
 import pytest
 from notify_harness import Factory, Harness, make_event, paris
 from render_signal.devstack.receiver import Receiver, Reply
+from render_signal.notify.jobs import CREATED, EXISTS, FINISHED, Job
+from render_signal.notify.targets import Target
 from standardwebhooks.webhooks import Webhook
 
 MONDAY_7H = paris(2026, 3, 30, 7, 0)
+MONDAY_10H = paris(2026, 3, 30, 10, 0)  # inside WINDOW
 WINDOW = {"webhook_time_start": "09:00", "webhook_time_end": "18:00"}
 
 START = MONDAY_7H  # the harness clock's default start (conftest `make`)
@@ -215,3 +218,25 @@ async def test_rate_limit_holds_a_burst_without_losing_any(make: Factory, rx: Re
     sent_emails = {json.loads(r.body)["microsoft_graph_email_id"] for r in rx.requests}
     assert sent_emails == {e.email_id for e in events}
     assert await h.service.queue.count() == 0
+
+
+async def test_a_redelivered_entry_is_not_sent_again_once_sent_or_finished(
+    make: Factory, rx: Receiver
+) -> None:
+    """The finished check inside ``JobQueue.create``: nothing written, nothing sent."""
+    h = make(start=MONDAY_10H)
+    event = make_event()
+    await h.emit(event)
+    assert len(rx.requests) == 1
+    [wid] = rx.ids()
+    job = Job(webhook_id=wid, event=event, target=Target(url=rx.url, target_class="custom"))
+    assert await h.service.queue.create(job, 0.0) == FINISHED
+    await h.emit(event, deliveries=2)
+    assert len(rx.requests) == 1
+    assert await h.redis.hget(h.service.queue.jobs_key, wid) is None
+    await h.redis.delete(h.service.queue.sent_key(wid))
+    await h.service.queue.mark_final(wid, "dead_letter")
+    assert await h.service.queue.create(job, 0.0) == FINISHED
+    await h.redis.delete(h.service.queue.final_key(wid))
+    assert await h.service.queue.create(job, 0.0) == CREATED
+    assert await h.service.queue.create(job, 0.0) == EXISTS

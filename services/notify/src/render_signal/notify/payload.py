@@ -11,9 +11,9 @@ original would have sent (``docs/migrating.md``).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import msgspec
 from render_signal.common.events import MailOffloaded
 from render_signal.notify.window import Decision
 
@@ -66,6 +66,18 @@ def build_payload(
     return payload
 
 
+_encoder = msgspec.json.Encoder()
+
+
 def encode_payload(payload: dict[str, Any]) -> bytes:
-    """UTF-8 JSON without ASCII escaping, as the original serialised it."""
-    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    """UTF-8 JSON without ASCII escaping, as the original serialised it.
+
+    The bytes are those of ``json.dumps(payload, ensure_ascii=False).encode()``
+    (receivers and signatures depend on them), made by msgspec about five times
+    faster on the ~50-500 KB bodies: ``format(indent=0)`` puts back json's
+    ``", "`` and ``": "`` separators, and msgspec escapes strings exactly as json
+    does (every code point is checked by the tests; a lone surrogate raises
+    ``UnicodeEncodeError`` in both). The payload holds only str, None, lists and
+    dicts (:func:`build_payload`); floats would be written differently.
+    """
+    return msgspec.json.format(_encoder.encode(payload), indent=0)

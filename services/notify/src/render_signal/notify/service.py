@@ -25,7 +25,7 @@ from render_signal.common.timefmt import iso
 from render_signal.common.timeline import TimelineWriter
 from render_signal.notify.clock import Clock
 from render_signal.notify.delivery import AttemptResult, WebhookSender
-from render_signal.notify.jobs import Job, JobQueue
+from render_signal.notify.jobs import CREATED, EXISTS, Job, JobQueue
 from render_signal.notify.liveconfig import LiveConfig, load_live_config
 from render_signal.notify.outcomes import Outcomes
 from render_signal.notify.payload import build_payload, encode_payload
@@ -84,11 +84,10 @@ class NotifyService:
                 target=target,
                 created_at=now,
             )
-            if await self.queue.is_finished(job.webhook_id):
-                continue
-            if await self.queue.create(job, now + self.lease_s):
+            created = await self.queue.create(job, now + self.lease_s)
+            if created == CREATED:
                 claimed.append(job)
-            elif delivery.deliveries > 1:
+            elif created == EXISTS and delivery.deliveries > 1:
                 # A redelivery: take the job over unless a worker's lease on it is
                 # recorded (ours from a previous life was already made due at start).
                 existing = await self.queue.get(job.webhook_id)
