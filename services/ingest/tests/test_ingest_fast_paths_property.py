@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+import unicodedata
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -40,3 +41,34 @@ def test_faire_case_facts_hold_for_this_unicode_database() -> None:
     for letter in "faire":
         folded = {c for c in candidates if re.fullmatch(letter, c, re.IGNORECASE)}
         assert folded - {letter, letter.upper()} <= set(detectors._FAIRE_NON_ASCII)
+
+
+def _normalise_before(text: str) -> str:
+    """``detectors.normalise`` before issue 16's second pass (the oracle)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(stripped.lower().split())
+
+
+#: Every combining mark below U+0370 and a few beyond: more than the replace budget.
+MARKS = [chr(c) for c in range(0x300, 0x370)] + ["\u0591", "\u05bf", "\u20d0", "\U0001d167"]
+TEXT_PIECES = st.one_of(
+    st.sampled_from(
+        ["Journée", "TARIFS  habituels", "désabonnement", "ﬁn", "½", "Ⅻ", "한국", "ǅ", "\n",
+         " ", "\t", "x", "é", "e\u0301", "\u0301", "Å", "ṩ", *ODD]
+    ),
+    st.sampled_from(MARKS),
+    st.characters(),
+)  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(TEXT_PIECES, max_size=40).map("".join))
+def test_normalise_is_the_character_filter(text: str) -> None:
+    assert detectors.normalise(text) == _normalise_before(text)
+
+
+def test_normalise_with_more_marks_than_the_replace_budget() -> None:
+    text = "".join(f"a{mark}É" for mark in MARKS) * 3
+    assert len(MARKS) > detectors._MAX_MARK_PASSES
+    assert detectors.normalise(text) == _normalise_before(text)

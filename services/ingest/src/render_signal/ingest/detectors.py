@@ -60,6 +60,9 @@ _FAIRE = re.compile("faire", re.IGNORECASE)
 #: ı match "i"); İ is also the only character ``str.lower`` turns into two.
 _FAIRE_NON_ASCII = ("\u0130", "\u0131")
 _URGENCE_WORD = re.compile(r"\burgence\b")
+#: Distinct combining marks removed one ``str.replace`` each (a pass over the text
+#: apiece); text with more is filtered character by character instead.
+_MAX_MARK_PASSES = 16
 
 
 class Detection(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,10 +74,27 @@ class Detection(msgspec.Struct, frozen=True, kw_only=True):
     has_dropbox_request: bool = False
 
 
+def _strip_marks(decomposed: str) -> str:
+    """``decomposed`` without its combining characters (those of combining class > 0).
+
+    A generator testing every character took 3 ms per email of the bench corpus
+    when the second detector reads the body (40 ms on a 500 KB one). Decomposed
+    text holds few distinct marks (one per accent kind), so each is removed with
+    one ``str.replace``; the same characters go, the rest keep their order.
+    """
+    if decomposed.isascii():
+        return decomposed
+    marks = [c for c in set(decomposed) if not c.isascii() and unicodedata.combining(c)]
+    if len(marks) > _MAX_MARK_PASSES:  # hostile or exotic text: one pass, as before
+        return "".join(c for c in decomposed if not unicodedata.combining(c))
+    for mark in marks:
+        decomposed = decomposed.replace(mark, "")
+    return decomposed
+
+
 def normalise(text: str) -> str:
     """Accent-stripped, lowercased, whitespace-collapsed."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    stripped = _strip_marks(unicodedata.normalize("NFKD", text))
     return " ".join(stripped.lower().split())
 
 
