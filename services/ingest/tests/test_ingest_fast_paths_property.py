@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import EmailPolicy
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from render_signal.ingest import detectors
+from render_signal.ingest import detectors, headers
 
 #: Characters whose case folding is irregular, and some outside Latin-1.
 ODD = ["\u0130", "\u0131", "\u017f", "\u212a", "’", "€", "é", "À", "\xa0", "ß", "ﬁ"]
@@ -72,3 +75,29 @@ def test_normalise_with_more_marks_than_the_replace_budget() -> None:
     text = "".join(f"a{mark}É" for mark in MARKS) * 3
     assert len(MARKS) > detectors._MAX_MARK_PASSES
     assert detectors.normalise(text) == _normalise_before(text)
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    message = BytesParser(policy=headers.BoundedPolicy()).parsebytes(raw)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_shared_header_parses_read_as_fresh_ones() -> None:
+    """A header parsed for an earlier message reads as a fresh parse, own spelling kept."""
+    shared = _parse(b'CONTENT-TYPE: text/plain; charset="utf-8"\n\nx\n')["content-type"]
+    again = _parse(b'Content-Type: text/plain; charset="utf-8"\n\ny\n')["content-type"]
+    fresh = EmailPolicy().header_fetch_parse("Content-Type", 'text/plain; charset="utf-8"')
+    assert (shared.name, again.name) == ("CONTENT-TYPE", "Content-Type")
+    assert (again.content_type, dict(again.params)) == (fresh.content_type, dict(fresh.params))
+    assert str(again) == str(fresh) and again.defects == fresh.defects
+
+
+def test_shared_header_parses_stay_bounded() -> None:
+    for n in range(3 * headers._MAX_SHARED_PARSES):
+        raw = f'Content-Type: multipart/mixed; boundary="b{n}"\n\n--b{n}\n\nx\n--b{n}--\n'
+        assert _parse(raw.encode()).get_boundary() == f"b{n}"
+    assert len(headers._SHARED_PARSES) <= headers._MAX_SHARED_PARSES
+    subject = "x" * (headers.MAX_MIME_HEADER_CHARS + 1)  # longer values are not kept
+    assert _parse(f"Subject: {subject}\n\nx\n".encode())["subject"] == subject
+    assert ("Subject", subject) not in headers._SHARED_PARSES
