@@ -15,7 +15,6 @@ import datetime as dt
 import email.utils
 import logging
 from email.message import Message
-from email.parser import BytesParser
 
 import msgspec
 from render_signal.common.errors import PermanentError
@@ -26,6 +25,7 @@ from render_signal.ingest.headers import (
     parse_sender,
     raw_header_text,
 )
+from render_signal.ingest.mimeparser import parse_message
 
 __all__ = [
     "MAX_PARTS",
@@ -211,7 +211,7 @@ def read_raw_email(raw: bytes, limits: ParseLimits) -> ParsedEmail:
     if b"\x00" in raw:
         raw = raw.replace(b"\x00", b"")
     try:
-        msg = BytesParser(policy=BoundedPolicy()).parsebytes(raw)
+        msg = parse_message(raw, BoundedPolicy())
     except RecursionError as exc:
         raise UnreadableEmail("MIME structure nested too deeply") from exc
     del raw
