@@ -25,6 +25,16 @@ pytestmark = pytest.mark.integration
 
 CONTRACT = Path(__file__).parent / "contract"
 CASES: list[dict[str, Any]] = json.loads((CONTRACT / "payloads.json").read_text())
+#: A push whose JSON escapes lone UTF-16 surrogates (what JSON.stringify does with
+#: half an emoji); they arrive as U+FFFD.
+LONE_SURROGATE_PUSH = (
+    b'{"subject": "Lot 7 \\ud83d", "sender": "Agence <agence@client.fr>",'
+    b' "body": "Fichiers: https://www.swisstransfer.com/d/3f2a1c4e-8b7d-4e6f-9a0b-1c2d3e4f5a6b'
+    b' \\ude00 fin",'
+    b' "date": "2026-03-30T07:00:00Z", "message_id": "<lone-surrogate@client.fr>"}'
+)
+LONE_SURROGATE_SUBJECT = "Lot 7 \ufffd"
+LONE_SURROGATE_LINK = "https://www.swisstransfer.com/d/3f2a1c4e-8b7d-4e6f-9a0b-1c2d3e4f5a6b"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +55,9 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, di
                 stack.ingress.post(case["case"], data)
             else:
                 assert stack.ingress.push_gmail(data)["success"] is True
-        subjects = {case["original"]["subject"] for case in CASES}
+        # Half of a surrogate pair (an Apps Script cutting inside an emoji): accepted.
+        assert stack.ingress.push_gmail(LONE_SURROGATE_PUSH)["success"] is True
+        subjects = {case["original"]["subject"] for case in CASES} | {LONE_SURROGATE_SUBJECT}
 
         def bodies() -> dict[str, dict[str, Any]]:
             found: dict[str, dict[str, Any]] = {}
@@ -72,6 +84,14 @@ def test_the_cases_cover_every_source_and_detector() -> None:
         for source in ("imap", "raw", "gmail_push")
         for detector in ("recadrage", "desabonnement_journee_tarifs", None)
     }
+
+
+def test_a_lone_surrogate_in_a_push_is_delivered_as_a_replacement_character(
+    delivered: dict[str, dict[str, Any]],
+) -> None:
+    ours = delivered[LONE_SURROGATE_SUBJECT]
+    assert ours["email_content"] == f"Fichiers: {LONE_SURROGATE_LINK} \ufffd fin"
+    assert [link["raw_url"] for link in ours["delivery_links"]] == [LONE_SURROGATE_LINK]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])

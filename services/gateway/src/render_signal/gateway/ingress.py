@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 
@@ -129,8 +130,22 @@ async def _publish(
     )
 
 
+#: A UTF-16 surrogate code point: from JSON only as a lone escape (``"\\ud83d"``),
+#: since json.loads joins a valid pair into one character.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    """A string field as text that UTF-8 can carry.
+
+    Why: an Apps Script that cuts a body inside an emoji sends half of a
+    surrogate pair, which JSON escapes and Python decodes to a lone surrogate;
+    no UTF-8 encoder takes it, so the push used to end in a 500 and the email
+    was never queued. It becomes U+FFFD, as any decoder replaces a broken byte.
+    """
+    if not isinstance(value, str):
+        return ""
+    return _SURROGATE.sub("\ufffd", value)
 
 
 @router.post(
