@@ -30,7 +30,7 @@ from render_signal.devstack.redisserver import RedisServer
 from render_signal.notify.clock import SystemClock
 from render_signal.notify.delivery import WebhookSender
 from render_signal.notify.service import NotifyService
-from render_signal.notify.settings import read_settings
+from render_signal.notify.settings import NotifySettings, read_settings
 
 
 def _event(i: int) -> MailOffloaded:
@@ -51,8 +51,8 @@ def _event(i: int) -> MailOffloaded:
     )
 
 
-async def _measure(redis_url: str, url: str, n: int, concurrency: int) -> dict[str, Any]:
-    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+def bench_settings(redis_url: str, url: str, prefix: str) -> NotifySettings:
+    """Notify's settings for a bench run: dev mode, one signed target at ``url``."""
     env = {
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": prefix,
@@ -60,7 +60,12 @@ async def _measure(redis_url: str, url: str, n: int, concurrency: int) -> dict[s
         "WEBHOOK_URL": url,
         "WEBHOOK_SIGNING_SECRET": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
     }
-    settings = read_settings(EnvReader(env, {}))
+    return read_settings(EnvReader(env, {}))
+
+
+async def _measure(redis_url: str, url: str, n: int, concurrency: int) -> dict[str, Any]:
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    settings = bench_settings(redis_url, url, prefix)
     redis = create_redis(redis_url)
     sender = WebhookSender(
         settings.common.outbound_policy(), signing_secret=settings.signing_secret

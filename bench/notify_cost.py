@@ -35,13 +35,13 @@ from render_signal.common.consumer import Consumer
 from render_signal.common.events import DeliveryLink, MailOffloaded, encode_entry
 from render_signal.common.keys import GROUP_NOTIFY, Keys
 from render_signal.common.redisclient import create_redis
-from render_signal.common.settings import EnvReader
 from render_signal.devstack.receiver import Receiver
 from render_signal.devstack.redisserver import RedisServer
 from render_signal.notify.clock import SystemClock
 from render_signal.notify.delivery import WebhookSender
 from render_signal.notify.service import NotifyService
-from render_signal.notify.settings import read_settings
+
+from bench.notify_bench import bench_settings
 
 _PARAGRAPH = (
     '<p style="margin:0 0 12px 0;font-family:Arial">Bonjour, voici les fichiers à traiter'
@@ -117,14 +117,7 @@ async def _stats(redis: Redis) -> dict[str, float]:
 async def _measure(redis_url: str, url: str, n: int) -> dict[str, Any]:
     prefix = f"cost:{uuid.uuid4().hex[:8]}:"
     keys = Keys(prefix)
-    env = {
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": prefix,
-        "RENDER_SIGNAL_ENV": "dev",
-        "WEBHOOK_URL": url,
-        "WEBHOOK_SIGNING_SECRET": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-    }
-    settings = read_settings(EnvReader(env, {}))
+    settings = bench_settings(redis_url, url, prefix)
     admin = create_redis(redis_url)
     redis = create_redis(redis_url)
     sender = WebhookSender(
