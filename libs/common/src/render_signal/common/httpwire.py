@@ -117,14 +117,12 @@ def _tokens(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
 class Connection:
     """One client connection; not shared between two requests at once."""
 
-    __slots__ = ("idle_since", "reader", "used", "writer")
+    __slots__ = ("idle_since", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.idle_since = time.monotonic()
-        #: True once a response was read on it (a failure then may be a stale keep-alive).
-        self.used = False
 
     def reusable(self, expiry_s: float) -> bool:
         """Idle for less than ``expiry_s``, still open, and nothing unread from the peer."""
@@ -181,7 +179,7 @@ class Connection:
         encodings = _tokens(headers, b"transfer-encoding")
         if encodings:
             if encodings[-1] != b"chunked":
-                body, _ = await self._read_to_eof()
+                body = await self._read_to_eof()
                 return WireResponse(status, reason, version, headers, body, False)
             body, complete = await self._read_chunked()
             # A message with both headers may be a smuggling attempt: never reuse it.
@@ -203,19 +201,20 @@ class Connection:
             return WireResponse(
                 status, reason, version, headers, body, keep_alive and keep == length
             )
-        body, _ = await self._read_to_eof()
+        body = await self._read_to_eof()
         return WireResponse(status, reason, version, headers, body, False)
 
-    async def _read_to_eof(self) -> tuple[bytes, bool]:
+    async def _read_to_eof(self) -> bytes:
+        """Up to :data:`MAX_BODY_BYTES` until the peer closes (never reused after)."""
         parts: list[bytes] = []
         size = 0
         while size < MAX_BODY_BYTES:
             part = await self.reader.read(min(65536, MAX_BODY_BYTES - size))
             if not part:
-                return b"".join(parts), True
+                break
             parts.append(part)
             size += len(part)
-        return b"".join(parts), False
+        return b"".join(parts)
 
     async def _read_chunked(self) -> tuple[bytes, bool]:
         """Chunks up to :data:`MAX_BODY_BYTES`; ``complete`` when the last chunk was read."""

@@ -33,6 +33,7 @@ __all__ = [
     "clean_header_value",
     "fingerprint",
     "gmail_email_id",
+    "header_block_end",
     "legacy_email_id",
     "message_id_email_id",
     "normalise_message_id",
@@ -47,6 +48,17 @@ _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 # Headers are read from at most this many bytes: ids never need the body.
 HEADER_SCAN_BYTES = 256 * 1024
 _BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+def header_block_end(raw: bytes) -> int | None:
+    """Offset just past the first empty line (LF or CRLF line ends), or None.
+
+    The headers end there at the latest, so a parser given only the bytes up to
+    it reads the same headers. With bare-CR line ends this finds a later empty
+    line or none, which callers treat as "not cut here".
+    """
+    blank = _BLANK_LINE.search(raw)
+    return None if blank is None else blank.end()
 
 
 def clean_header_value(value: str) -> str:
@@ -141,9 +153,9 @@ def raw_message_id(raw: bytes) -> str:
     # body into lines only to ignore them (11 % of the gateway's ingress CPU,
     # bench/results/flame-gateway-before.svg). A later cut is harmless: the
     # parser stops at the first blank line it sees itself.
-    blank = _BLANK_LINE.search(head)
-    if blank is not None:
-        head = head[: blank.end()]
+    end = header_block_end(head)
+    if end is not None:
+        head = head[:end]
     try:
         value = _HEADER_PARSER.parsebytes(head).get("Message-ID", "")
     except (ValueError, TypeError, IndexError):

@@ -154,7 +154,6 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         if not keep_alive or self._closed or idle_total >= self._keep:
             connection.close()
             return
-        connection.used = True
         connection.idle_since = time.monotonic()
         self._idle.setdefault(origin, []).append(connection)
 

@@ -269,9 +269,22 @@ class JobQueue:
         )
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
+    def stage_mark_sent(self, pipe: Pipeline, webhook_id: str) -> None:
+        """Record the 2xx in a caller's pipeline; its reply is false when it was
+        already recorded (a redelivery)."""
+        pipe.set(self.sent_key(webhook_id), "1", nx=True, ex=SENT_TTL_S)
+
+    def stage_is_finished(self, pipe: Pipeline, webhook_id: str) -> None:
+        """Whether the webhook was sent or finished for good (the reply is non-zero
+        then), in a caller's pipeline; the creation script checks the same keys."""
+        pipe.exists(self.sent_key(webhook_id), self.final_key(webhook_id))
+
     async def mark_sent(self, webhook_id: str) -> bool:
         """Record the 2xx; False when it was already recorded (a redelivery)."""
-        return bool(await self.redis.set(self.sent_key(webhook_id), "1", nx=True, ex=SENT_TTL_S))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self.stage_mark_sent(pipe, webhook_id)
+            (first,) = await pipe.execute()
+        return bool(first)
 
     async def mark_final(self, webhook_id: str, state: str) -> None:
         await self.redis.set(self.final_key(webhook_id), state, ex=SENT_TTL_S)

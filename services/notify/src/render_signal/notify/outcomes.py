@@ -28,7 +28,7 @@ from render_signal.common.webhooklog import append_attempt, stage_attempt
 from render_signal.notify import metrics
 from render_signal.notify.clock import Clock
 from render_signal.notify.delivery import AttemptResult
-from render_signal.notify.jobs import SENT_TTL_S, Job, JobQueue
+from render_signal.notify.jobs import Job, JobQueue
 from render_signal.notify.records import build_dead_letter, build_log_entry
 from render_signal.notify.targets import Target
 
@@ -150,7 +150,7 @@ class Outcomes:
         cls = job.target.target_class
         metrics.ATTEMPTS.labels(cls, "success").inc()
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.queue.sent_key(job.webhook_id), "1", nx=True, ex=SENT_TTL_S)
+            self.queue.stage_mark_sent(pipe, job.webhook_id)
             pipe.hget(self.keys.notify_targets, job.target.key())
             first, health_raw = await pipe.execute()
         async with self.redis.pipeline(transaction=True) as pipe:

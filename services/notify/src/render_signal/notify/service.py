@@ -122,7 +122,7 @@ class NotifyService:
         target = current_target(job.target, config)
         # The three reads every step starts with, in one round trip.
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(self.queue.sent_key(job.webhook_id), self.queue.final_key(job.webhook_id))
+            self.queue.stage_is_finished(pipe, job.webhook_id)
             pipe.hexists(self.keys.notify_disabled_targets, target.url)
             pipe.hget(self.keys.notify_overrides, job.webhook_id)
             finished, disabled, override = await pipe.execute()
