@@ -137,19 +137,26 @@ def context(request: Request) -> GatewayContext:
     return app_context(request.app)
 
 
-def _settings(ctx: Annotated[GatewayContext, Depends(context)]) -> GatewaySettings:
+# The dependencies are coroutines on purpose: FastAPI runs a plain ``def``
+# dependency in its thread pool, a thread hop per dependency per request (issue
+# 16: ``run_in_threadpool`` was the heaviest frame of an ingress POST).
+async def _context(request: Request) -> GatewayContext:
+    return app_context(request.app)
+
+
+async def _settings(ctx: Annotated[GatewayContext, Depends(_context)]) -> GatewaySettings:
     return ctx.settings
 
 
-def _redis(ctx: Annotated[GatewayContext, Depends(context)]) -> Redis:
+async def _redis(ctx: Annotated[GatewayContext, Depends(_context)]) -> Redis:
     return ctx.redis
 
 
-def _store(ctx: Annotated[GatewayContext, Depends(context)]) -> ConfigStore:
+async def _store(ctx: Annotated[GatewayContext, Depends(_context)]) -> ConfigStore:
     return ctx.store
 
 
-Context = Annotated[GatewayContext, Depends(context)]
+Context = Annotated[GatewayContext, Depends(_context)]
 Settings = Annotated[GatewaySettings, Depends(_settings)]
 RedisClient = Annotated[Redis, Depends(_redis)]
 Store = Annotated[ConfigStore, Depends(_store)]
