@@ -286,3 +286,52 @@ async def test_consumer_trims_its_stream_as_it_goes(redis: Redis, key_prefix: st
             return len(seen) == 25 and int(await redis.xlen(stream)) == 0
 
         await eventually(all_handled_and_trimmed, what="handled entries trimmed away")
+
+
+async def test_acks_ride_on_the_next_read_and_slow_entries_are_handled_once(
+    redis: Redis, key_prefix: str
+) -> None:
+    """A batch's XACK goes with the next XREADGROUP (one round trip, issue 16); a
+    handler slower than ``claim_idle_ms`` must still see its entries acked before
+    the next reclaim sweep, or XAUTOCLAIM would hand them to it a second time."""
+    stream = f"{key_prefix}mail.raw"
+    seen: list[str] = []
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        seen.append(event.event_id)
+        await asyncio.sleep(0.4)  # slower than claim_idle_ms below: the slow side effect
+
+    consumer = Consumer(
+        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
+        handler=handler, block_ms=100, claim_idle_ms=200, concurrency=4,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        calls0 = await command_calls(redis)
+        for i in range(3):
+            await publish(redis, stream, raw(f"e{i}"))
+
+        async def all_acked() -> bool:
+            pending: Any = await redis.xpending(stream, "g")
+            return len(seen) >= 3 and int(pending["pending"]) == 0
+
+        await eventually(all_acked, 10, "the three entries handled and acked")
+        sweeps = consumer._last_claim
+
+        async def two_more_sweeps() -> bool:
+            return consumer._last_claim >= sweeps + 2 * consumer.claim_interval_s
+
+        await eventually(two_more_sweeps, 10, "two reclaim sweeps after the acks")
+        calls = {k: v - calls0.get(k, 0) for k, v in (await command_calls(redis)).items()}
+    finally:
+        stop.set()
+        await task
+    assert sorted(seen) == ["e0", "e1", "e2"], "an entry was handled twice"
+    assert calls.get("xack", 0) >= 1
+    assert calls.get("xack", 0) <= calls.get("xreadgroup", 0), calls
+
+
+async def command_calls(redis: Redis) -> dict[str, int]:
+    stats: Any = await redis.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}

@@ -4,7 +4,9 @@ One consumer-group member reads new entries (bounded BLOCK, stop checked
 between reads), re-reads its own pending entries at start, takes over the
 pending entries of members whose liveness key is gone (a sweep every second,
 beside the reading loop), retries failed entries once idle, dead-letters what
-fails too often, and drains on stop, handing back what it never started.
+fails too often, and drains on stop, handing back what it never started. A
+batch's XACK goes in the same round trip as the next read (or before a
+reclaim sweep, or at stop).
 (Over 300 lines: the loop and its failure paths read best together.)
 """
 
@@ -145,6 +147,9 @@ class Consumer(Generic[E]):
         #: Entries taken over from members whose liveness key was gone.
         self.taken_over = 0
         self._in_hand = 0  # taken-over entries being handled
+        #: Ids of the last batch read by the reading loop, handled and not yet acked:
+        #: acked in the same round trip as the next read (one fewer per batch).
+        self._acks: list[bytes] = []
 
     # -- public -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, drain_timeout_s: float = 20.0) -> None:
@@ -174,13 +179,14 @@ class Consumer(Generic[E]):
                 entries = await self._read_new(stop)
                 LAST_LOOP.labels(self._label).set(time.time())
                 if entries:
-                    await self._handle_batch(entries, stop, drain_timeout_s)
+                    await self._handle_batch(entries, stop, drain_timeout_s, defer_ack=True)
                 if time.monotonic() - self._last_trim >= self.trim_interval_s:
                     self._last_trim = time.monotonic()
                     await trim_acknowledged(self.redis, self.stream_key)
                 backoff = 0.1
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):
+                    self._acks = []  # the group is new: its entries are read again anyway
                     await self._recreate_group()
                     continue
                 raise
@@ -195,6 +201,24 @@ class Consumer(Generic[E]):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 5.0)
                 own_pending_done = False  # re-check the group after a Redis restart
+        await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        """Ack what the last batch handled (stopping: no next read to carry it)."""
+        if not self._acks:
+            return
+        try:
+            await self.redis.xack(self.stream_key, self.group, *self._acks)
+            self._acks = []
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            # Left pending: handled again after a restart or takeover (handlers are
+            # idempotent, as for any crash between a handler and its ack).
+            logger.warning(
+                "STREAMS: could not ack %d handled entries on %s at stop (%s)",
+                len(self._acks),
+                self._label,
+                type(exc).__name__,
+            )
 
     # -- takeover -------------------------------------------------------------------
     async def _sweep_dead(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
@@ -285,9 +309,26 @@ class Consumer(Generic[E]):
             self._in_hand -= len(entries)
 
     # -- reading --------------------------------------------------------------------
+    async def _ack_and_read(self, acks: list[bytes]) -> Any:
+        """XACK of ``acks`` and the next XREADGROUP in one round trip (issue 16)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(self.stream_key, self.group, *acks)
+            pipe.xreadgroup(
+                self.group,
+                self.consumer,
+                {self.stream_key: ">"},
+                count=self.batch_size,
+                block=self.block_ms,
+            )
+            replies: list[Any] = await pipe.execute()
+        return replies[1]
+
     async def _read_new(self, stop: asyncio.Event) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        acks = self._acks
         read = asyncio.ensure_future(
-            self.redis.xreadgroup(
+            self._ack_and_read(acks)
+            if acks
+            else self.redis.xreadgroup(
                 self.group,
                 self.consumer,
                 {self.stream_key: ">"},
@@ -306,6 +347,8 @@ class Consumer(Generic[E]):
             return []
         stopper.cancel()
         response: Any = read.result()
+        if acks:
+            self._acks = []
         if not response:
             return []
         entries: list[tuple[bytes, dict[bytes, bytes]]] = []
@@ -341,6 +384,10 @@ class Consumer(Generic[E]):
         if now - self._last_claim < self.claim_interval_s:
             return
         self._last_claim = now
+        if self._acks:
+            # Handled entries waiting for the next read's ack look idle to XAUTOCLAIM.
+            await self.redis.xack(self.stream_key, self.group, *self._acks)
+            self._acks = []
         cursor = "0-0"
         for _ in range(10):  # bounded: one sweep per interval
             result: Any = await self.redis.xautoclaim(
@@ -371,6 +418,7 @@ class Consumer(Generic[E]):
         drain_timeout_s: float,
         *,
         redelivered: bool = False,
+        defer_ack: bool = False,
     ) -> None:
         counts = await self._delivery_counts(entries) if redelivered else {}
         started: set[bytes] = set()
@@ -431,7 +479,9 @@ class Consumer(Generic[E]):
             for t in tasks
             if t.done() and not t.cancelled() and (result := t.result()) is not None
         ]
-        if acks:
+        if defer_ack:
+            self._acks.extend(acks)
+        elif acks:
             await self.redis.xack(self.stream_key, self.group, *acks)
         if not redelivered:
             last = entries[-1][0]
