@@ -54,6 +54,45 @@ async def test_ingest_parser_duplicate_message_id_published_once(start_parser: A
     assert counter("skipped", "duplicate") == before + 1
 
 
+async def test_a_published_email_seen_again_is_a_duplicate_before_any_filter(
+    start_parser: Any,
+) -> None:
+    """The claim is the only dedup round trip for an email no filter skips (issue 16);
+    a copy a filter *would* skip is still reported as the duplicate it is."""
+    parser: Parser = await start_parser()
+    dup, sender = counter("skipped", "duplicate"), counter("skipped", "sender_not_allowed")
+    await parser.send(raw_event(eml(message_id="seen-1@client.fr")))
+    await parser.marker()
+    await parser.store.apply(PollingConfig, {"sender_of_interest_for_polling": ["x@else.fr"]})
+
+    probes: list[str] = []
+
+    async def filtered() -> bool:  # the live config reached the parser
+        probes.append(f"probe-{len(probes)}@client.fr")
+        await parser.send(raw_event(eml(message_id=probes[-1])))
+        return counter("skipped", "sender_not_allowed") > sender
+
+    await eventually(filtered, 10, "the new allowlist applied")
+
+    async def probes_settled() -> bool:  # each probe either published or skipped
+        ids = {message_id_email_id(p) for p in probes}
+        published = sum(1 for m in await parser.received() if m.email_id in ids)
+        return published + counter("skipped", "sender_not_allowed") - sender == len(probes)
+
+    await eventually(probes_settled, 10, "every probe handled")
+    sender = counter("skipped", "sender_not_allowed")
+    await parser.send(raw_event(eml(message_id="seen-1@client.fr"), source="http_raw"))
+
+    async def reported() -> bool:
+        return counter("skipped", "duplicate") > dup
+
+    await eventually(reported, 10, "the copy reported")
+    assert counter("skipped", "duplicate") == dup + 1
+    assert counter("skipped", "sender_not_allowed") == sender
+    target = message_id_email_id("seen-1@client.fr")
+    assert [m.email_id for m in await parser.received()].count(target) == 1
+
+
 async def test_ingest_parser_dedup_flag_disables_dedup(start_parser: Any) -> None:
     parser: Parser = await start_parser()
     await parser.store.apply(RuntimeFlags, {"disable_email_id_dedup": True})

@@ -15,7 +15,8 @@ Two kinds of markers, both kept ``ttl_s`` (``EMAIL_DEDUP_TTL_SECONDS``, 30 days)
   stay two emails; their exact ids tell true repeats apart), and a match
   consumes the member it matched: one IMAP copy absorbs at most one Gmail copy.
 
-:meth:`SeenEmails.seen` is a cheap check before the filters; :meth:`claim` runs
+:meth:`SeenEmails.seen` is a cheap check made only when a filter would skip the
+email (so that a copy is reported as a duplicate first); :meth:`claim` runs
 right before publishing, atomically (one Lua script), so two copies parsed at
 the same moment cannot both win. A claim records the claiming event id: an
 entry redelivered after a crash between claim and publish claims again and is

@@ -67,6 +67,18 @@ class IngestPolicy(msgspec.Struct, frozen=True, kw_only=True):
         haystack = "\n".join(texts).lower()
         return next((word for word in words if word.lower() in haystack), None)
 
+    def skip_reason(
+        self, source: str, sender_email: str, subject: str, detector: str | None, *texts: str
+    ) -> str | None:
+        """The filter that skips this email (sender, reply prefix, keyword), or None."""
+        if not self.sender_allowed(sender_email):
+            return SKIP_SENDER
+        if source != "gmail_push" and self.skip_reply_prefixes and has_reply_prefix(subject):
+            return SKIP_REPLY
+        if self.excluded_keyword(detector, subject, *texts):
+            return SKIP_EXCLUDED
+        return None
+
 
 def has_reply_prefix(subject: str) -> bool:
     """``Re:``, ``Fwd:``, ``TR :``, ``Confirmation:``... (repeats included)."""

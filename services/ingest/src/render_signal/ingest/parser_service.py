@@ -38,15 +38,7 @@ from render_signal.common.streams import Delivery, publish
 from render_signal.common.timeline import TimelineWriter
 from render_signal.ingest.analysis import Analysis, analyse, read_event
 from render_signal.ingest.dedup import SeenEmails
-from render_signal.ingest.filters import (
-    SKIP_DUPLICATE,
-    SKIP_EXCLUDED,
-    SKIP_GMAIL_DISABLED,
-    SKIP_REPLY,
-    SKIP_SENDER,
-    has_reply_prefix,
-    load_policy,
-)
+from render_signal.ingest.filters import SKIP_DUPLICATE, SKIP_GMAIL_DISABLED, load_policy
 from render_signal.ingest.history import IngestHistory
 from render_signal.ingest.identity import email_date, original_id
 from render_signal.ingest.identity import email_id as compute_email_id
@@ -162,24 +154,22 @@ class ParserService:
         email_id = compute_email_id(parsed, event.source, event.gmail)
         log_context.set({"event_id": event.event_id, "email_id": email_id})
         subject, sender = parsed.subject, parsed.sender_email
-        if policy.dedup_enabled and await self.seen.seen(email_id, event.event_id):
-            await self._skip(SKIP_DUPLICATE, event, email_id, sender=sender, first_sight=False)
-            return
-        if not policy.sender_allowed(parsed.sender_email):
-            await self._skip(SKIP_SENDER, event, email_id, subject=subject, sender=sender)
-            return
-        if (
-            event.source != "gmail_push"
-            and policy.skip_reply_prefixes
-            and has_reply_prefix(parsed.subject)
-        ):
-            await self._skip(SKIP_REPLY, event, email_id, subject=subject, sender=sender)
-            return
         detection = result.detection
-        if policy.excluded_keyword(
-            detection.detector, parsed.subject, parsed.body_text, parsed.body_html
-        ):
-            await self._skip(SKIP_EXCLUDED, event, email_id, subject=subject, sender=sender)
+        filtered = policy.skip_reason(
+            event.source,
+            parsed.sender_email,
+            parsed.subject,
+            detection.detector,
+            parsed.body_text,
+            parsed.body_html,
+        )
+        if filtered is not None:
+            # A copy already claimed is a duplicate first (the claim below says the
+            # same for the others, in its own round trip).
+            if policy.dedup_enabled and await self.seen.seen(email_id, event.event_id):
+                await self._skip(SKIP_DUPLICATE, event, email_id, sender=sender, first_sight=False)
+            else:
+                await self._skip(filtered, event, email_id, subject=subject, sender=sender)
             return
         received_date = parsed.received_date or (
             dt.datetime.fromtimestamp(event.received_at, dt.UTC).isoformat().replace("+00:00", "Z")
