@@ -142,8 +142,9 @@ class LinkJournal:
 
     async def put(
         self, records: Iterable[LinkRecord], also: Callable[[Pipeline], object] | None = None
-    ) -> None:
-        """Remember ``records``; ``also`` adds commands to the same MULTI.
+    ) -> list[Any]:
+        """Remember ``records``; ``also`` adds commands to the same MULTI (its replies
+        are the last ones of the list returned).
 
         Records past the reuse window are pruned here at most once per
         ``prune_interval_s``.
@@ -165,7 +166,8 @@ class LinkJournal:
                 pipe.zrem(self.index_key, *stale)
             if also is not None:
                 also(pipe)
-            await pipe.execute()
+            replies: list[Any] = await pipe.execute()
+        return replies
 
 
 class LinksFile:

@@ -106,6 +106,7 @@ __all__ = [
     "ensure_group",
     "publish",
     "read_range",
+    "stage_publish",
     "trim_acknowledged",
 ]
 
@@ -203,6 +204,18 @@ async def publish(
             entry_id = (await pipe.execute())[-1]
     PUBLISHED.labels(Keys.stream_name(stream_key)).inc()
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def stage_publish(
+    pipe: Pipeline,
+    stream_key: str,
+    event: MailRaw | MailReceived | MailOffloaded,
+    *,
+    maxlen: int = DEFAULT_MAXLEN,
+) -> None:
+    """Stage the XADD of :func:`publish` in ``pipe`` (its reply is the entry id), for
+    a caller whose other writes go in the same MULTI; the caller counts it published."""
+    pipe.xadd(stream_key, encode_entry(event), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
 
 
 async def ensure_group(redis: Redis, stream_key: str, group: str, start_id: str = "0") -> bool:
