@@ -6,6 +6,9 @@ import io
 import json
 import logging
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from render_signal.common import logs
 from render_signal.common.logs import (
     RedactingFormatter,
     log_context,
@@ -93,3 +96,55 @@ def test_masking_helpers() -> None:
     assert mask_email("Alice.Smith@agency.fr") == "A***@agency.fr"
     register_secret("abc")  # too short to mask safely: ignored rather than mangling text
     assert redact("abcdef") == "abcdef"
+
+
+_FRAGMENTS = [
+    "Bearer ",
+    "BEARER\t",
+    "bearer",
+    "abcdefgh12345678",
+    "X-R2-Fetch-Token",
+    "x-r2-fetch-token",
+    ": ",
+    "=",
+    "'",
+    '"',
+    "/login/magic/",
+    "/LOGIN/MAGIC/",
+    "tok.en~%",
+    "?",
+    "&",
+    "key",
+    "TOKEN",
+    "api_key",
+    "Password",
+    "sig",
+    "https://",
+    "redis://",
+    "user",
+    ":",
+    "pw",
+    "@",
+    "host",
+    "hook.eu1.",
+    "Make.Com/",
+    "make.com/",
+    "path",
+    " ",
+    "\n",
+    "é",
+    "İ",
+    "K",
+]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=14))
+def test_redaction_prefilters_never_skip_a_match(parts: list[str]) -> None:
+    """Each pattern only runs when its trigger substring is in the lowercased line
+    (issue 16); the result must equal running every pattern on every line."""
+    text = "".join(parts)
+    expected = text
+    for _, regex, replacement in logs._PATTERNS:
+        expected = regex.sub(replacement, expected)
+    assert redact(text) == expected
