@@ -10,7 +10,7 @@ import json
 import pytest
 from notify_harness import Factory, Harness, make_event, paris
 from render_signal.devstack.receiver import Receiver, Reply
-from render_signal.notify.jobs import CREATED, EXISTS, FINISHED, Job
+from render_signal.notify.jobs import CREATED, EXISTS, FINISHED, Job, JobQueue
 from render_signal.notify.targets import Target
 from standardwebhooks.webhooks import Webhook
 
@@ -240,3 +240,28 @@ async def test_a_redelivered_entry_is_not_sent_again_once_sent_or_finished(
     await h.redis.delete(h.service.queue.final_key(wid))
     assert await h.service.queue.create(job, 0.0) == CREATED
     assert await h.service.queue.create(job, 0.0) == EXISTS
+
+
+async def test_job_creation_survives_a_script_flush_and_leaves_no_orphan(
+    make: Factory, rx: Receiver
+) -> None:
+    """The job record goes in by a plain HSETNX beside the creation script, in one
+    MULTI (issue 16); with the scripts flushed (a Redis restart) the MULTI runs
+    without the script and is run again: never a record outside the schedule."""
+    h = make(start=MONDAY_10H)
+    queue = h.service.queue
+    event = make_event()
+    job = Job(webhook_id="msg_flush", event=event, target=Target(url=rx.url, target_class="custom"))
+    await h.redis.script_flush()
+    assert await queue.create(job, 123.0) == CREATED
+    assert await h.redis.zscore(queue.schedule_key, "msg_flush") == 123.0
+    assert JobQueue.decode(await h.redis.hget(queue.jobs_key, "msg_flush")) == job
+    await h.redis.script_flush()
+    assert await queue.create(job, 456.0) == EXISTS
+    assert await h.redis.zscore(queue.schedule_key, "msg_flush") == 123.0
+    await queue.done("msg_flush")
+    await queue.mark_final("msg_flush", "dead_letter")
+    await h.redis.script_flush()
+    assert await queue.create(job, 0.0) == FINISHED
+    assert await h.redis.hget(queue.jobs_key, "msg_flush") is None
+    assert await h.redis.zscore(queue.schedule_key, "msg_flush") is None
