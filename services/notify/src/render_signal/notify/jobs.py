@@ -176,6 +176,15 @@ class JobQueue:
         Returns :data:`CREATED`, :data:`EXISTS` (a job is stored for this id) or
         :data:`FINISHED` (sent or finished for good); only CREATED writes anything.
         """
+        created, _ = await self.create_and_read(job, lease_until)
+        return created
+
+    async def create_and_read(
+        self, job: Job, lease_until: float, reads: Callable[[Pipeline], object] | None = None
+    ) -> tuple[int, list[Any]]:
+        """:meth:`create`, with the replies of the commands ``reads`` adds to the same
+        MULTI (after the creation): the reads the job's first step needs, in the
+        creation's round trip."""
         keys = [
             self.jobs_key,
             self.schedule_key,
@@ -190,8 +199,10 @@ class JobQueue:
                 async with self.redis.pipeline(transaction=True) as pipe:
                     pipe.hsetnx(self.jobs_key, job.webhook_id, record)
                     pipe.evalsha(self._create_leased.sha, len(keys), *keys, *args)
+                    if reads is not None:
+                        reads(pipe)
                     replies: list[Any] = await pipe.execute()
-                return int(replies[1])
+                return int(replies[1]), replies[2:]
             except NoScriptError:
                 # Redis restarted or its scripts were flushed. The MULTI ran without
                 # the script: at most a record without a schedule entry, which the

@@ -10,11 +10,14 @@ the entry. :meth:`NotifyService.process` is shared with the scheduler loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from render_signal.common.configstore import ConfigWatcher
 from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import consumer_name
@@ -76,7 +79,7 @@ class NotifyService:
                 event.email_id,
             )
             targets = [Target(url="", target_class="custom")]
-        claimed: list[Job] = []
+        claimed: list[tuple[Job, list[Any] | None]] = []
         for target in targets:
             job = Job(
                 webhook_id=webhook_id(event.email_id, target.key()),
@@ -84,9 +87,10 @@ class NotifyService:
                 target=target,
                 created_at=now,
             )
-            created = await self.queue.create(job, now + self.lease_s)
+            reads_of = functools.partial(self._stage_reads, job=job, config=config)
+            created, reads = await self.queue.create_and_read(job, now + self.lease_s, reads_of)
             if created == CREATED:
-                claimed.append(job)
+                claimed.append((job, reads))
             elif created == EXISTS and delivery.deliveries > 1:
                 # A redelivery: take the job over unless a worker's lease on it is
                 # recorded (ours from a previous life was already made due at start).
@@ -94,10 +98,11 @@ class NotifyService:
                 if existing is not None and await self.queue.take_over(
                     job.webhook_id, now + self.lease_s
                 ):
-                    claimed.append(existing)
+                    claimed.append((existing, None))
         # The jobs are durable from here on: a failure below only delays them.
         results = await asyncio.gather(
-            *(self.process(job, config) for job in claimed), return_exceptions=True
+            *(self.process(job, config, reads) for job, reads in claimed),
+            return_exceptions=True,
         )
         for result in results:
             if isinstance(result, BaseException):
@@ -112,20 +117,26 @@ class NotifyService:
             return
         await self.process(job, await load_live_config(self.watcher, self.settings))
 
-    async def process(self, job: Job, config: LiveConfig) -> None:
+    def _stage_reads(self, pipe: Pipeline, *, job: Job, config: LiveConfig) -> None:
+        """The three reads every step starts with: finished, target disabled, override."""
+        self.queue.stage_is_finished(pipe, job.webhook_id)
+        pipe.hexists(self.keys.notify_disabled_targets, current_target(job.target, config).url)
+        pipe.hget(self.keys.notify_overrides, job.webhook_id)
+
+    async def process(self, job: Job, config: LiveConfig, reads: list[Any] | None = None) -> None:
         """Take one claimed job one step further: send, park, drop or dead-letter.
 
         The target is resolved from the configuration now (:func:`current_target`),
         and an operator's "retry now" (``notify:overrides``) bypasses the sending
-        rules and the rate limit once, with a log line.
+        rules and the rate limit once, with a log line. ``reads``: the replies of
+        :meth:`_stage_reads`, when the job's creation already made them.
         """
         target = current_target(job.target, config)
-        # The three reads every step starts with, in one round trip.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            self.queue.stage_is_finished(pipe, job.webhook_id)
-            pipe.hexists(self.keys.notify_disabled_targets, target.url)
-            pipe.hget(self.keys.notify_overrides, job.webhook_id)
-            finished, disabled, override = await pipe.execute()
+        if reads is None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                self._stage_reads(pipe, job=job, config=config)
+                reads = await pipe.execute()
+        finished, disabled, override = reads
         if finished:
             await self.outcomes.done(job)
             return
