@@ -31,6 +31,13 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 from render_signal.common.events import MailOffloaded
 from render_signal.common.keys import Keys
+from render_signal.notify.jobscripts import (
+    CLAIM,
+    CREATE_LEASED,
+    RECOVER,
+    RELEASE_DEAD,
+    TAKE_OVER,
+)
 from render_signal.notify.targets import Target
 
 __all__ = ["CREATED", "EXISTS", "FINISHED", "SENT_TTL_S", "Job", "JobQueue"]
@@ -38,91 +45,6 @@ __all__ = ["CREATED", "EXISTS", "FINISHED", "SENT_TTL_S", "Job", "JobQueue"]
 SENT_TTL_S = 30 * 86400
 #: What :meth:`JobQueue.create` found.
 FINISHED, EXISTS, CREATED = -1, 0, 1
-
-# KEYS: schedule, leases. ARGV: now, lease end, limit, instance.
-_CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
-  redis.call('HSET', KEYS[2], id, ARGV[4])
-end
-return ids
-"""
-
-# Runs in one MULTI right after ``HSETNX jobs <id> <job JSON>``, so the job's
-# ~100 KB (the email's bodies) never go through a script's arguments, which cost
-# Redis twice what the same bytes cost as a plain command (issue 16). KEYS: jobs,
-# schedule, leases, sent marker, final marker. ARGV: webhook-id, lease end,
-# instance. -1: already sent or finished (a record the HSETNX just wrote goes
-# again: a job is in the schedule for as long as it is in the hash); 0: a job
-# exists; 1: created and leased.
-_CREATE_LEASED = """
-if redis.call('EXISTS', KEYS[4], KEYS[5]) > 0 then
-  if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-    redis.call('HDEL', KEYS[1], ARGV[1])
-  end
-  return -1
-end
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  return 0
-end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-return 1
-"""
-
-# KEYS: schedule, leases. ARGV: webhook-id, lease end, instance. Leases a
-# scheduled job unless some worker's lease on it is recorded.
-_TAKE_OVER = """
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
-  return 0
-end
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  return 0
-end
-redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-return 1
-"""
-
-# KEYS: schedule, leases. ARGV: instance, due. Every job leased by this
-# instance is due now; stale lease entries (job gone) are dropped.
-_RECOVER = """
-local entries = redis.call('HGETALL', KEYS[2])
-local n = 0
-for i = 1, #entries, 2 do
-  local id, holder = entries[i], entries[i + 1]
-  if holder == ARGV[1] then
-    if redis.call('ZSCORE', KEYS[1], id) then
-      redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
-      n = n + 1
-    end
-    redis.call('HDEL', KEYS[2], id)
-  end
-end
-return n
-"""
-
-
-# KEYS: schedule, leases. ARGV: liveness key prefix, due, this instance. Every
-# job leased by a holder without a liveness key is due at once; its lease entry
-# goes. Atomic with the EXISTS, so a holder that writes its key before leasing
-# never loses a lease it is working on.
-_RELEASE_DEAD = """
-local entries = redis.call('HGETALL', KEYS[2])
-local released = {}
-for i = 1, #entries, 2 do
-  local id, holder = entries[i], entries[i + 1]
-  if holder ~= ARGV[3] and redis.call('EXISTS', ARGV[1] .. holder) == 0 then
-    if redis.call('ZSCORE', KEYS[1], id) then
-      redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
-    end
-    redis.call('HDEL', KEYS[2], id)
-    released[#released + 1] = holder
-  end
-end
-return released
-"""
 
 
 class Job(msgspec.Struct, kw_only=True):
@@ -149,11 +71,11 @@ class JobQueue:
         self.jobs_key = keys.notify_jobs
         self.schedule_key = keys.notify_scheduled
         self.leases_key = keys.notify_leases
-        self._claim = redis.register_script(_CLAIM)
-        self._create_leased = redis.register_script(_CREATE_LEASED)
-        self._recover = redis.register_script(_RECOVER)
-        self._take_over = redis.register_script(_TAKE_OVER)
-        self._release_dead = redis.register_script(_RELEASE_DEAD)
+        self._claim = redis.register_script(CLAIM)
+        self._create_leased = redis.register_script(CREATE_LEASED)
+        self._recover = redis.register_script(RECOVER)
+        self._take_over = redis.register_script(TAKE_OVER)
+        self._release_dead = redis.register_script(RELEASE_DEAD)
         self.live_prefix = keys.liveness("")
 
     def sent_key(self, webhook_id: str) -> str:
@@ -209,7 +131,7 @@ class JobQueue:
                 # same MULTI run again completes (or removes, when finished).
                 if attempt == 2:
                     raise
-                await self.redis.script_load(_CREATE_LEASED)
+                await self.redis.script_load(CREATE_LEASED)
         raise AssertionError("unreachable")
 
     async def put(self, job: Job, due: float) -> None:
