@@ -88,3 +88,61 @@ def messages(draw: st.DrawFn) -> bytes:
 @given(messages())
 def test_generated_messages_parse_the_same(raw: bytes) -> None:
     same_as_stdlib(raw)
+
+
+MULTIPART_TYPE = st.sampled_from(
+    [b"Content-Type: multipart/alternative; boundary=XX",
+     b'Content-Type: multipart/mixed; boundary="XX"',
+     b"Content-Type: multipart/related; boundary=XX; type=text/html",
+     b"Content-Type: multipart/digest; boundary=XX",
+     b"Content-Type: multipart/alternative",
+     b"Content-Type: multipart/mixed; boundary*=utf-8''X%C3%A9"]
+)  # fmt: skip
+MULTIPART_CTE = st.sampled_from(
+    [b"", b"Content-Transfer-Encoding: 7bit", b"Content-Transfer-Encoding: base64"]
+)
+BOUNDARY_LINE = st.sampled_from(
+    [b"--XX", b"--XX", b"--XX", b"--XX--", b"--XX  ", b"--XX\t", b"--XX-- ", b"--XXY",
+     b"--XX--junk", b" --XX", b"--YY", b"--YY--", b"--X\xc3\xa9"]
+)  # fmt: skip
+PART_HEAD = st.sampled_from(
+    [b"Content-Type: text/plain; charset=utf-8", b"Content-Type: text/html",
+     b"Content-Transfer-Encoding: quoted-printable", b"Content-Type: message/rfc822",
+     b"Content-Type: multipart/alternative; boundary=YY", b"Subject: inner",
+     b"not a header line", b"Content-Disposition: attachment; filename=a.txt"]
+)  # fmt: skip
+
+
+@st.composite
+def multipart_messages(draw: st.DrawFn) -> bytes:
+    eol = draw(st.sampled_from([b"\r\n", b"\n", b"\r\n", b"\r"]))
+    mixed = draw(st.booleans()) and draw(st.booleans())
+
+    def end() -> bytes:
+        return draw(EOL) if mixed else eol
+
+    out = [b"From: A <a@example.com>" + end(), draw(MULTIPART_TYPE) + end()]
+    cte = draw(MULTIPART_CTE)
+    if cte:
+        out.append(cte + end())
+    out.append(end())
+    for _ in range(draw(st.integers(0, 2))):  # preamble
+        out.append(draw(BODY) + end())
+    for _ in range(draw(st.integers(0, 4))):  # parts
+        out.append(draw(BOUNDARY_LINE) + end())
+        for header in draw(st.lists(PART_HEAD, max_size=3)):
+            out.append(header + end())
+        if draw(st.booleans()):
+            out.append(end())
+        for line in draw(st.lists(BODY, max_size=4)):
+            out.append(line + end())
+    if draw(st.booleans()):
+        out.append(b"--XX--" + draw(st.sampled_from([b"", b"  ", b"\t"])))
+        out.append(draw(st.sampled_from([b"", eol, eol + b"epilogue" + eol, eol + eol])))
+    return b"".join(out)
+
+
+@settings(max_examples=4000, deadline=None)
+@given(multipart_messages())
+def test_generated_multipart_messages_parse_the_same(raw: bytes) -> None:
+    same_as_stdlib(raw)
