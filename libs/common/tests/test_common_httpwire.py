@@ -18,7 +18,7 @@ import httpx
 import pytest
 from render_signal.common.httpwire import MAX_BODY_BYTES, MAX_HEAD_BYTES
 from render_signal.common.outbound import OutboundPolicy
-from render_signal.common.outboundhttp import guarded_client
+from render_signal.common.outboundhttp import GuardedClient, guarded_client
 
 CLOSE = b"<close>"  # script item: close instead of answering; as a suffix: close after it
 STALL = b"<stall>"  # script item: never answer
@@ -240,3 +240,34 @@ async def test_connection_refused_is_a_connect_error() -> None:
     async with client() as c:
         with pytest.raises(httpx.ConnectError):
             await c.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_post_bytes_sends_what_post_sends_and_reads_the_answer(
+    server: ScriptedServer,
+) -> None:
+    """``GuardedClient.post_bytes`` skips the client's per-request machinery (issue 16)
+    but not its request: same head, same body, the answer read whole and decoded."""
+    gz = gzip.compress(b'{"success": true}')
+    server.script = [ok(b"{}"), ok(gz, b"Content-Encoding: gzip", b"X-Seen: 1")]
+    extra = {"X-Token": "t", "user-agent": "render-signal-test/1", "Content-Type": "text/x"}
+    async with guarded_client(
+        OutboundPolicy(dev_mode=True), timeout=5, headers={"User-Agent": "base/1", "X-A": "a"}
+    ) as c:
+        await c.post(f"{server.url}/hook?x=1", content=b"abc", headers=extra)
+        response = await c.post_bytes(
+            f"{server.url}/hook?x=1", content=b"abc", headers=extra, timeouts=httpx.Timeout(5)
+        )
+    assert server.requests[0] == server.requests[1]
+    head = server.requests[1][0].lower()
+    assert b"\r\nuser-agent: render-signal-test/1\r\n" in head and head.count(b"user-agent") == 1
+    assert b"\r\nx-a: a\r\n" in head and b"\r\naccept-encoding: " in head
+    assert response.status_code == 200 and response.json() == {"success": True}
+    assert response.headers["x-seen"] == "1" and response.request.url.path == "/hook"
+
+
+async def test_post_bytes_read_timeout_is_httpx_s(server: ScriptedServer) -> None:
+    server.script = [STALL]
+    async with client() as c:
+        assert isinstance(c, GuardedClient)
+        with pytest.raises(httpx.ReadTimeout):
+            await c.post_bytes(server.url, content=b"x", timeouts=httpx.Timeout(0.3))

@@ -168,11 +168,11 @@ class WebhookSender:
         for current in modes:
             tried.append(current)
             try:
-                response = await client.post(
+                response = await client.post_bytes(
                     target.url,
                     content=body,
                     headers={**headers, "Content-Type": CONTENT_TYPES[current]},
-                    timeout=timeout,
+                    timeouts=timeout,
                 )
             except httpx.HTTPError as exc:
                 refused = refusal(exc)

@@ -51,6 +51,8 @@ __all__ = ["WorkerClient", "WorkerResult", "timeout_for"]
 
 logger = logging.getLogger(__name__)
 
+_encoder = msgspec.json.Encoder()
+
 USER_AGENT = "render-signal/offload"
 
 
@@ -207,10 +209,10 @@ class WorkerClient:
         try:
             # httpx timeouts are per phase; asyncio.timeout bounds the whole call.
             async with asyncio.timeout(limit_s):
-                response = await self._client.post(
+                response = await self._client.post_bytes(
                     self.endpoint,
-                    json=body,
-                    timeout=httpx.Timeout(limit_s, connect=min(limit_s, 5.0)),
+                    content=_encoder.encode(body),
+                    timeouts=httpx.Timeout(limit_s, connect=min(limit_s, 5.0)),
                 )
         except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout) as exc:
             raise _Final("timeout", f"timed out after {limit_s:.1f}s") from exc
