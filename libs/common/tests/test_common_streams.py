@@ -14,7 +14,7 @@ from render_signal.common.consumer import Consumer
 from render_signal.common.errors import PermanentError
 from render_signal.common.events import MailRaw, MailReceived
 from render_signal.common.redisclient import create_redis
-from render_signal.common.streams import Delivery, publish
+from render_signal.common.streams import Delivery, ensure_group, publish
 from render_signal.devstack.polling import eventually
 from render_signal.devstack.redisserver import RedisServer
 
@@ -305,6 +305,7 @@ async def test_acks_ride_on_the_next_read_and_slow_entries_are_handled_once(
         redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
         handler=handler, block_ms=100, claim_idle_ms=200, concurrency=4,
     )  # fmt: skip
+    await ensure_group(redis, stream, "g")  # so XPENDING below never races its creation
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     try:
