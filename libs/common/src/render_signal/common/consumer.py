@@ -203,13 +203,16 @@ class Consumer(Generic[E]):
                 own_pending_done = False  # re-check the group after a Redis restart
         await self._flush_acks()
 
-    async def _flush_acks(self) -> None:
-        """Ack what the last batch handled (stopping: no next read to carry it)."""
-        if not self._acks:
-            return
-        try:
+    async def _ack_handled(self) -> None:
+        """XACK the handled entries still waiting for the next read to carry it."""
+        if self._acks:
             await self.redis.xack(self.stream_key, self.group, *self._acks)
             self._acks = []
+
+    async def _flush_acks(self) -> None:
+        """Ack what the last batch handled (stopping: no next read to carry it)."""
+        try:
+            await self._ack_handled()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             # Left pending: handled again after a restart or takeover (handlers are
             # idempotent, as for any crash between a handler and its ack).
@@ -384,10 +387,8 @@ class Consumer(Generic[E]):
         if now - self._last_claim < self.claim_interval_s:
             return
         self._last_claim = now
-        if self._acks:
-            # Handled entries waiting for the next read's ack look idle to XAUTOCLAIM.
-            await self.redis.xack(self.stream_key, self.group, *self._acks)
-            self._acks = []
+        # Handled entries waiting for the next read's ack look idle to XAUTOCLAIM.
+        await self._ack_handled()
         cursor = "0-0"
         for _ in range(10):  # bounded: one sweep per interval
             result: Any = await self.redis.xautoclaim(

@@ -20,6 +20,7 @@ read to EOF), interim 1xx responses are skipped. Anything malformed is a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Final
 
@@ -49,26 +50,16 @@ class Disconnected(WireError):
     """The peer closed the connection before sending any byte of a response."""
 
 
+@dataclasses.dataclass(slots=True)
 class WireResponse:
     """A response read whole (or up to :data:`MAX_BODY_BYTES`)."""
 
-    __slots__ = ("body", "headers", "keep_alive", "reason", "status", "version")
-
-    def __init__(
-        self,
-        status: int,
-        reason: bytes,
-        version: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        keep_alive: bool,
-    ) -> None:
-        self.status = status
-        self.reason = reason
-        self.version = version
-        self.headers = headers
-        self.body = body
-        self.keep_alive = keep_alive
+    status: int
+    reason: bytes
+    version: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    keep_alive: bool
 
 
 def request_head(

@@ -194,13 +194,13 @@ async def publish(
     The caller may treat the event as durable once this returns (with AOF the
     write is in the append-only file before Redis replies).
     """
-    fields = encode_entry(event)
     if before is None:
+        fields = encode_entry(event)
         entry_id = await redis.xadd(stream_key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
     else:
         async with redis.pipeline(transaction=False) as pipe:
             before(pipe)
-            pipe.xadd(stream_key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+            stage_publish(pipe, stream_key, event, maxlen=maxlen)
             entry_id = (await pipe.execute())[-1]
     PUBLISHED.labels(Keys.stream_name(stream_key)).inc()
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

@@ -47,6 +47,11 @@ def _drop_hidden(markup: str) -> str:
     # search (fast: it looks for "<" first) misses, ``lower`` has neither.
     if not _HIDDEN_START.search(markup):
         return markup
+    return _cut_hidden(markup)
+
+
+def _cut_hidden(markup: str) -> str:
+    """:func:`_drop_hidden` without its shortcut (the property tests' oracle)."""
     lower = markup.lower()
     if "<script" not in lower and "<style" not in lower:
         return markup

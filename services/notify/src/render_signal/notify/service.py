@@ -87,7 +87,8 @@ class NotifyService:
                 target=target,
                 created_at=now,
             )
-            reads_of = functools.partial(self._stage_reads, job=job, config=config)
+            current = current_target(target, config)
+            reads_of = functools.partial(self._stage_reads, job=job, target=current)
             created, reads = await self.queue.create_and_read(job, now + self.lease_s, reads_of)
             if created == CREATED:
                 claimed.append((job, reads))
@@ -117,10 +118,11 @@ class NotifyService:
             return
         await self.process(job, await load_live_config(self.watcher, self.settings))
 
-    def _stage_reads(self, pipe: Pipeline, *, job: Job, config: LiveConfig) -> None:
-        """The three reads every step starts with: finished, target disabled, override."""
+    def _stage_reads(self, pipe: Pipeline, *, job: Job, target: Target) -> None:
+        """The three reads every step starts with: finished, ``target`` (the job's,
+        resolved from the configuration) disabled, override."""
         self.queue.stage_is_finished(pipe, job.webhook_id)
-        pipe.hexists(self.keys.notify_disabled_targets, current_target(job.target, config).url)
+        pipe.hexists(self.keys.notify_disabled_targets, target.url)
         pipe.hget(self.keys.notify_overrides, job.webhook_id)
 
     async def process(self, job: Job, config: LiveConfig, reads: list[Any] | None = None) -> None:
@@ -134,7 +136,7 @@ class NotifyService:
         target = current_target(job.target, config)
         if reads is None:
             async with self.redis.pipeline(transaction=False) as pipe:
-                self._stage_reads(pipe, job=job, config=config)
+                self._stage_reads(pipe, job=job, target=target)
                 reads = await pipe.execute()
         finished, disabled, override = reads
         if finished:
