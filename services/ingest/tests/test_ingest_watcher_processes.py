@@ -83,6 +83,9 @@ async def test_two_processes_one_watches_and_the_other_takes_over_after_sigkill(
         e1 = make_email("seen by the first holder")
         dovecot.append(e1)
         await eventually(lambda: _have(redis, key_prefix, [e1]), 15, "e1 published")
+        # Its checkpoint too (logged after it): a kill between the XADD and the
+        # checkpoint would make the next holder publish e1 again, by design.
+        await eventually(lambda: procs[first].logged("IMAP: published"), 15, "e1 checkpointed")
 
         procs[first].kill()  # SIGKILL: no release, the lock must expire
         killed_at = time.monotonic()
