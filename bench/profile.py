@@ -1,8 +1,8 @@
 """Profile the four services under bench load: one py-spy flame graph per service.
 
-``uv run python -m bench.profile [--tag before] [--no-worker] [--seconds 20] [--no-spy]``
+``uv run python -m bench.profile [--tag before] [--no-worker] [--imap] [--seconds 20] [--no-spy]``
 starts the end-to-end pipeline (``tests/integration/harness``), drives the
-closed-loop HTTP saturation load of ``bench/e2e_bench.py`` and, meanwhile,
+closed-loop HTTP (or, with ``--imap``, IMAP APPEND) saturation load of ``bench/e2e_bench.py`` and, meanwhile,
 samples each service with ``py-spy record --gil`` (100 Hz: only the thread
 holding the GIL, so the samples follow CPU, not threads waiting for it).
 Writes ``bench/results/flame-<service>[-<tag>].svg`` and prints, per service,
@@ -55,13 +55,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-worker", action="store_true")
+    parser.add_argument("--imap", action="store_true", help="load through IMAP APPEND")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--no-spy", action="store_true", help="only the CPU per email")
     args = parser.parse_args()
     spy = shutil.which("py-spy")
     assert spy, "py-spy missing: uv sync --all-packages"
     workdir = Path(tempfile.mkdtemp(prefix="rs-profile-"))
-    pipeline = Pipeline(workdir, imap=False, worker=not args.no_worker, files_bytes=4096)
+    pipeline = Pipeline(workdir, imap=args.imap, worker=not args.no_worker, files_bytes=4096)
     pipeline.start()
     suffix = f"-{args.tag}" if args.tag else ""
     folded_dir = Path(tempfile.gettempdir()) / f"rs-profile{suffix}"
@@ -72,7 +73,7 @@ def main() -> None:
         pipeline.put_config("webhook_config", window)
         resources = Resources(pipeline)
         load = threading.Thread(
-            target=saturation, args=(pipeline, Corpus("f1a3e"), "http", 4), daemon=True
+            target=saturation, args=(pipeline, Corpus("f1a3e"), *(("imap", 2) if args.imap else ("http", 4))), daemon=True
         )
         load.start()
         time.sleep(5)  # warm-up
