@@ -2,9 +2,10 @@
 
 ``uv run python -m bench.profile [--tag before] [--no-worker] [--imap] [--seconds 20] [--no-spy]``
 starts the end-to-end pipeline (``tests/integration/harness``), drives the
-closed-loop HTTP (or, with ``--imap``, IMAP APPEND) saturation load of ``bench/e2e_bench.py`` and, meanwhile,
-samples each service with ``py-spy record --gil`` (100 Hz: only the thread
-holding the GIL, so the samples follow CPU, not threads waiting for it).
+closed-loop HTTP (or, with ``--imap``, IMAP APPEND) saturation load of
+``bench/e2e_bench.py`` and, meanwhile, samples each service with
+``py-spy record --gil`` (100 Hz: only the thread holding the GIL, so the
+samples follow CPU, not threads waiting for it).
 Writes ``bench/results/flame-<service>[-<tag>].svg`` and prints, per service,
 the CPU ms per delivered email (psutil) and its heaviest functions (self and
 inclusive share of the samples, from py-spy's folded output), so the numbers
@@ -72,8 +73,9 @@ def main() -> None:
         window = {"webhook_time_start": start, "webhook_time_end": end}
         pipeline.put_config("webhook_config", window)
         resources = Resources(pipeline)
+        channel, threads = ("imap", 2) if args.imap else ("http", 4)
         load = threading.Thread(
-            target=saturation, args=(pipeline, Corpus("f1a3e"), *(("imap", 2) if args.imap else ("http", 4))), daemon=True
+            target=saturation, args=(pipeline, Corpus("f1a3e"), channel, threads), daemon=True
         )
         load.start()
         time.sleep(5)  # warm-up

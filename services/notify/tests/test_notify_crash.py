@@ -73,6 +73,10 @@ async def test_sigkill_after_send_before_ack_then_restart(
         await wait_settled(redis, stream, entry, wid, key_prefix)
         assert 1 <= len(rx.requests) <= 2
         assert set(rx.ids()) == {wid}
+        # The job was light when the process died (notify.jobs): a resend after the
+        # restart still carries the whole email.
+        contents = {json.loads(r.body)["email_content"] for r in rx.requests}
+        assert contents == {event.body_html or event.body_text}
         # The attempt log is written just after the send is recorded.
         assert await eventually(lambda: successes(redis, key_prefix, event.email_id), 30) == 1
         # ...and the job leaves the schedule just after the log line (same handler).
@@ -266,7 +270,7 @@ async def test_recover_takes_back_only_own_leases_and_never_resends(
         theirs = job_for(theirs_event, rx.url, start)
         assert await h.service.queue.create(mine, lease_end) == CREATED
         assert await h.service.queue.create(done, lease_end) == CREATED
-        assert await h.service.queue.mark_sent(done.webhook_id)
+        assert await redis.set(h.service.queue.sent_key(done.webhook_id), "1", nx=True)
         assert await JobQueue(redis, Keys(key_prefix), OTHER).create(theirs, lease_end) == CREATED
 
         assert await h.scheduler.recover() == 2

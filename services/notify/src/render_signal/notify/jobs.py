@@ -18,6 +18,16 @@
   is sent again for that id.
 * ``<prefix>notify:final:<webhook-id>``: dead-lettered or dropped (30 d),
   cleared by a replay.
+
+A job is created *light*: its record has the event without its bodies and
+names the ``mail.offloaded`` entry that has them (:attr:`Job.event_entry`):
+most jobs are sent at once and removed, and writing the bodies into the record
+(~100 KB of JSON) was the largest cost of a delivery (issue 16). A record is
+light only while its creating handler runs: the entry stays unacknowledged
+until the handler returns, which is once each job it created is finished or
+stored in full. Anyone else reading a light record (the scheduler after a
+crash, a redelivery) first completes it from the entry (:meth:`JobQueue.hydrate`)
+or from the event in hand.
 """
 
 from __future__ import annotations
@@ -29,13 +39,16 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
-from render_signal.common.events import MailOffloaded
+from render_signal.common.errors import MalformedEvent
+from render_signal.common.events import MailOffloaded, decode_entry
 from render_signal.common.keys import Keys
+from render_signal.common.streams import read_range
 from render_signal.notify.jobscripts import (
     CLAIM,
     CREATE_LEASED,
     RECOVER,
     RELEASE_DEAD,
+    STORE_FULL,
     TAKE_OVER,
 )
 from render_signal.notify.targets import Target
@@ -57,6 +70,9 @@ class Job(msgspec.Struct, kw_only=True):
     first_attempt_at: float | None = None
     created_at: float = 0.0
     deferred: bool = False
+    #: Set in a light record only (module docstring): the ``mail.offloaded`` entry
+    #: holding the bodies this record's event lacks. Jobs in memory are full ("").
+    event_entry: str = ""
 
 
 _encoder = msgspec.json.Encoder()
@@ -76,6 +92,7 @@ class JobQueue:
         self._recover = redis.register_script(RECOVER)
         self._take_over = redis.register_script(TAKE_OVER)
         self._release_dead = redis.register_script(RELEASE_DEAD)
+        self._store_full = redis.register_script(STORE_FULL)
         self.live_prefix = keys.liveness("")
 
     def sent_key(self, webhook_id: str) -> str:
@@ -87,6 +104,12 @@ class JobQueue:
     @staticmethod
     def encode(job: Job) -> bytes:
         return _encoder.encode(job)
+
+    @staticmethod
+    def encode_light(job: Job, entry_id: str) -> bytes:
+        """``job``'s light record, its bodies in ``mail.offloaded`` entry ``entry_id``."""
+        event = msgspec.structs.replace(job.event, body_text="", body_html="")
+        return _encoder.encode(msgspec.structs.replace(job, event=event, event_entry=entry_id))
 
     @staticmethod
     def decode(raw: bytes) -> Job:
@@ -102,11 +125,17 @@ class JobQueue:
         return created
 
     async def create_and_read(
-        self, job: Job, lease_until: float, reads: Callable[[Pipeline], object] | None = None
+        self,
+        job: Job,
+        lease_until: float,
+        reads: Callable[[Pipeline], object] | None = None,
+        *,
+        record: bytes | None = None,
     ) -> tuple[int, list[Any]]:
         """:meth:`create`, with the replies of the commands ``reads`` adds to the same
         MULTI (after the creation): the reads the job's first step needs, in the
-        creation's round trip."""
+        creation's round trip. ``record``: what to store (:meth:`encode_light`),
+        ``job`` in full by default."""
         keys = [
             self.jobs_key,
             self.schedule_key,
@@ -115,7 +144,8 @@ class JobQueue:
             self.final_key(job.webhook_id),
         ]
         args = [job.webhook_id, repr(lease_until), self.instance]
-        record = self.encode(job)
+        if record is None:
+            record = self.encode(job)
         for attempt in (1, 2):
             try:
                 async with self.redis.pipeline(transaction=True) as pipe:
@@ -199,6 +229,35 @@ class JobQueue:
         except msgspec.DecodeError:
             return None
 
+    async def store_full(self, job: Job, light_entry: str) -> bool:
+        """Store ``job`` in full if its record is still the light one naming
+        ``light_entry``; False when it is gone or was stored since (in full)."""
+        if not light_entry:
+            return False
+        needle = '"event_entry":' + _encoder.encode(light_entry).decode()
+        stored = await self._store_full(
+            keys=[self.jobs_key], args=[job.webhook_id, needle, self.encode(job)]
+        )
+        return bool(stored)
+
+    async def hydrate(self, job: Job) -> Job | None:
+        """``job`` in full, a light one completed from its entry and stored so;
+        None when the entry is gone or is not this job's email."""
+        if not job.event_entry:
+            return job
+        rows = await read_range(
+            self.redis, self.keys.mail_offloaded, start=job.event_entry, end=job.event_entry
+        )
+        try:
+            event = decode_entry(rows[0][1], MailOffloaded) if rows else None
+        except MalformedEvent:
+            event = None
+        if event is None or event.email_id != job.event.email_id:
+            return None
+        full = msgspec.structs.replace(job, event=event, event_entry="")
+        await self.store_full(full, job.event_entry)
+        return full
+
     async def done(self, webhook_id: str, also: Callable[[Pipeline], object] | None = None) -> None:
         """Forget the job (schedule, record, lease); ``also`` adds commands to the
         same transaction (the caller's own clean-up, without a round trip of its own)."""
@@ -231,13 +290,6 @@ class JobQueue:
         """Whether the webhook was sent or finished for good (the reply is non-zero
         then), in a caller's pipeline; the creation script checks the same keys."""
         pipe.exists(self.sent_key(webhook_id), self.final_key(webhook_id))
-
-    async def mark_sent(self, webhook_id: str) -> bool:
-        """Record the 2xx; False when it was already recorded (a redelivery)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            self.stage_mark_sent(pipe, webhook_id)
-            (first,) = await pipe.execute()
-        return bool(first)
 
     async def mark_final(self, webhook_id: str, state: str) -> None:
         await self.redis.set(self.final_key(webhook_id), state, ex=SENT_TTL_S)

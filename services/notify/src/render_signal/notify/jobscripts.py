@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CLAIM", "CREATE_LEASED", "RECOVER", "RELEASE_DEAD", "TAKE_OVER"]
+__all__ = ["CLAIM", "CREATE_LEASED", "RECOVER", "RELEASE_DEAD", "STORE_FULL", "TAKE_OVER"]
 
 # KEYS: schedule, leases. ARGV: now, lease end, limit, instance.
 CLAIM: Final = """
@@ -37,6 +37,18 @@ end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
 return 1
+"""
+
+# KEYS: jobs. ARGV: webhook-id, the light record's '"event_entry":"<id>"', the full
+# record. Replaces the record only while it is that light one (a JSON string
+# value cannot hold the needle's unescaped quotes, so only the field matches).
+STORE_FULL: Final = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and string.find(current, ARGV[2], 1, true) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
 """
 
 # KEYS: schedule, leases. ARGV: webhook-id, lease end, instance. Leases a

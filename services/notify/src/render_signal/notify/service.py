@@ -80,6 +80,7 @@ class NotifyService:
             )
             targets = [Target(url="", target_class="custom")]
         claimed: list[tuple[Job, list[Any] | None]] = []
+        light: set[str] = set()  # the jobs created here with a light record
         for target in targets:
             job = Job(
                 webhook_id=webhook_id(event.email_id, target.key()),
@@ -89,15 +90,23 @@ class NotifyService:
             )
             current = current_target(target, config)
             reads_of = functools.partial(self._stage_reads, job=job, target=current)
-            created, reads = await self.queue.create_and_read(job, now + self.lease_s, reads_of)
+            # Light (jobs module docstring): this entry stays unacknowledged until
+            # every job created here is finished or stored in full, below.
+            record = self.queue.encode_light(job, delivery.entry_id)
+            created, reads = await self.queue.create_and_read(
+                job, now + self.lease_s, reads_of, record=record
+            )
             if created == CREATED:
                 claimed.append((job, reads))
-            elif created == EXISTS and delivery.deliveries > 1:
+                light.add(job.webhook_id)
+            elif created == EXISTS:
+                existing = await self._existing(job.webhook_id, event)
                 # A redelivery: take the job over unless a worker's lease on it is
                 # recorded (ours from a previous life was already made due at start).
-                existing = await self.queue.get(job.webhook_id)
-                if existing is not None and await self.queue.take_over(
-                    job.webhook_id, now + self.lease_s
+                if (
+                    existing is not None
+                    and delivery.deliveries > 1
+                    and await self.queue.take_over(job.webhook_id, now + self.lease_s)
                 ):
                     claimed.append((existing, None))
         # The jobs are durable from here on: a failure below only delays them.
@@ -105,9 +114,24 @@ class NotifyService:
             *(self.process(job, config, reads) for job, reads in claimed),
             return_exceptions=True,
         )
-        for result in results:
+        for (job, _), result in zip(claimed, results, strict=True):
             if isinstance(result, BaseException):
                 logger.error("NOTIFY: processing failed; the schedule retries: %r", result)
+                if job.webhook_id in light:
+                    # Before this entry is acknowledged; if Redis refuses, the
+                    # exception keeps the entry pending and its redelivery does it.
+                    await self.queue.store_full(job, delivery.entry_id)
+
+    async def _existing(self, job_id: str, event: MailOffloaded) -> Job | None:
+        """The stored job for ``job_id``, in full: a light record (another
+        handler's, which died or was overtaken) is completed with ``event``'s
+        bodies, the same email's, and stored so."""
+        existing = await self.queue.get(job_id)
+        if existing is None or not existing.event_entry:
+            return existing
+        full = msgspec.structs.replace(existing, event=event, event_entry="")
+        await self.queue.store_full(full, existing.event_entry)
+        return full
 
     # -- scheduled item -------------------------------------------------------------
     async def process_id(self, job_id: str) -> None:
@@ -116,7 +140,21 @@ class NotifyService:
             await self.queue.done(job_id)
             await self.redis.srem(self.keys.notify_deferred, job_id)
             return
-        await self.process(job, await load_live_config(self.watcher, self.settings))
+        full = await self.queue.hydrate(job)
+        if full is None:
+            # A light record whose entry is gone: only a dead-lettered entry does
+            # that (its handler failed to store the job five times). Replaying
+            # that dead letter completes the record (_existing); until then the
+            # job waits, nothing is sent without its bodies.
+            logger.error(
+                "NOTIFY: job %s lacks its bodies (mail.offloaded entry %s is gone); replay"
+                " that entry's dead letter to send it",
+                job_id,
+                job.event_entry,
+            )
+            await self.queue.put(job, self.clock.now() + RECHECK_S)  # stays light
+            return
+        await self.process(full, await load_live_config(self.watcher, self.settings))
 
     def _stage_reads(self, pipe: Pipeline, *, job: Job, target: Target) -> None:
         """The three reads every step starts with: finished, ``target`` (the job's,
