@@ -153,6 +153,7 @@ def test_fault_run(pipeline_factory: Callable[..., Pipeline], request: pytest.Fi
     assert report.unexpected == []
     assert report.unexplained_duplicates == [], report.unexplained_duplicates
     assert report.split_ids == [], report.split_ids
+    assert report.without_content == [], report.without_content[:20]
     assert not any(counts.values()), counts
     kinds = {"redis_kill", "redis_restart", "receiver_500", "receiver_429"}
     kinds |= {f"sigkill:{name}" for name in SERVICES}

@@ -140,6 +140,7 @@ def test_two_replicas_each_survive_random_sigkills(
     assert report.split_ids == [], "an email went out under two webhook-ids"
     assert report.unexpected == []
     assert report.unexplained_duplicates == [], "a resend without a crash before it"
+    assert report.without_content == [], "a delivery without the email's text"
     assert len(kills.kills) == len(plan)
     assert {k.mode for k in kills.kills} == {"gone", "renamed"}
     assert any(k.held.get("lock") for k in kills.kills), "the IMAP lock holder was killed"
@@ -318,7 +319,7 @@ def test_sigterm_of_a_replica_hands_its_work_back_at_once(
         + " after the SIGTERMed replica exited (liveness TTL 60s);"
         f" IMAP email delivered {found[imap_marker].at - imap_sent.at:.1f}s after APPEND"
     )
-    assert report.lost == [] and report.split_ids == []
+    assert report.lost == [] and report.split_ids == [] and report.without_content == []
     assert max(handed_back.values()) < 10.0, handed_back
     logs = {k: pipeline.services[k].log_path.read_text() for k in handed_back}
     assert any("handed back at stop" in text for key, text in logs.items() if "offload" in key)

@@ -5,6 +5,8 @@ request the receiver got (:class:`~render_signal.devstack.receiver.Recorded`). F
 injected. After the drain the checker reports:
 
 * lost -- an email handed over (APPEND OK / 202) with no 2xx delivery;
+* without content -- a delivery whose ``email_content`` lacks the email's
+  marker (the bodies lost on the way, e.g. a job sent from an incomplete record);
 * duplicates -- a webhook-id accepted more than once. A duplicate is
   *explained* when a crash (SIGKILL of a service or of Redis) happened between
   the first accepted delivery (minus a small slack) and the duplicate; it is
@@ -50,6 +52,7 @@ class Report:
     duplicates_by_cause: dict[str, int]
     unexplained_duplicates: list[str]
     split_ids: list[str]
+    without_content: list[str]
     receiver_answers: dict[int, int]
     faults: dict[str, int]
     latency_s: dict[str, float] = field(default_factory=dict)
@@ -65,6 +68,8 @@ class Report:
             f"unexplained duplicates: {len(self.unexplained_duplicates)}"
             f" {self.unexplained_duplicates[:10]}",
             f"emails with more than one webhook-id: {len(self.split_ids)}",
+            f"deliveries without the email's text: {len(self.without_content)}"
+            f" {self.without_content[:10]}",
             f"receiver answers: {dict(sorted(self.receiver_answers.items()))}",
             "faults injected: " + ", ".join(f"{k}={v}" for k, v in sorted(self.faults.items())),
         ]
@@ -82,17 +87,27 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def _lacks_content(delivery: Recorded, marker: str) -> bool:
+    """The test emails carry their marker in the body too (a link's file name)."""
+    payload = delivery.json
+    content = payload.get("email_content") if isinstance(payload, dict) else None
+    return not isinstance(content, str) or marker not in content
+
+
 def check(sent: list[Sent], deliveries: list[Recorded], faults: list[Fault]) -> Report:
     markers = {s.marker for s in sent}
     accepted = [d for d in deliveries if d.accepted]
     by_id: dict[str, list[Recorded]] = defaultdict(list)
     ids_by_marker: dict[str, set[str]] = defaultdict(set)
     first_by_marker: dict[str, Recorded] = {}
+    without_content: list[str] = []
     for d in sorted(accepted, key=lambda x: x.at):
         by_id[d.webhook_id].append(d)
         if marker := marker_of(d):
             ids_by_marker[marker].add(d.webhook_id)
             first_by_marker.setdefault(marker, d)
+            if _lacks_content(d, marker):
+                without_content.append(marker)
     crashes = sorted((f for f in faults if f.is_crash), key=lambda f: f.at)
     dup_causes: Counter[str] = Counter()
     unexplained: list[str] = []
@@ -121,6 +136,7 @@ def check(sent: list[Sent], deliveries: list[Recorded], faults: list[Fault]) -> 
         duplicates_by_cause=dict(dup_causes),
         unexplained_duplicates=unexplained,
         split_ids=sorted(m for m, ids in ids_by_marker.items() if len(ids) > 1),
+        without_content=without_content,
         receiver_answers=dict(Counter(d.status for d in deliveries)),
         faults=dict(Counter(f.kind for f in faults)),
         latency_s=latency,
