@@ -38,9 +38,15 @@ async def entry_of(h: Harness, event: MailOffloaded) -> str:
 
 
 async def light_job(
-    h: Harness, event: MailOffloaded, entry: str, url: str, lease_until: float
+    h: Harness,
+    event: MailOffloaded,
+    entry: str,
+    url: str,
+    lease_until: float,
+    queue: JobQueue | None = None,
 ) -> Job:
-    """What a handler that died after creating its job leaves: a light record."""
+    """What a handler that died (or still runs, ``queue``'s) after creating its job
+    leaves: a light record."""
     job = Job(
         webhook_id=webhook_id(event.email_id, "default"),
         event=event,
@@ -48,7 +54,7 @@ async def light_job(
         created_at=h.clock.now(),
     )
     record = JobQueue.encode_light(job, entry)
-    created, _ = await h.service.queue.create_and_read(job, lease_until, record=record)
+    created, _ = await (queue or h.service.queue).create_and_read(job, lease_until, record=record)
     assert created == CREATED
     return job
 
@@ -138,15 +144,7 @@ async def test_a_redelivery_completes_a_light_record_another_replica_leases(
     event = make_event(body_html="", body_text=BODY)
     entry = await entry_of(h, event)
     other = JobQueue(h.redis, h.keys, "notify:other-replica")
-    job = Job(
-        webhook_id=webhook_id(event.email_id, "default"),
-        event=event,
-        target=Target(url=rx.url, target_class="custom"),
-    )
-    created, _ = await other.create_and_read(
-        job, h.clock.now() + 600, record=JobQueue.encode_light(job, entry)
-    )
-    assert created == CREATED
+    job = await light_job(h, event, entry, rx.url, h.clock.now() + 600, queue=other)
     await h.service.handle_event(event, Delivery(entry, 2, h.keys.mail_offloaded))
     assert rx.requests == []
     completed = await stored(h, job.webhook_id)

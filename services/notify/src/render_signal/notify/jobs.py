@@ -230,8 +230,7 @@ class JobQueue:
             return None
 
     async def store_full(self, job: Job, light_entry: str) -> bool:
-        """Store ``job`` in full if its record is still the light one naming
-        ``light_entry``; False when it is gone or was stored since (in full)."""
+        """Store ``job`` in full if its record is still light, naming ``light_entry``."""
         if not light_entry:
             return False
         needle = '"event_entry":' + _encoder.encode(light_entry).decode()
@@ -241,8 +240,7 @@ class JobQueue:
         return bool(stored)
 
     async def hydrate(self, job: Job) -> Job | None:
-        """``job`` in full, a light one completed from its entry and stored so;
-        None when the entry is gone or is not this job's email."""
+        """``job`` in full (:meth:`complete` from its entry); None without that entry."""
         if not job.event_entry:
             return job
         rows = await read_range(
@@ -254,6 +252,10 @@ class JobQueue:
             event = None
         if event is None or event.email_id != job.event.email_id:
             return None
+        return await self.complete(job, event)
+
+    async def complete(self, job: Job, event: MailOffloaded) -> Job:
+        """Light ``job`` with ``event`` (its email, bodies included), stored so."""
         full = msgspec.structs.replace(job, event=event, event_entry="")
         await self.store_full(full, job.event_entry)
         return full

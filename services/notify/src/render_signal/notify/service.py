@@ -80,7 +80,6 @@ class NotifyService:
             )
             targets = [Target(url="", target_class="custom")]
         claimed: list[tuple[Job, list[Any] | None]] = []
-        light: set[str] = set()  # the jobs created here with a light record
         for target in targets:
             job = Job(
                 webhook_id=webhook_id(event.email_id, target.key()),
@@ -98,7 +97,6 @@ class NotifyService:
             )
             if created == CREATED:
                 claimed.append((job, reads))
-                light.add(job.webhook_id)
             elif created == EXISTS:
                 existing = await self._existing(job.webhook_id, event)
                 # A redelivery: take the job over unless a worker's lease on it is
@@ -117,10 +115,10 @@ class NotifyService:
         for (job, _), result in zip(claimed, results, strict=True):
             if isinstance(result, BaseException):
                 logger.error("NOTIFY: processing failed; the schedule retries: %r", result)
-                if job.webhook_id in light:
-                    # Before this entry is acknowledged; if Redis refuses, the
-                    # exception keeps the entry pending and its redelivery does it.
-                    await self.queue.store_full(job, delivery.entry_id)
+                # Before this entry is acknowledged (a no-op unless the record is
+                # still the light one naming it); if Redis refuses, the exception
+                # keeps the entry pending and its redelivery completes the record.
+                await self.queue.store_full(job, delivery.entry_id)
 
     async def _existing(self, job_id: str, event: MailOffloaded) -> Job | None:
         """The stored job for ``job_id``, in full: a light record (another
@@ -129,9 +127,7 @@ class NotifyService:
         existing = await self.queue.get(job_id)
         if existing is None or not existing.event_entry:
             return existing
-        full = msgspec.structs.replace(existing, event=event, event_entry="")
-        await self.queue.store_full(full, existing.event_entry)
-        return full
+        return await self.queue.complete(existing, event)
 
     # -- scheduled item -------------------------------------------------------------
     async def process_id(self, job_id: str) -> None:
