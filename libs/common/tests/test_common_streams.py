@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from render_signal.common.consumer import Consumer
 from render_signal.common.errors import PermanentError
 from render_signal.common.events import MailRaw, MailReceived
@@ -336,3 +340,55 @@ async def test_acks_ride_on_the_next_read_and_slow_entries_are_handled_once(
 async def command_calls(redis: Redis) -> dict[str, int]:
     stats: Any = await redis.info("commandstats")
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
+async def test_a_deferred_ack_is_sent_before_the_own_pel_recheck_after_redis_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The deferred XACK (issue 16) meets Redis going away: the next read fails, and
+    once Redis is back the consumer re-checks its own PEL, where the handled entry
+    still is (clean shutdown: the PEL survives); it is acked before that re-check,
+    never handed to the handler a second time."""
+    server = RedisServer(tmp_path / "data", aof=True).start()
+    redis = create_redis(server.url, block_ms=100)
+    stream = "t:mail.raw"
+    seen: list[str] = []
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        seen.append(event.event_id)
+        if event.event_id == "e1":
+            await asyncio.to_thread(server.stop)  # before the ack can ride on a read
+
+    consumer = Consumer(
+        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
+        handler=handler, block_ms=100, claim_idle_ms=60_000,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    caplog.set_level(logging.WARNING, logger="render_signal.common.consumer")
+    try:
+        await ensure_group(redis, stream, "g")
+        task = asyncio.create_task(consumer.run(stop))
+        await publish(redis, stream, raw("e1"))
+
+        async def read_failed() -> bool:
+            return any("redis unavailable" in r.getMessage() for r in caplog.records)
+
+        await eventually(read_failed, 20, "the read after e1 to fail")
+        await asyncio.to_thread(server.start)
+
+        async def acked() -> bool:
+            with contextlib.suppress(RedisConnectionError, OSError):
+                pending: Any = await redis.xpending(stream, "g")
+                return int(pending["pending"]) == 0
+            return False
+
+        await eventually(acked, 20, "e1 acked once Redis is back")
+        await publish(redis, stream, raw("e2"))
+        await eventually(lambda: "e2" in seen, 10, "a later entry handled")
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await task
+        await redis.aclose()
+        server.stop()
+    assert seen == ["e1", "e2"], "an entry was handled twice"

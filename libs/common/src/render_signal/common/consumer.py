@@ -173,6 +173,9 @@ class Consumer(Generic[E]):
             try:
                 if not own_pending_done:
                     await ensure_group(self.redis, self.stream_key, self.group)
+                    # Handled entries whose XACK waited for the next read are still in
+                    # our PEL: acked first, or the drain would handle them again.
+                    await self._ack_handled()
                     await self._drain_own_pending(stop, drain_timeout_s)
                     own_pending_done = True
                 await self._reclaim_if_due(stop, drain_timeout_s)
