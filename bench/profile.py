@@ -1,6 +1,6 @@
 """Profile the four services under bench load: one py-spy flame graph per service.
 
-``uv run python -m bench.profile [--tag before] [--no-worker] [--imap] [--seconds 20] [--no-spy]``
+``uv run python -m bench.profile [--tag before] [--no-worker] [--imap] [--idle] [--seconds 20] [--no-spy]``
 starts the end-to-end pipeline (``tests/integration/harness``), drives the
 closed-loop HTTP (or, with ``--imap``, IMAP APPEND) saturation load of
 ``bench/e2e_bench.py`` and, meanwhile, samples each service with
@@ -10,7 +10,9 @@ Writes ``bench/results/flame-<service>[-<tag>].svg`` and prints, per service,
 the CPU ms per delivered email (psutil) and its heaviest functions (self and
 inclusive share of the samples, from py-spy's folded output), so the numbers
 that justify a change are in the terminal as well as in the picture.
-``--no-spy`` measures the CPU per email alone (no sampling overhead).
+``--no-spy`` measures the CPU per email alone (no sampling overhead); ``--idle``
+sends no mail and reports CPU ms per second instead (what the background
+work, heartbeats and polls at the harness's test-speed periods, costs).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def main() -> None:
     parser.add_argument("--imap", action="store_true", help="load through IMAP APPEND")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--no-spy", action="store_true", help="only the CPU per email")
+    parser.add_argument("--idle", action="store_true", help="no mail: CPU ms per second")
     args = parser.parse_args()
     spy = shutil.which("py-spy")
     assert spy, "py-spy missing: uv sync --all-packages"
@@ -77,7 +80,8 @@ def main() -> None:
         load = threading.Thread(
             target=saturation, args=(pipeline, Corpus("f1a3e"), channel, threads), daemon=True
         )
-        load.start()
+        if not args.idle:
+            load.start()
         time.sleep(5)  # warm-up
         cpu0, delivered0 = resources.cpu(), pipeline.receiver.delivered_count()
         spies = {
@@ -113,15 +117,19 @@ def main() -> None:
         for proc in spies.values():
             proc.wait(args.seconds + 60)
         cpu1, delivered = resources.cpu(), pipeline.receiver.delivered_count() - delivered0
-        load.join(120)
-        print(f"delivered {delivered} emails while sampling")
+        if args.idle:
+            per, unit = args.seconds, "CPU ms/s with no mail"
+        else:
+            load.join(120)
+            print(f"delivered {delivered} emails while sampling")
+            per, unit = max(1, delivered), "CPU ms/email"
         total = 0.0
         for name in cpu1:
-            ms = (cpu1[name] - cpu0[name]) / max(1, delivered) * 1000
+            ms = (cpu1[name] - cpu0[name]) / per * 1000
             if not name.startswith("worker"):
                 total += ms
-            print(f"  {name}: {ms:.2f} CPU ms/email")
-        print(f"  ours + redis: {total:.2f} CPU ms/email")
+            print(f"  {name}: {ms:.2f} {unit}")
+        print(f"  ours + redis: {total:.2f} {unit}")
         for name in pipeline.services:
             folded = folded_dir / f"{name}.folded"
             if not folded.exists():

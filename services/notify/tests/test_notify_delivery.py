@@ -10,6 +10,7 @@ import json
 import pytest
 from notify_harness import Factory, Harness, make_event, paris
 from render_signal.devstack.receiver import Receiver, Reply
+from render_signal.notify import metrics
 from render_signal.notify.jobs import CREATED, EXISTS, FINISHED, Job, JobQueue
 from render_signal.notify.targets import Target
 from standardwebhooks.webhooks import Webhook
@@ -140,6 +141,29 @@ async def test_400_dead_letters_at_once_and_replay_keeps_webhook_id(
     second = rx.wait_for(2)[1]
     assert second.headers["webhook-id"] == first.headers["webhook-id"]
     assert [e["status"] for e in await logs_for(h, event.email_id)] == ["dead_letter", "success"]
+
+
+async def test_a_tick_reports_what_waits_and_what_was_dead_lettered(
+    make: Factory, rx: Receiver
+) -> None:
+    """The gauges come with the tick's claim (one round trip): they must still
+    count the parked job and the dead letter, as the heartbeat and /metrics show."""
+    h = make(start=paris(2026, 3, 30, 10, 0))
+    rx.respond(400, b"{}")
+    await h.emit(make_event())  # dead-lettered at once
+    window = {"webhook_time_start": "11:00", "webhook_time_end": "18:00"}
+    await h.configure("webhook_config", window)
+    await h.emit(make_event())  # parked until 11:00
+    await h.emit(make_event())
+    assert await h.tick() == 0
+    assert h.scheduler.deferred == 2
+    assert metrics.DEFERRED._value.get() == 2
+    assert metrics.DEAD_LETTERS._value.get() == 1
+    h.clock.set(paris(2026, 3, 30, 11, 0))
+    assert await h.tick() == 2
+    assert h.scheduler.deferred == 0
+    assert metrics.DEFERRED._value.get() == 0
+    assert metrics.DEAD_LETTERS._value.get() == 1
 
 
 async def test_410_disables_target_and_dead_letters(make: Factory, rx: Receiver) -> None:

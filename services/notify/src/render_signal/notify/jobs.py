@@ -28,12 +28,15 @@ until the handler returns, which is once each job it created is finished or
 stored in full. Anyone else reading a light record (the scheduler after a
 crash, a redelivery) first completes it from the entry (:meth:`JobQueue.hydrate`)
 or from the event in hand.
+
+(Just over 300 lines: the record, its scripts' callers and the light-record
+rules are one contract and read best together.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from redis.asyncio import Redis
@@ -53,7 +56,7 @@ from render_signal.notify.jobscripts import (
 )
 from render_signal.notify.targets import Target
 
-__all__ = ["CREATED", "EXISTS", "FINISHED", "SENT_TTL_S", "Job", "JobQueue"]
+__all__ = ["CREATED", "EXISTS", "FINISHED", "SENT_TTL_S", "Due", "Job", "JobQueue"]
 
 SENT_TTL_S = 30 * 86400
 #: What :meth:`JobQueue.create` found.
@@ -73,6 +76,14 @@ class Job(msgspec.Struct, kw_only=True):
     #: Set in a light record only (module docstring): the ``mail.offloaded`` entry
     #: holding the bodies this record's event lacks. Jobs in memory are full ("").
     event_entry: str = ""
+
+
+class Due(NamedTuple):
+    """What a claim leased, and the schedule's and dead-letter stream's sizes after it."""
+
+    ids: list[str]
+    scheduled: int
+    dead_letters: int
 
 
 _encoder = msgspec.json.Encoder()
@@ -275,13 +286,13 @@ class JobQueue:
         pipe.hdel(self.jobs_key, webhook_id)
         pipe.hdel(self.leases_key, webhook_id)
 
-    async def claim_due(self, now: float, lease_until: float, limit: int) -> list[str]:
+    async def claim_due(self, now: float, lease_until: float, limit: int) -> Due:
         """Lease up to ``limit`` due ids to this instance until ``lease_until``."""
-        ids = await self._claim(
-            keys=[self.schedule_key, self.leases_key],
+        scheduled, dead, ids = await self._claim(
+            keys=[self.schedule_key, self.leases_key, self.keys.notify_dead_letters],
             args=[repr(now), repr(lease_until), limit, self.instance],
         )
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+        return Due([i.decode() if isinstance(i, bytes) else str(i) for i in ids], scheduled, dead)
 
     def stage_mark_sent(self, pipe: Pipeline, webhook_id: str) -> None:
         """Record the 2xx in a caller's pipeline; its reply is false when it was

@@ -7,14 +7,16 @@ from typing import Final
 
 __all__ = ["CLAIM", "CREATE_LEASED", "RECOVER", "RELEASE_DEAD", "STORE_FULL", "TAKE_OVER"]
 
-# KEYS: schedule, leases. ARGV: now, lease end, limit, instance.
+# KEYS: schedule, leases, dead-letter stream. ARGV: now, lease end, limit, instance.
+# Returns {schedule size, dead letters, {ids}}: the scheduler's gauges come with
+# the claim that ends each tick instead of two more round trips per tick.
 CLAIM: Final = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
   redis.call('ZADD', KEYS[1], 'XX', ARGV[2], id)
   redis.call('HSET', KEYS[2], id, ARGV[4])
 end
-return ids
+return {redis.call('ZCARD', KEYS[1]), redis.call('XLEN', KEYS[3]), ids}
 """
 
 # Runs in one MULTI right after ``HSETNX jobs <id> <job JSON>``, so the job's

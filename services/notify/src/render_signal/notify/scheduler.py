@@ -144,19 +144,20 @@ class Scheduler:
         await self.release_dead()
         while True:
             now = service.clock.now()
-            ids = await service.queue.claim_due(now, now + service.lease_s, self.concurrency)
-            if not ids:
+            due = await service.queue.claim_due(now, now + service.lease_s, self.concurrency)
+            if not due.ids:
                 break
-            total += len(ids)
+            total += len(due.ids)
             results = await asyncio.gather(
-                *(service.process_id(i) for i in ids), return_exceptions=True
+                *(service.process_id(i) for i in due.ids), return_exceptions=True
             )
             for result in results:
                 if isinstance(result, BaseException):
                     logger.error("SCHEDULER: item failed; retried after its lease: %r", result)
-        self.deferred = await service.queue.count()
-        metrics.DEFERRED.set(self.deferred)
-        metrics.DEAD_LETTERS.set(await service.redis.xlen(service.keys.notify_dead_letters))
+        # The sizes come with the last (empty) claim: after everything due was processed.
+        self.deferred = due.scheduled
+        metrics.DEFERRED.set(due.scheduled)
+        metrics.DEAD_LETTERS.set(due.dead_letters)
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
