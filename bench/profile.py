@@ -1,9 +1,10 @@
 """Profile the four services under bench load: one py-spy flame graph per service.
 
-``uv run python -m bench.profile [--tag before] [--no-worker] [--imap] [--idle] [--seconds 20] [--no-spy]``
-starts the end-to-end pipeline (``tests/integration/harness``), drives the
-closed-loop HTTP (or, with ``--imap``, IMAP APPEND) saturation load of
-``bench/e2e_bench.py`` and, meanwhile, samples each service with
+``uv run python -m bench.profile [--tag before] [--no-worker] [--imap] [--idle]
+[--seconds 20] [--no-spy]`` starts the end-to-end pipeline
+(``tests/integration/harness``), drives the closed-loop HTTP (or, with
+``--imap``, IMAP APPEND) saturation load of ``bench/e2e_bench.py`` and,
+meanwhile, samples each service with
 ``py-spy record --gil`` (100 Hz: only the thread holding the GIL, so the
 samples follow CPU, not threads waiting for it).
 Writes ``bench/results/flame-<service>[-<tag>].svg`` and prints, per service,
