@@ -9,8 +9,8 @@ import json
 
 import pytest
 from notify_harness import Factory, Harness, make_event, paris
+from prometheus_client import REGISTRY
 from render_signal.devstack.receiver import Receiver, Reply
-from render_signal.notify import metrics
 from render_signal.notify.jobs import CREATED, EXISTS, FINISHED, Job, JobQueue
 from render_signal.notify.targets import Target
 from standardwebhooks.webhooks import Webhook
@@ -157,13 +157,13 @@ async def test_a_tick_reports_what_waits_and_what_was_dead_lettered(
     await h.emit(make_event())
     assert await h.tick() == 0
     assert h.scheduler.deferred == 2
-    assert metrics.DEFERRED._value.get() == 2
-    assert metrics.DEAD_LETTERS._value.get() == 1
+    assert REGISTRY.get_sample_value("render_signal_notify_deferred_queue_size") == 2
+    assert REGISTRY.get_sample_value("render_signal_notify_dead_letters") == 1
     h.clock.set(paris(2026, 3, 30, 11, 0))
     assert await h.tick() == 2
     assert h.scheduler.deferred == 0
-    assert metrics.DEFERRED._value.get() == 0
-    assert metrics.DEAD_LETTERS._value.get() == 1
+    assert REGISTRY.get_sample_value("render_signal_notify_deferred_queue_size") == 0
+    assert REGISTRY.get_sample_value("render_signal_notify_dead_letters") == 1
 
 
 async def test_410_disables_target_and_dead_letters(make: Factory, rx: Receiver) -> None:
