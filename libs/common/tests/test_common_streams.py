@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from render_signal.common.consumer import Consumer
 from render_signal.common.errors import PermanentError
-from render_signal.common.events import MailRaw, MailReceived
+from render_signal.common.events import MailRaw, MailReceived, decode_entry
 from render_signal.common.redisclient import create_redis
-from render_signal.common.streams import Delivery, ensure_group, publish
+from render_signal.common.streams import Delivery, ensure_group, publish, publish_all
 from render_signal.devstack.polling import eventually
 from render_signal.devstack.redisserver import RedisServer
 
@@ -392,3 +393,22 @@ async def test_a_deferred_ack_is_sent_before_the_own_pel_recheck_after_redis_is_
         await redis.aclose()
         server.stop()
     assert seen == ["e1", "e2"], "an entry was handled twice"
+
+
+async def test_publish_all_adds_every_event_in_order_and_counts_them(
+    redis: Redis, key_prefix: str
+) -> None:
+    stream = f"{key_prefix}mail.raw"
+    label = {"stream": "mail.raw"}
+
+    def published() -> float:
+        return REGISTRY.get_sample_value("render_signal_stream_published_total", label) or 0.0
+
+    before = published()
+    assert await publish_all(redis, stream, []) == []
+    ids = await publish_all(redis, stream, [raw("a"), raw("b"), raw("c")])
+    ids += await publish_all(redis, stream, [raw("d")])
+    entries: Any = await redis.xrange(stream)
+    assert [i.decode() for i, _ in entries] == ids
+    assert [decode_entry(f, MailRaw).event_id for _, f in entries] == ["a", "b", "c", "d"]
+    assert published() - before == 4

@@ -42,7 +42,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from render_signal.common.events import MailRaw
 from render_signal.common.keys import Keys
-from render_signal.common.streams import PUBLISHED, publish, stage_publish
+from render_signal.common.streams import publish_all
 from render_signal.ingest.checkpoint import Checkpoint, CheckpointStore
 from render_signal.ingest.faults import FaultPoints
 from render_signal.ingest.imap_client import ImapAdapter, SelectedMailbox
@@ -227,14 +227,8 @@ class MailboxSync:
             events.append((message, event))
         if not events:
             return 0
-        if len(events) == 1:  # a plain XADD costs the client less than a pipeline of one
-            await publish(self.redis, self.stream_key, events[0][1])
-        else:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for _, event in events:
-                    stage_publish(pipe, self.stream_key, event)
-                await pipe.execute()  # raises if any XADD failed: no checkpoint then
-            PUBLISHED.labels(Keys.stream_name(self.stream_key)).inc(len(events))
+        # Raises if any XADD failed: no checkpoint then.
+        await publish_all(self.redis, self.stream_key, [event for _, event in events])
         self.faults.hit("ingest.after_publish")
         FETCHED.labels("truncated" if truncated else "full").inc(len(events))
         last = events[-1][0]
