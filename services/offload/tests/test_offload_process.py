@@ -16,6 +16,8 @@ from pathlib import Path
 
 from offload_harness import mail, offload_env, read_offloaded, send, wait_offloaded
 from redis.asyncio import Redis
+from render_signal.common.keys import GROUP_OFFLOAD
+from render_signal.common.streams import ensure_group
 from render_signal.devstack.polling import eventually
 from standin import WorkerStandIn
 
@@ -58,21 +60,15 @@ async def test_sigkill_mid_flight_then_restart_loses_nothing(
             R2_FETCH_CONCURRENCY="16",
             WEBHOOK_LINKS_FILE=str(tmp_path / "webhook_links.json"),
         )
+        # All twelve are on the stream before the service starts, so its first read
+        # takes them in one batch (16): a batch is handled before the next read, and
+        # one split across two reads would keep the second half out of the Worker.
+        await ensure_group(redis, f"{key_prefix}mail.received", GROUP_OFFLOAD)
+        for email_id in emails:
+            links = [("fromsmash", f"https://fromsmash.com/{email_id}-{n}") for n in range(2)]
+            await send(redis, key_prefix, mail(email_id, *links))
         proc = start_service(env, log)
         try:
-            # The group exists once the consumer started: then publish.
-            async def group_ready() -> bool:
-                groups = (
-                    await redis.execute_command("XINFO", "GROUPS", f"{key_prefix}mail.received")
-                    if await redis.exists(f"{key_prefix}mail.received")
-                    else []
-                )
-                return bool(groups)
-
-            await eventually(group_ready, 20, "consumer group")
-            for email_id in emails:
-                links = [("fromsmash", f"https://fromsmash.com/{email_id}-{n}") for n in range(2)]
-                await send(redis, key_prefix, mail(email_id, *links))
 
             async def in_flight() -> bool:
                 return worker.in_flight >= 2 * len(hanging)
