@@ -338,6 +338,57 @@ async def test_acks_ride_on_the_next_read_and_slow_entries_are_handled_once(
     assert calls.get("xack", 0) <= calls.get("xreadgroup", 0), calls
 
 
+async def test_a_slow_entry_does_not_hold_back_the_entries_after_it(
+    redis: Redis, key_prefix: str
+) -> None:
+    """A batch read used to wait for its slowest entry: one long handler (a Worker
+    copy of a large file) held back every email that arrived after it. Now each
+    finished entry makes room for the next read, and everything is acked once."""
+    stream = f"{key_prefix}mail.raw"
+    seen: list[str] = []
+    release = asyncio.Event()
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        seen.append(event.event_id)
+        if event.event_id == "slow":
+            await release.wait()
+
+    consumer = Consumer(
+        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
+        handler=handler, block_ms=100, claim_idle_ms=60_000, concurrency=4, batch_size=8,
+    )  # fmt: skip
+    await ensure_group(redis, stream, "g")
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await publish(redis, stream, raw("slow"))
+        await eventually(lambda: "slow" in seen, 10, "the slow entry started")
+        later = [f"e{i}" for i in range(20)]  # more than one batch_size and concurrency
+        for event_id in later:
+            await publish(redis, stream, raw(event_id))
+
+        async def later_done_slow_pending() -> bool:
+            pending: Any = await redis.xpending(stream, "g")
+            return set(later) <= set(seen) and int(pending["pending"]) == 1
+
+        await eventually(later_done_slow_pending, 10, "the later entries handled and acked")
+        assert not release.is_set(), "the slow entry was still running meanwhile"
+        rows: Any = await redis.xpending_range(stream, "g", min="-", max="+", count=5)
+        assert [r["times_delivered"] for r in rows] == [1], "the slow entry was never re-read"
+        release.set()
+
+        async def all_acked() -> bool:
+            pending: Any = await redis.xpending(stream, "g")
+            return int(pending["pending"]) == 0
+
+        await eventually(all_acked, 10, "the slow entry acked once finished")
+    finally:
+        release.set()
+        stop.set()
+        await task
+    assert sorted(seen) == sorted(["slow", *later]), "each entry handled once"
+
+
 async def command_calls(redis: Redis) -> dict[str, int]:
     stats: Any = await redis.info("commandstats")
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}

@@ -60,9 +60,8 @@ async def test_sigkill_mid_flight_then_restart_loses_nothing(
             R2_FETCH_CONCURRENCY="16",
             WEBHOOK_LINKS_FILE=str(tmp_path / "webhook_links.json"),
         )
-        # All twelve are on the stream before the service starts, so its first read
-        # takes them in one batch (16): a batch is handled before the next read, and
-        # one split across two reads would keep the second half out of the Worker.
+        # All twelve are on the stream before the service starts: the kill below
+        # comes once every hanging copy is in flight, whatever the reads were.
         await ensure_group(redis, f"{key_prefix}mail.received", GROUP_OFFLOAD)
         for email_id in emails:
             links = [("fromsmash", f"https://fromsmash.com/{email_id}-{n}") for n in range(2)]
@@ -111,6 +110,62 @@ async def test_sigkill_mid_flight_then_restart_loses_nothing(
     assert len(items) == len(expected) == 2 * len(emails)
     assert {i["source_url"]: i["r2_url"] for i in items} == expected
     assert not await redis.exists(f"{key_prefix}offload:links:unfiled")
+
+
+async def test_a_hanging_copy_does_not_hold_back_later_emails(
+    redis: Redis, redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """One email's Worker copy hangs (a large file); emails that arrive after it
+    still go through at once, and the slow one follows when its copy ends.
+    (Reads used to wait for the whole batch: every later email waited too.)"""
+    log = tmp_path / "offload.log"
+    with WorkerStandIn("hang", hang_max_s=60) as worker:
+        worker.hang_only = {"big"}
+        env = offload_env(
+            redis_url,
+            key_prefix,
+            worker.url,
+            RENDER_SIGNAL_INSTANCE="offload-slow-0",
+            R2_FETCH_TIMEOUT_SECONDS="60",
+            R2_FETCH_RETRIES="0",
+            WEBHOOK_LINKS_FILE=str(tmp_path / "webhook_links.json"),
+        )
+        proc = start_service(env, log)
+        try:
+            await send(redis, key_prefix, mail("big", ("fromsmash", "https://fromsmash.com/big")))
+
+            async def copying() -> bool:
+                return worker.in_flight == 1
+
+            await eventually(copying, 20, "the big copy in flight")
+            later = [f"s{i:02d}" for i in range(20)]  # more than a read's 16
+            for email_id in later:
+                await send(
+                    redis,
+                    key_prefix,
+                    mail(email_id, ("fromsmash", f"https://fromsmash.com/{email_id}")),
+                )
+            rows = await wait_offloaded(redis, key_prefix, len(later))
+            assert {o.email_id for _, o in rows} == set(later), "only the later emails so far"
+            assert worker.in_flight == 1, "the big copy was still running"
+            worker.release()
+            rows = await wait_offloaded(redis, key_prefix, len(later) + 1)
+
+            async def all_acked() -> bool:
+                pending = await redis.xpending(f"{key_prefix}mail.received", "offload")
+                return int(pending["pending"]) == 0
+
+            await eventually(all_acked, 20, "every entry acked")
+            assert stop(proc) == 0
+        finally:
+            worker.release()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    counts = collections.Counter(o.email_id for _, o in rows)
+    assert counts == collections.Counter(["big", *later]), "each email offloaded once"
+    [big] = [o for _, o in rows if o.email_id == "big"]
+    assert big.links[0].r2_url, "the slow copy's R2 URL is kept"
 
 
 async def test_disabled_process_says_so_once_and_in_heartbeat(

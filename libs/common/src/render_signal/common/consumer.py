@@ -4,9 +4,17 @@ One consumer-group member reads new entries (bounded BLOCK, stop checked
 between reads), re-reads its own pending entries at start, takes over the
 pending entries of members whose liveness key is gone (a sweep every second,
 beside the reading loop), retries failed entries once idle, dead-letters what
-fails too often, and drains on stop, handing back what it never started. A
-batch's XACK goes in the same round trip as the next read (or before a
-reclaim sweep, or at stop).
+fails too often, and drains on stop, handing back what it never started.
+
+Reading never waits long for a whole batch: the next read waits until the
+entries in hand are finished, or ``read_ahead_s`` at most, then takes as many
+as ``batch_size`` leaves room for. Why: a batch read used to wait for its
+slowest entry, so one long handler (a Worker copy of a large file, a receiver
+near its timeout) held back every email that arrived after it. Waiting for
+quick ones still lets entries that arrived meanwhile come in one read (a read
+always outstanding took them one by one: about one more round trip per
+entry). The handled entries' XACK goes in the same round trip as the next
+read (or before a reclaim sweep, or at stop).
 (Over 300 lines: the loop and its failure paths read best together.)
 """
 
@@ -91,6 +99,8 @@ class Consumer(Generic[E]):
         block_ms: BLOCK per read; keeps the stop check responsive.
         claim_idle_ms: idle time after which a pending entry is reclaimed (and
             a failed one retried).
+        read_ahead_s: how long entries in hand may run before the next read
+            goes ahead without them (module docstring).
         max_deliveries: deliveries before dead-lettering.
         liveness: this process's liveness (``consumer`` must be its owner name).
             With it, the consumer reads only once the key exists and takes over
@@ -113,6 +123,7 @@ class Consumer(Generic[E]):
         block_ms: int = DEFAULT_BLOCK_MS,
         claim_idle_ms: int = 30_000,
         claim_interval_s: float | None = None,
+        read_ahead_s: float = 0.25,
         max_deliveries: int = 5,
         trim_interval_s: float = 10.0,
         liveness: Liveness | None = None,
@@ -132,6 +143,7 @@ class Consumer(Generic[E]):
         self.claim_interval_s = (
             claim_interval_s if claim_interval_s is not None else max(claim_idle_ms / 2000, 0.05)
         )
+        self.read_ahead_s = read_ahead_s
         self.max_deliveries = max_deliveries
         self.trim_interval_s = trim_interval_s
         self._last_trim = time.monotonic()
@@ -147,9 +159,13 @@ class Consumer(Generic[E]):
         #: Entries taken over from members whose liveness key was gone.
         self.taken_over = 0
         self._in_hand = 0  # taken-over entries being handled
-        #: Ids of the last batch read by the reading loop, handled and not yet acked:
-        #: acked in the same round trip as the next read (one fewer per batch).
+        #: Ids handled by the reading loop's tasks and not yet acked: acked in the
+        #: same round trip as the next read (one fewer per entry).
         self._acks: list[bytes] = []
+        #: The reading loop's entries in hand (read, not finished): task -> (id,
+        #: deliveries); ``_started`` has those holding a handler slot.
+        self._reading: dict[asyncio.Future[bytes | None], tuple[bytes, int]] = {}
+        self._started: set[bytes] = set()
 
     # -- public -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, drain_timeout_s: float = 20.0) -> None:
@@ -179,10 +195,11 @@ class Consumer(Generic[E]):
                     await self._drain_own_pending(stop, drain_timeout_s)
                     own_pending_done = True
                 await self._reclaim_if_due(stop, drain_timeout_s)
-                entries = await self._read_new(stop)
+                await self._wait_for_room(stop)
+                room = self.batch_size - len(self._reading)
+                if room > 0 and not stop.is_set():
+                    self._start(await self._read_new(stop, room))
                 LAST_LOOP.labels(self._label).set(time.time())
-                if entries:
-                    await self._handle_batch(entries, stop, drain_timeout_s, defer_ack=True)
                 if time.monotonic() - self._last_trim >= self.trim_interval_s:
                     self._last_trim = time.monotonic()
                     await trim_acknowledged(self.redis, self.stream_key)
@@ -204,13 +221,18 @@ class Consumer(Generic[E]):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 5.0)
                 own_pending_done = False  # re-check the group after a Redis restart
+        await self._drain_reading(drain_timeout_s)
         await self._flush_acks()
 
     async def _ack_handled(self) -> None:
         """XACK the handled entries still waiting for the next read to carry it."""
-        if self._acks:
-            await self.redis.xack(self.stream_key, self.group, *self._acks)
-            self._acks = []
+        acks, self._acks = self._acks, []
+        if acks:
+            try:
+                await self.redis.xack(self.stream_key, self.group, *acks)
+            except BaseException:
+                self._acks = acks + self._acks  # XACK is idempotent: sent again later
+                raise
 
     async def _flush_acks(self) -> None:
         """Ack what the last batch handled (stopping: no next read to carry it)."""
@@ -315,7 +337,7 @@ class Consumer(Generic[E]):
             self._in_hand -= len(entries)
 
     # -- reading --------------------------------------------------------------------
-    async def _ack_and_read(self, acks: list[bytes]) -> Any:
+    async def _ack_and_read(self, acks: list[bytes], count: int) -> Any:
         """XACK of ``acks`` and the next XREADGROUP in one round trip (issue 16)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xack(self.stream_key, self.group, *acks)
@@ -323,44 +345,117 @@ class Consumer(Generic[E]):
                 self.group,
                 self.consumer,
                 {self.stream_key: ">"},
-                count=self.batch_size,
+                count=count,
                 block=self.block_ms,
             )
             replies: list[Any] = await pipe.execute()
         return replies[1]
 
-    async def _read_new(self, stop: asyncio.Event) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        acks = self._acks
+    async def _read_new(
+        self, stop: asyncio.Event, count: int
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        # Taken now: entries finished during the read add to a fresh list.
+        acks, self._acks = self._acks, []
         read = asyncio.ensure_future(
-            self._ack_and_read(acks)
+            self._ack_and_read(acks, count)
             if acks
             else self.redis.xreadgroup(
                 self.group,
                 self.consumer,
                 {self.stream_key: ">"},
-                count=self.batch_size,
+                count=count,
                 block=self.block_ms,
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({read, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({read, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
         if read not in done:
             # Stopping: abandon the read. Anything the server delivered meanwhile
             # stays in our PEL and is re-read at the next start (stable name).
             read.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await read
+            self._acks = acks + self._acks  # maybe not sent: XACK is idempotent
             return []
-        stopper.cancel()
-        response: Any = read.result()
-        if acks:
-            self._acks = []
+        try:
+            response: Any = read.result()
+        except BaseException:
+            self._acks = acks + self._acks
+            raise
         if not response:
             return []
         entries: list[tuple[bytes, dict[bytes, bytes]]] = []
         for _stream, items in response:
             entries.extend(items)
         return entries
+
+    def _start(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Handle newly read entries in tasks of their own (acked as each finishes)."""
+        for entry_id, fields in entries:
+            task = asyncio.ensure_future(self._handle_one(entry_id, fields, 1, self._started))
+            self._reading[task] = (entry_id, 1)
+            task.add_done_callback(self._finished)
+        if entries:
+            last = entries[-1][0]
+            self._last_seen_id = last.decode() if isinstance(last, bytes) else str(last)
+
+    def _finished(self, task: asyncio.Future[bytes | None]) -> None:
+        entry_id, _ = self._reading.pop(task)
+        self._started.discard(entry_id)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            # Redis failed under the handler's own writes: the entry stays pending
+            # and is retried once idle (claim_idle_ms), as after a crash.
+            logger.warning(
+                "STREAMS: entry %s on %s left pending (%s)",
+                entry_id.decode(),
+                self._label,
+                type(error).__name__,
+            )
+            return
+        acked = task.result()
+        if acked is not None:
+            self._acks.append(acked)
+
+    async def _wait_for_room(self, stop: asyncio.Event) -> None:
+        """Before a read: until the entries in hand are finished, or ``read_ahead_s``
+        (with ``batch_size`` in hand: one of them, or one BLOCK's time, so the loop
+        still reports itself and reclaims), or stop."""
+        if not self._reading:
+            return
+        full = len(self._reading) >= self.batch_size
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        in_hand = asyncio.ensure_future(
+            asyncio.wait(
+                set(self._reading),
+                return_when=asyncio.FIRST_COMPLETED if full else asyncio.ALL_COMPLETED,
+            )
+        )
+        try:
+            await asyncio.wait(
+                {in_hand, stopper},
+                timeout=self.block_ms / 1000 if full else self.read_ahead_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            stopper.cancel()
+            in_hand.cancel()
+
+    def _busy(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> set[bytes]:
+        """Those of ``entries`` the reading loop is handling right now."""
+        reading = {entry_id for entry_id, _ in self._reading.values()}
+        return {entry_id for entry_id, _ in entries if entry_id in reading}
+
+    async def _drain_reading(self, drain_timeout_s: float) -> None:
+        """Stopping: the reading loop's unfinished entries wind down (``_wind_down``)."""
+        tasks = {t: v for t, v in self._reading.items() if not t.done()}
+        if tasks:
+            await self._wind_down(tasks, self._started, drain_timeout_s)
 
     async def _drain_own_pending(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
         """Re-read entries delivered to this consumer name before a restart."""
@@ -371,8 +466,11 @@ class Consumer(Generic[E]):
             )
             items = response[0][1] if response else []
             # Entries trimmed away come back as (id, None/{}): ack them, nothing to do.
-            live = [(i, f) for i, f in items if f]
-            gone = [i for i, f in items if not f]
+            # Entries the reading loop still handles (a re-check after a Redis outage)
+            # are left to it.
+            busy = self._busy(items)
+            live = [(i, f) for i, f in items if f and i not in busy]
+            gone = [i for i, f in items if not f and i not in busy]
             if gone:
                 await self.redis.xack(self.stream_key, self.group, *gone)
             if not items:
@@ -404,7 +502,10 @@ class Consumer(Generic[E]):
             )
             # Redis 7 replies (next, entries, deleted); 6.2 replies (next, entries).
             next_id, claimed = result[0], result[1]
-            live = [(i, f) for i, f in claimed if f]
+            # An entry in hand that waited longer than claim_idle_ms for a handler
+            # slot looks idle too: it is being handled, not lost.
+            busy = self._busy(claimed)
+            live = [(i, f) for i, f in claimed if f and i not in busy]
             if live:
                 logger.info(
                     "STREAMS: reclaimed %d idle pending entries on %s", len(live), self._label
@@ -422,20 +523,18 @@ class Consumer(Generic[E]):
         drain_timeout_s: float,
         *,
         redelivered: bool = False,
-        defer_ack: bool = False,
     ) -> None:
+        """Handle ``entries`` (re-read, reclaimed or taken over) and ack them."""
         counts = await self._delivery_counts(entries) if redelivered else {}
         started: set[bytes] = set()
-        unstarted: list[tuple[bytes, int]] = []
-        by_task: dict[asyncio.Future[Any], tuple[bytes, int]] = {
+        by_task: dict[asyncio.Future[bytes | None], tuple[bytes, int]] = {
             asyncio.ensure_future(
                 self._handle_one(entry_id, fields, counts.get(entry_id, 1), started)
             ): (entry_id, counts.get(entry_id, 1))
             for entry_id, fields in entries
         }
-        tasks = list(by_task)
         stopper = asyncio.ensure_future(stop.wait())
-        pending: set[asyncio.Future[Any]] = set(tasks)
+        pending: set[asyncio.Future[Any]] = set(by_task)
         try:
             while pending:
                 done, pending = await asyncio.wait(
@@ -444,52 +543,55 @@ class Consumer(Generic[E]):
                 pending.discard(stopper)
                 if stopper in done:
                     break
-            if pending:
-                # Stop requested mid-batch: entries still waiting for a handler slot
-                # are not started but handed back now; the in-flight ones get the
-                # drain budget.
-                for task in list(pending):
-                    entry_id, deliveries = by_task[task]
-                    if entry_id not in started:
-                        task.cancel()
-                        pending.discard(task)
-                        unstarted.append((entry_id, deliveries))
-                if unstarted:
-                    try:
-                        await self._hand_back(unstarted)
-                    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                        # Still in this member's PEL: taken over once its liveness key goes.
-                        logger.warning(
-                            "STREAMS: could not hand back %d entries on %s (%s)",
-                            len(unstarted),
-                            self._label,
-                            type(exc).__name__,
-                        )
-            if pending:
-                _, late = await asyncio.wait(pending, timeout=drain_timeout_s)
-                for task in late:
-                    task.cancel()
-                if late:
-                    logger.warning(
-                        "STREAMS: %d entries on %s still running at the drain deadline;"
-                        " left pending for redelivery",
-                        len(late),
-                        self._label,
-                    )
         finally:
             stopper.cancel()
+        if pending:
+            await self._wind_down({t: by_task[t] for t in pending}, started, drain_timeout_s)
         acks: list[bytes] = [
             result
-            for t in tasks
+            for t in by_task
             if t.done() and not t.cancelled() and (result := t.result()) is not None
         ]
-        if defer_ack:
-            self._acks.extend(acks)
-        elif acks:
+        if acks:
             await self.redis.xack(self.stream_key, self.group, *acks)
-        if not redelivered:
-            last = entries[-1][0]
-            self._last_seen_id = last.decode() if isinstance(last, bytes) else str(last)
+
+    async def _wind_down(
+        self,
+        tasks: dict[asyncio.Future[bytes | None], tuple[bytes, int]],
+        started: set[bytes],
+        drain_timeout_s: float,
+    ) -> None:
+        """Stopping with ``tasks`` unfinished: entries still waiting for a handler
+        slot are not started but handed back now; the others get the drain budget."""
+        unstarted = [v for v in tasks.values() if v[0] not in started]
+        for task, (entry_id, _) in tasks.items():
+            if entry_id not in started:
+                task.cancel()
+        if unstarted:
+            try:
+                await self._hand_back(unstarted)
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                # Still in this member's PEL: taken over once its liveness key goes.
+                logger.warning(
+                    "STREAMS: could not hand back %d entries on %s (%s)",
+                    len(unstarted),
+                    self._label,
+                    type(exc).__name__,
+                )
+        running = [t for t, (entry_id, _) in tasks.items() if entry_id in started]
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=drain_timeout_s)
+        for task in late:
+            task.cancel()
+        if late:
+            logger.warning(
+                "STREAMS: %d entries on %s still running at the drain deadline;"
+                " left pending for redelivery",
+                len(late),
+                self._label,
+            )
+            await asyncio.wait(late)
 
     async def _delivery_counts(
         self, entries: list[tuple[bytes, dict[bytes, bytes]]]

@@ -7,6 +7,7 @@ Delivery semantics (see docs/architecture.md):
   redelivery, never a loss; consumers are idempotent on natural keys.
 * A restarted consumer first re-reads its own pending entries (stable consumer
   names make that possible), then reads new ones with ``>``.
+* A slow entry never holds back the entries after it (``common.consumer``).
 * Entries left pending by a dead consumer are taken over through its liveness
   key (below). A failed handler leaves its entry pending; XAUTOCLAIM retries it
   once idle longer than ``claim_idle_ms``, which is also the backstop for a
