@@ -389,6 +389,54 @@ async def test_a_slow_entry_does_not_hold_back_the_entries_after_it(
     assert sorted(seen) == sorted(["slow", *later]), "each entry handled once"
 
 
+async def test_a_slow_retry_does_not_hold_back_new_entries(redis: Redis, key_prefix: str) -> None:
+    """A failed entry is retried once idle; its retry runs in hand like a new entry,
+    so a slow retry holds back nothing either."""
+    stream = f"{key_prefix}mail.raw"
+    seen: list[tuple[str, int]] = []
+    release = asyncio.Event()
+
+    async def handler(event: MailRaw, delivery: Delivery) -> None:
+        seen.append((event.event_id, delivery.deliveries))
+        if event.event_id == "r":
+            if delivery.deliveries == 1:
+                raise RuntimeError("the first try fails")
+            await release.wait()
+
+    consumer = Consumer(
+        redis, stream_key=stream, group="g", consumer="c1", event_type=MailRaw,
+        handler=handler, block_ms=100, claim_idle_ms=200, concurrency=4,
+    )  # fmt: skip
+    await ensure_group(redis, stream, "g")
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await publish(redis, stream, raw("r"))
+        await eventually(lambda: ("r", 2) in seen, 10, "the retry of r running")
+        later = [f"e{i}" for i in range(10)]
+        for event_id in later:
+            await publish(redis, stream, raw(event_id))
+
+        async def later_done_retry_pending() -> bool:
+            pending: Any = await redis.xpending(stream, "g")
+            return {(e, 1) for e in later} <= set(seen) and int(pending["pending"]) == 1
+
+        await eventually(later_done_retry_pending, 10, "the new entries handled meanwhile")
+        release.set()
+
+        async def all_acked() -> bool:
+            pending: Any = await redis.xpending(stream, "g")
+            return int(pending["pending"]) == 0
+
+        await eventually(all_acked, 10, "the retried entry acked once finished")
+    finally:
+        release.set()
+        stop.set()
+        await task
+    assert [d for e, d in seen if e == "r"] == [1, 2], "r: failed once, retried once"
+    assert sorted(e for e, _ in seen if e != "r") == sorted(later), "each new entry once"
+
+
 async def command_calls(redis: Redis) -> dict[str, int]:
     stats: Any = await redis.info("commandstats")
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import email.utils
@@ -10,6 +11,7 @@ import json
 import pytest
 from notify_harness import Factory, Harness, make_event, paris
 from prometheus_client import REGISTRY
+from render_signal.devstack.polling import eventually
 from render_signal.devstack.receiver import Receiver, Reply
 from render_signal.notify.jobs import CREATED, EXISTS, FINISHED, Job, JobQueue
 from render_signal.notify.targets import Target
@@ -164,6 +166,41 @@ async def test_a_tick_reports_what_waits_and_what_was_dead_lettered(
     assert h.scheduler.deferred == 0
     assert REGISTRY.get_sample_value("render_signal_notify_deferred_queue_size") == 0
     assert REGISTRY.get_sample_value("render_signal_notify_dead_letters") == 1
+
+
+async def test_a_slow_receiver_call_does_not_hold_back_the_other_due_emails(
+    make: Factory, rx: Receiver
+) -> None:
+    """At the window's opening four held emails are due, two may be sent at once,
+    and the first one claimed hangs at the receiver: the other three go out
+    meanwhile (a tick used to wait for each pair it claimed)."""
+    h = make(NOTIFY_CONCURRENCY="2")
+    await h.configure("webhook_config", WINDOW)
+    for _ in range(4):
+        await h.emit(make_event())
+    assert rx.requests == []
+    # Equal due times: claimed in webhook-id order, so this one goes first.
+    first, *others = [m.decode() for m in await h.redis.zrange(h.service.queue.schedule_key, 0, -1)]
+    rx.answer = lambda r: (
+        Reply(200, b"{}", hold=True, hold_max_s=30) if r.webhook_id == first else Reply()
+    )
+    h.clock.set(paris(2026, 3, 30, 9, 0))
+    tick = asyncio.create_task(h.tick())
+    try:
+
+        async def others_delivered() -> bool:
+            delivered = {e["webhook_id"] for e in await h.logs() if e["status"] == "success"}
+            return delivered == set(others)
+
+        await eventually(others_delivered, 10, "the three other emails delivered")
+        assert not tick.done(), "the first one was still at the receiver"
+        rx.release()
+        assert await asyncio.wait_for(tick, 30) == 4
+    finally:
+        rx.release()
+        await asyncio.gather(tick, return_exceptions=True)
+    assert sorted(rx.ids()) == sorted([first, *others]), "each sent once"
+    assert await h.service.queue.count() == 0
 
 
 async def test_410_disables_target_and_dead_letters(make: Factory, rx: Receiver) -> None:

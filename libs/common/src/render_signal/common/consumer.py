@@ -192,9 +192,9 @@ class Consumer(Generic[E]):
                     # Handled entries whose XACK waited for the next read are still in
                     # our PEL: acked first, or the drain would handle them again.
                     await self._ack_handled()
-                    await self._drain_own_pending(stop, drain_timeout_s)
+                    await self._drain_own_pending(stop)
                     own_pending_done = True
-                await self._reclaim_if_due(stop, drain_timeout_s)
+                await self._reclaim_if_due(stop)
                 await self._wait_for_room(stop)
                 room = self.batch_size - len(self._reading)
                 if room > 0 and not stop.is_set():
@@ -392,13 +392,21 @@ class Consumer(Generic[E]):
             entries.extend(items)
         return entries
 
-    def _start(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """Handle newly read entries in tasks of their own (acked as each finishes)."""
+    def _start(
+        self,
+        entries: list[tuple[bytes, dict[bytes, bytes]]],
+        counts: dict[bytes, int] | None = None,
+    ) -> None:
+        """Handle entries in tasks of their own (acked as each finishes): newly read
+        ones, or with ``counts`` (their deliveries) reclaimed ones."""
         for entry_id, fields in entries:
-            task = asyncio.ensure_future(self._handle_one(entry_id, fields, 1, self._started))
-            self._reading[task] = (entry_id, 1)
+            deliveries = counts.get(entry_id, 1) if counts is not None else 1
+            task = asyncio.ensure_future(
+                self._handle_one(entry_id, fields, deliveries, self._started)
+            )
+            self._reading[task] = (entry_id, deliveries)
             task.add_done_callback(self._finished)
-        if entries:
+        if entries and counts is None:
             last = entries[-1][0]
             self._last_seen_id = last.decode() if isinstance(last, bytes) else str(last)
 
@@ -447,9 +455,11 @@ class Consumer(Generic[E]):
             in_hand.cancel()
 
     def _busy(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> set[bytes]:
-        """Those of ``entries`` the reading loop is handling right now."""
-        reading = {entry_id for entry_id, _ in self._reading.values()}
-        return {entry_id for entry_id, _ in entries if entry_id in reading}
+        """Those of ``entries`` in hand, or handled with their XACK still to go: a
+        re-read or a reclaim must leave them alone (they would run twice)."""
+        busy = {entry_id for entry_id, _ in self._reading.values()}
+        busy.update(self._acks)
+        return {entry_id for entry_id, _ in entries if entry_id in busy}
 
     async def _drain_reading(self, drain_timeout_s: float) -> None:
         """Stopping: the reading loop's unfinished entries wind down (``_wind_down``)."""
@@ -457,12 +467,17 @@ class Consumer(Generic[E]):
         if tasks:
             await self._wind_down(tasks, self._started, drain_timeout_s)
 
-    async def _drain_own_pending(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
-        """Re-read entries delivered to this consumer name before a restart."""
+    async def _drain_own_pending(self, stop: asyncio.Event) -> None:
+        """Re-read entries delivered to this consumer name before a restart (or a
+        Redis outage), into hand like new entries."""
         start = "0"
         while not stop.is_set():
+            await self._wait_for_room(stop)
+            room = self.batch_size - len(self._reading)
+            if room <= 0:
+                continue
             response: Any = await self.redis.xreadgroup(
-                self.group, self.consumer, {self.stream_key: start}, count=self.batch_size
+                self.group, self.consumer, {self.stream_key: start}, count=room
             )
             items = response[0][1] if response else []
             # Entries trimmed away come back as (id, None/{}): ack them, nothing to do.
@@ -479,11 +494,11 @@ class Consumer(Generic[E]):
                 logger.info(
                     "STREAMS: re-reading %d own pending entries on %s", len(live), self._label
                 )
-                await self._handle_batch(live, stop, drain_timeout_s, redelivered=True)
+                self._start(live, await self._delivery_counts(live))
             last = items[-1][0]
             start = last.decode() if isinstance(last, bytes) else str(last)
 
-    async def _reclaim_if_due(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
+    async def _reclaim_if_due(self, stop: asyncio.Event) -> None:
         now = time.monotonic()
         if now - self._last_claim < self.claim_interval_s:
             return
@@ -492,13 +507,16 @@ class Consumer(Generic[E]):
         await self._ack_handled()
         cursor = "0-0"
         for _ in range(10):  # bounded: one sweep per interval
+            room = self.batch_size - len(self._reading)
+            if room <= 0:
+                return  # the rest waits for the next sweep
             result: Any = await self.redis.xautoclaim(
                 self.stream_key,
                 self.group,
                 self.consumer,
                 min_idle_time=self.claim_idle_ms,
                 start_id=cursor,
-                count=self.batch_size,
+                count=room,
             )
             # Redis 7 replies (next, entries, deleted); 6.2 replies (next, entries).
             next_id, claimed = result[0], result[1]
@@ -510,7 +528,8 @@ class Consumer(Generic[E]):
                 logger.info(
                     "STREAMS: reclaimed %d idle pending entries on %s", len(live), self._label
                 )
-                await self._handle_batch(live, stop, drain_timeout_s, redelivered=True)
+                # In hand like new entries: a slow retry holds back nothing either.
+                self._start(live, await self._delivery_counts(live))
             cursor = next_id.decode() if isinstance(next_id, bytes) else str(next_id)
             if cursor == "0-0" or stop.is_set():
                 return

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: How often dead holders' leases are looked for (a Lua pass over the lease hash).
 TAKEOVER_INTERVAL_S = 1.0
+#: How long items being sent may run before the next claim goes ahead without them.
+CLAIM_AHEAD_S = 0.25
 
 
 class Scheduler:
@@ -131,34 +133,58 @@ class Scheduler:
                 waiter.cancel()
 
     async def tick(self) -> int:
-        """Process every item due now; returns how many were claimed."""
+        """Process every item due now (and what falls due meanwhile); returns how
+        many were claimed.
+
+        Up to ``concurrency`` items run at once, each in a task of its own; the
+        next claim waits for those running at most :data:`CLAIM_AHEAD_S`, then
+        fills the room left. Why: a tick used to claim ``concurrency`` items and
+        wait for all of them, so one slow receiver (up to its timeout) held back
+        every other due email, a whole window opening's backlog included; waiting
+        a little for quick ones keeps one claim per ``concurrency`` items. The
+        housekeeping (rules changed, the gate, dead holders' leases) runs between
+        claims, so a long tick delays none of it.
+        """
         service = self.service
         total = 0
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await self._housekeeping()
+                room = self.concurrency - len(running)
+                if room > 0:
+                    now = service.clock.now()
+                    due = await service.queue.claim_due(now, now + service.lease_s, room)
+                    total += len(due.ids)
+                    running.update(asyncio.create_task(self._process(i)) for i in due.ids)
+                    if not due.ids:
+                        # The sizes come with an empty claim: after all that was due.
+                        self.deferred = due.scheduled
+                        metrics.DEFERRED.set(due.scheduled)
+                        metrics.DEAD_LETTERS.set(due.dead_letters)
+                        if not running:
+                            return total
+                _, running = await asyncio.wait(running, timeout=CLAIM_AHEAD_S)
+        finally:
+            if running:  # Redis failed under a claim: what runs still finishes
+                await asyncio.wait(running)
+
+    async def _housekeeping(self) -> None:
+        service = self.service
         if self._rules_changed:
             self._rules_changed = False
             await self.release_held()
-        # Loaded every tick (cached by the watcher): a changed document is picked up
+        # Loaded every time (cached by the watcher): a changed document is picked up
         # without waiting for an email, so the heartbeat shows what is in force.
         config = await load_live_config(service.watcher, service.settings)
         self.gate = self._gate_state(config.gate, service.clock.now())
         await self.release_dead()
-        while True:
-            now = service.clock.now()
-            due = await service.queue.claim_due(now, now + service.lease_s, self.concurrency)
-            if not due.ids:
-                break
-            total += len(due.ids)
-            results = await asyncio.gather(
-                *(service.process_id(i) for i in due.ids), return_exceptions=True
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    logger.error("SCHEDULER: item failed; retried after its lease: %r", result)
-        # The sizes come with the last (empty) claim: after everything due was processed.
-        self.deferred = due.scheduled
-        metrics.DEFERRED.set(due.scheduled)
-        metrics.DEAD_LETTERS.set(due.dead_letters)
-        return total
+
+    async def _process(self, job_id: str) -> None:
+        try:
+            await self.service.process_id(job_id)
+        except Exception as exc:  # the lease brings it back; the loop goes on
+            logger.error("SCHEDULER: item failed; retried after its lease: %r", exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.liveness is not None and not await self.liveness.wait_established(stop):
