@@ -338,6 +338,24 @@ async def test_acks_ride_on_the_next_read_and_slow_entries_are_handled_once(
     assert calls.get("xack", 0) <= calls.get("xreadgroup", 0), calls
 
 
+async def pending_is(redis: Redis, stream: str, count: int) -> bool:
+    pending: Any = await redis.xpending(stream, "g")
+    return int(pending["pending"]) == count
+
+
+@contextlib.asynccontextmanager
+async def running(consumer: Consumer[MailRaw], release: asyncio.Event) -> AsyncIterator[None]:
+    """``consumer`` runs; on exit ``release`` is set (held handlers end), then it stops."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        yield
+    finally:
+        release.set()
+        stop.set()
+        await task
+
+
 async def test_a_slow_entry_does_not_hold_back_the_entries_after_it(
     redis: Redis, key_prefix: str
 ) -> None:
@@ -358,9 +376,7 @@ async def test_a_slow_entry_does_not_hold_back_the_entries_after_it(
         handler=handler, block_ms=100, claim_idle_ms=60_000, concurrency=4, batch_size=8,
     )  # fmt: skip
     await ensure_group(redis, stream, "g")
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
-    try:
+    async with running(consumer, release):
         await publish(redis, stream, raw("slow"))
         await eventually(lambda: "slow" in seen, 10, "the slow entry started")
         later = [f"e{i}" for i in range(20)]  # more than one batch_size and concurrency
@@ -368,24 +384,14 @@ async def test_a_slow_entry_does_not_hold_back_the_entries_after_it(
             await publish(redis, stream, raw(event_id))
 
         async def later_done_slow_pending() -> bool:
-            pending: Any = await redis.xpending(stream, "g")
-            return set(later) <= set(seen) and int(pending["pending"]) == 1
+            return set(later) <= set(seen) and await pending_is(redis, stream, 1)
 
         await eventually(later_done_slow_pending, 10, "the later entries handled and acked")
         assert not release.is_set(), "the slow entry was still running meanwhile"
         rows: Any = await redis.xpending_range(stream, "g", min="-", max="+", count=5)
         assert [r["times_delivered"] for r in rows] == [1], "the slow entry was never re-read"
         release.set()
-
-        async def all_acked() -> bool:
-            pending: Any = await redis.xpending(stream, "g")
-            return int(pending["pending"]) == 0
-
-        await eventually(all_acked, 10, "the slow entry acked once finished")
-    finally:
-        release.set()
-        stop.set()
-        await task
+        await eventually(lambda: pending_is(redis, stream, 0), 10, "the slow one acked")
     assert sorted(seen) == sorted(["slow", *later]), "each entry handled once"
 
 
@@ -408,9 +414,7 @@ async def test_a_slow_retry_does_not_hold_back_new_entries(redis: Redis, key_pre
         handler=handler, block_ms=100, claim_idle_ms=200, concurrency=4,
     )  # fmt: skip
     await ensure_group(redis, stream, "g")
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run(stop))
-    try:
+    async with running(consumer, release):
         await publish(redis, stream, raw("r"))
         await eventually(lambda: ("r", 2) in seen, 10, "the retry of r running")
         later = [f"e{i}" for i in range(10)]
@@ -418,21 +422,11 @@ async def test_a_slow_retry_does_not_hold_back_new_entries(redis: Redis, key_pre
             await publish(redis, stream, raw(event_id))
 
         async def later_done_retry_pending() -> bool:
-            pending: Any = await redis.xpending(stream, "g")
-            return {(e, 1) for e in later} <= set(seen) and int(pending["pending"]) == 1
+            return {(e, 1) for e in later} <= set(seen) and await pending_is(redis, stream, 1)
 
         await eventually(later_done_retry_pending, 10, "the new entries handled meanwhile")
         release.set()
-
-        async def all_acked() -> bool:
-            pending: Any = await redis.xpending(stream, "g")
-            return int(pending["pending"]) == 0
-
-        await eventually(all_acked, 10, "the retried entry acked once finished")
-    finally:
-        release.set()
-        stop.set()
-        await task
+        await eventually(lambda: pending_is(redis, stream, 0), 10, "the retried one acked")
     assert [d for e, d in seen if e == "r"] == [1, 2], "r: failed once, retried once"
     assert sorted(e for e, _ in seen if e != "r") == sorted(later), "each new entry once"
 
