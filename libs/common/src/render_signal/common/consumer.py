@@ -94,8 +94,8 @@ class Consumer(Generic[E]):
         event_type: the event struct expected on this stream.
         handler: coroutine called per entry; raise to retry, raise
             :class:`PermanentError` to dead-letter at once.
-        batch_size: COUNT per XREADGROUP.
-        concurrency: entries of one batch handled at once.
+        batch_size: most entries in hand at once (and the COUNT of a read).
+        concurrency: entries handled at once.
         block_ms: BLOCK per read; keeps the stop check responsive.
         claim_idle_ms: idle time after which a pending entry is reclaimed (and
             a failed one retried).
@@ -158,7 +158,7 @@ class Consumer(Generic[E]):
         self._take_over = redis.register_script(_TAKE_OVER)
         #: Entries taken over from members whose liveness key was gone.
         self.taken_over = 0
-        self._in_hand = 0  # taken-over entries being handled
+        self._taken_running = 0  # taken-over entries being handled
         #: Ids handled by the reading loop's tasks and not yet acked: acked in the
         #: same round trip as the next read (one fewer per entry).
         self._acks: list[bytes] = []
@@ -169,7 +169,7 @@ class Consumer(Generic[E]):
 
     # -- public -------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, drain_timeout_s: float = 20.0) -> None:
-        """Consume until ``stop`` is set, then drain the in-flight batch and return."""
+        """Consume until ``stop`` is set, then drain the entries in hand and return."""
         sweeper: asyncio.Task[None] | None = None
         if self.liveness is not None:
             if not await self.liveness.wait_established(stop):
@@ -235,7 +235,7 @@ class Consumer(Generic[E]):
                 raise
 
     async def _flush_acks(self) -> None:
-        """Ack what the last batch handled (stopping: no next read to carry it)."""
+        """Ack what the reading loop handled (stopping: no next read to carry it)."""
         try:
             await self._ack_handled()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
@@ -290,7 +290,7 @@ class Consumer(Generic[E]):
             name = row["name"].decode() if isinstance(row["name"], bytes) else str(row["name"])
             if name == self.consumer:
                 continue
-            while not stop.is_set() and self._in_hand < 4 * self.batch_size:
+            while not stop.is_set() and self._taken_running < 4 * self.batch_size:
                 claimed: Any = await self._take_over(
                     keys=[self.stream_key, self.liveness.key_for(name)],
                     args=[self.group, name, self.consumer, self.batch_size],
@@ -309,7 +309,7 @@ class Consumer(Generic[E]):
                         name,
                         self._label,
                     )
-                    self._in_hand += len(live)  # now, so this very pass respects the cap
+                    self._taken_running += len(live)  # now, so this very pass respects the cap
                     work = self._handle_taken(live, stop, drain_timeout_s)
                     if handling is None:
                         await work
@@ -325,7 +325,7 @@ class Consumer(Generic[E]):
         self, entries: list[Entry], stop: asyncio.Event, drain_timeout_s: float
     ) -> None:
         try:
-            await self._handle_batch(entries, stop, drain_timeout_s, redelivered=True)
+            await self._handle_batch(entries, stop, drain_timeout_s)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             # They stay in this member's PEL: retried once idle (claim_idle_ms).
             logger.warning(
@@ -334,7 +334,7 @@ class Consumer(Generic[E]):
                 type(exc).__name__,
             )
         finally:
-            self._in_hand -= len(entries)
+            self._taken_running -= len(entries)
 
     # -- reading --------------------------------------------------------------------
     async def _ack_and_read(self, acks: list[bytes], count: int) -> Any:
@@ -368,23 +368,22 @@ class Consumer(Generic[E]):
             )
         )
         stopper = asyncio.ensure_future(stop.wait())
+        read_done = False
         try:
             done, _ = await asyncio.wait({read, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if read not in done:
+                # Stopping: abandon the read. Anything the server delivered meanwhile
+                # stays in our PEL and is re-read at the next start (stable name).
+                read.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await read
+                return []
+            response: Any = read.result()
+            read_done = True
         finally:
             stopper.cancel()
-        if read not in done:
-            # Stopping: abandon the read. Anything the server delivered meanwhile
-            # stays in our PEL and is re-read at the next start (stable name).
-            read.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await read
-            self._acks = acks + self._acks  # maybe not sent: XACK is idempotent
-            return []
-        try:
-            response: Any = read.result()
-        except BaseException:
-            self._acks = acks + self._acks
-            raise
+            if not read_done:
+                self._acks = acks + self._acks  # maybe not sent: XACK is idempotent
         if not response:
             return []
         entries: list[tuple[bytes, dict[bytes, bytes]]] = []
@@ -540,11 +539,9 @@ class Consumer(Generic[E]):
         entries: list[tuple[bytes, dict[bytes, bytes]]],
         stop: asyncio.Event,
         drain_timeout_s: float,
-        *,
-        redelivered: bool = False,
     ) -> None:
-        """Handle ``entries`` (re-read, reclaimed or taken over) and ack them."""
-        counts = await self._delivery_counts(entries) if redelivered else {}
+        """Handle entries taken over from a dead member, and ack them."""
+        counts = await self._delivery_counts(entries)
         started: set[bytes] = set()
         by_task: dict[asyncio.Future[bytes | None], tuple[bytes, int]] = {
             asyncio.ensure_future(
@@ -665,7 +662,7 @@ class Consumer(Generic[E]):
         """Run the handler; return the id to ack, or None to leave it pending.
 
         ``started`` gets the entry once it holds a handler slot: until then,
-        stopping may take it back (:meth:`_handle_batch`).
+        stopping may take it back (:meth:`_wind_down`).
         """
         async with self._semaphore:
             started.add(entry_id)
