@@ -36,6 +36,7 @@ from render_signal.common.events import decode_entry, event_fields
 from render_signal.common.keys import Keys
 from render_signal.common.liveness import Liveness
 from render_signal.common.redisclient import DEFAULT_BLOCK_MS
+from render_signal.common.redismux import MultiplexedRedis
 from render_signal.common.streams import (
     DLQ_MAXLEN,
     ENTRIES,
@@ -132,6 +133,8 @@ class Consumer(Generic[E]):
         if liveness is not None and liveness.owner != consumer:
             raise ValueError(f"consumer {consumer!r} is not the liveness owner {liveness.owner!r}")
         self.redis = redis
+        #: The blocking reads' own connection (issue 16: off redis-py's pool path).
+        self._reads: Redis = redis.lane() if isinstance(redis, MultiplexedRedis) else redis
         self.stream_key = stream_key
         self.group = group
         self.consumer = consumer
@@ -180,6 +183,8 @@ class Consumer(Generic[E]):
         finally:
             if sweeper is not None:
                 await sweeper
+            if self._reads is not self.redis:
+                await self._reads.aclose()
         logger.info("STREAMS: consumer %s on %s stopped", self.consumer, self._label)
 
     async def _consume(self, stop: asyncio.Event, drain_timeout_s: float) -> None:
@@ -339,7 +344,7 @@ class Consumer(Generic[E]):
     # -- reading --------------------------------------------------------------------
     async def _ack_and_read(self, acks: list[bytes], count: int) -> Any:
         """XACK of ``acks`` and the next XREADGROUP in one round trip (issue 16)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self._reads.pipeline(transaction=False) as pipe:
             pipe.xack(self.stream_key, self.group, *acks)
             pipe.xreadgroup(
                 self.group,
@@ -359,7 +364,7 @@ class Consumer(Generic[E]):
         read = asyncio.ensure_future(
             self._ack_and_read(acks, count)
             if acks
-            else self.redis.xreadgroup(
+            else self._reads.xreadgroup(
                 self.group,
                 self.consumer,
                 {self.stream_key: ">"},
