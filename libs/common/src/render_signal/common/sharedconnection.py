@@ -240,7 +240,7 @@ class SharedConnection:
         if outbox is not self._outbox or writer is not self._writer:
             return  # the connection was dropped meanwhile: its requests were failed
         self._outbox = []
-        writer.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+        writer.writelines(outbox)  # one send, the bodies not copied into a joined buffer
 
     def disconnect(self) -> None:
         """Close the connection (requests still waiting fail)."""
