@@ -22,7 +22,7 @@ from typing import Any
 from render_signal.devstack.redisserver import find_redis_server
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SERVICE_BENCHES = ("ingest", "offload", "notify", "gateway", "timeline")
+SERVICE_BENCHES = ("ingest", "offload", "notify", "gateway", "timeline", "redis")
 #: Our processes in the end-to-end CPU figures (the Worker runs on Cloudflare).
 OURS = ("ingest", "offload", "notify", "gateway", "redis-server")
 
