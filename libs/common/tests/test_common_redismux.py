@@ -11,6 +11,10 @@ fresh connection afterwards.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +24,10 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from render_signal.common.redisclient import create_redis
 from render_signal.common.redismux import MultiplexedRedis
-from render_signal.devstack.redisserver import RedisServer
+from render_signal.devstack.polling import eventually
+from render_signal.devstack.ports import free_port
+from render_signal.devstack.pytest_plugin import require_component
+from render_signal.devstack.redisserver import RedisServer, find_redis_server
 
 SCRIPT = "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])"
 #: Keeps the server busy for ARGV[1] microseconds: a reply that comes late, on demand.
@@ -214,3 +221,92 @@ async def test_a_lane_carries_one_callers_blocking_reads_on_its_own_connection(
     assert acked == 1 and not empty
     # the shared connection, the lane's, and the pooled one CLIENT LIST itself needs
     assert len(clients) <= 3
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A redis-server answering TLS only, with a certificate for 127.0.0.1: (url, CA file)."""
+    binary, openssl = find_redis_server(), shutil.which("openssl")
+    require_component(binary is not None and openssl is not None, "redis-server or openssl missing")
+    assert binary is not None and openssl is not None
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+         "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        try:
+            # A server built without TLS refuses --tls-port and exits at once.
+            output = server.communicate(timeout=0.5)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            yield f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}", cert
+        else:
+            require_component("tls" not in output.lower(), "redis-server built without TLS")
+            pytest.fail(f"TLS redis-server exited: {output[-500:]}")
+    finally:
+        server.kill()
+        server.communicate(timeout=10)
+
+
+async def test_tls_connections_carry_shared_commands_and_lane_reads(
+    tls_redis: tuple[str, Path],
+) -> None:
+    """rediss:// (production's Redis is behind TLS): the shared connection and a lane
+    open through redis-py's own TLS handshake, the certificate checked against the CA."""
+    url, _ = tls_redis
+    redis = create_redis(url)
+    assert isinstance(redis, MultiplexedRedis)
+    lane = redis.lane()
+
+    async def answers() -> bool:
+        try:
+            return bool(await redis.ping())
+        except RedisConnectionError:
+            return False
+
+    try:
+        await eventually(answers, what="the TLS redis-server")
+        assert await redis.set("mux:tls", "over tls")
+        async with redis.pipeline() as pipe:
+            pipe.incr("mux:tls:n").get("mux:tls")
+            assert await pipe.execute() == [1, b"over tls"]
+        await redis.xgroup_create("mux:tls:s", "g", id="$", mkstream=True)
+        read = asyncio.create_task(lane.xreadgroup("g", "c", {"mux:tls:s": ">"}, block=3000))
+        await asyncio.sleep(0)
+        await redis.xadd("mux:tls:s", {"a": "1"})
+        got: Any = await read
+    finally:
+        await lane.aclose()
+        await redis.aclose()
+    assert got[0][1][0][1] == {b"a": b"1"}
+
+
+async def test_tls_with_an_unknown_certificate_is_refused(tls_redis: tuple[str, Path]) -> None:
+    url, _ = tls_redis
+    bare = url.split("?", 1)[0]  # the system's CAs only: our self-signed one is not among them
+    redis = create_redis(bare, retries=0)
+    plain = create_redis(url)
+
+    async def answers() -> bool:
+        try:
+            return bool(await plain.ping())
+        except RedisConnectionError:
+            return False
+
+    try:
+        await eventually(answers, what="the TLS redis-server")
+        with pytest.raises(RedisConnectionError, match=r"(?i)certificate"):
+            await redis.set("mux:tls:refused", 1)
+    finally:
+        await redis.aclose()
+        await plain.aclose()
