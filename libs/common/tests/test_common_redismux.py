@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from render_signal.common.redisclient import create_redis
 from render_signal.common.redismux import MultiplexedRedis
-from render_signal.devstack.polling import eventually
+from render_signal.devstack.polling import wait_until
 from render_signal.devstack.ports import free_port
 from render_signal.devstack.pytest_plugin import require_component
 from render_signal.devstack.redisserver import RedisServer, find_redis_server
@@ -223,6 +224,13 @@ async def test_a_lane_carries_one_callers_blocking_reads_on_its_own_connection(
     assert len(clients) <= 3
 
 
+def answers(client: SyncRedis) -> bool:
+    try:
+        return bool(client.ping())
+    except RedisConnectionError:
+        return False
+
+
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A redis-server answering TLS only, with a certificate for 127.0.0.1: (url, CA file)."""
@@ -249,7 +257,10 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             # A server built without TLS refuses --tls-port and exits at once.
             output = server.communicate(timeout=0.5)[0].decode(errors="replace")
         except subprocess.TimeoutExpired:
-            yield f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}", cert
+            url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+            with SyncRedis.from_url(url) as client:
+                wait_until(lambda: answers(client), what="the TLS redis-server")
+            yield url, cert
         else:
             require_component("tls" not in output.lower(), "redis-server built without TLS")
             pytest.fail(f"TLS redis-server exited: {output[-500:]}")
@@ -268,14 +279,7 @@ async def test_tls_connections_carry_shared_commands_and_lane_reads(
     assert isinstance(redis, MultiplexedRedis)
     lane = redis.lane()
 
-    async def answers() -> bool:
-        try:
-            return bool(await redis.ping())
-        except RedisConnectionError:
-            return False
-
     try:
-        await eventually(answers, what="the TLS redis-server")
         assert await redis.set("mux:tls", "over tls")
         async with redis.pipeline() as pipe:
             pipe.incr("mux:tls:n").get("mux:tls")
@@ -295,18 +299,8 @@ async def test_tls_with_an_unknown_certificate_is_refused(tls_redis: tuple[str, 
     url, _ = tls_redis
     bare = url.split("?", 1)[0]  # the system's CAs only: our self-signed one is not among them
     redis = create_redis(bare, retries=0)
-    plain = create_redis(url)
-
-    async def answers() -> bool:
-        try:
-            return bool(await plain.ping())
-        except RedisConnectionError:
-            return False
-
     try:
-        await eventually(answers, what="the TLS redis-server")
         with pytest.raises(RedisConnectionError, match=r"(?i)certificate"):
             await redis.set("mux:tls:refused", 1)
     finally:
         await redis.aclose()
-        await plain.aclose()
