@@ -304,3 +304,36 @@ async def test_tls_with_an_unknown_certificate_is_refused(tls_redis: tuple[str, 
             await redis.set("mux:tls:refused", 1)
     finally:
         await redis.aclose()
+
+
+async def connect_attempts(make: Any) -> int:
+    """Connections a failing command opens against a server that hangs up at once."""
+    accepted = 0
+
+    def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = make(f"redis://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(RedisConnectionError):
+            await client.set("mux:never", 1)
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
+    return accepted
+
+
+async def test_a_failing_connect_is_retried_as_often_as_redis_py_retries_it() -> None:
+    """The connect already runs the client's Retry; retrying it again around the
+    command would multiply the attempts (each up to the connect timeout)."""
+    ours = await connect_attempts(lambda url: create_redis(url, retries=3))
+    # redis-py's own client on a pool with exactly create_redis's settings
+    pooled = await connect_attempts(
+        lambda url: Redis(connection_pool=create_redis(url, retries=3).connection_pool)
+    )
+    assert ours == pooled > 0

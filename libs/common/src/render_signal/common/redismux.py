@@ -31,9 +31,19 @@ from redis.asyncio.connection import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import ExecAbortError, ResponseError, WatchError
-from render_signal.common.sharedconnection import SharedConnection, needs_own_connection, pack
+from render_signal.common.sharedconnection import (
+    ConnectFailed,
+    SharedConnection,
+    needs_own_connection,
+    pack,
+)
 
 __all__ = ["MultiplexedPipeline", "MultiplexedRedis"]
+
+
+def _retryable(error: Exception) -> bool:
+    """Whether the client's ``Retry`` may try again (a failed connect already has)."""
+    return not isinstance(error, ConnectFailed)
 
 
 def _retry(pool: ConnectionPool) -> Retry | None:
@@ -84,7 +94,7 @@ class MultiplexedRedis(Redis):
             (reply,) = await shared.request(packed, 1)
         else:
             (reply,) = await retry.call_with_retry(
-                lambda: shared.request(packed, 1), shared.on_failure
+                lambda: shared.request(packed, 1), shared.on_failure, _retryable
             )
         if isinstance(reply, ResponseError):
             if EMPTY_RESPONSE in options:
@@ -149,7 +159,7 @@ class MultiplexedPipeline(Pipeline):
                 replies = await shared.request(wire, len(packed))
             else:
                 replies = await retry.call_with_retry(
-                    lambda: shared.request(wire, len(packed)), shared.on_failure
+                    lambda: shared.request(wire, len(packed)), shared.on_failure, _retryable
                 )
             if transaction:
                 return await self._transaction_replies(replies, raise_on_error)

@@ -24,7 +24,18 @@ from redis._parsers.base import BaseParser
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.exceptions import ConnectionError, DataError, InvalidResponse, TimeoutError
 
-__all__ = ["SharedConnection", "needs_own_connection", "pack"]
+__all__ = ["ConnectFailed", "SharedConnection", "needs_own_connection", "pack"]
+
+
+class ConnectFailed(ConnectionError):
+    """The connection could not be opened, after redis-py's own connect retries.
+
+    Not retried again by the caller: ``Connection.connect`` already ran the
+    client's ``Retry`` (as redis-py's pool does when it hands out a connection),
+    and retrying it around that would multiply the attempts, each up to the
+    connect timeout, when the server's name or address does not answer.
+    """
+
 
 #: Commands that may wait on the server: only a connection of one caller may carry them.
 _BLOCKING = frozenset(
@@ -131,7 +142,10 @@ class SharedConnection:
             if self._writer is not None:
                 return self._writer
             connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
-            await connection.connect()
+            try:
+                await connection.connect()
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                raise ConnectFailed(str(exc)) from exc
             reader, writer = connection._reader, connection._writer
             if reader is None or writer is None:  # pragma: no cover - connect() sets both
                 raise ConnectionError("Redis connection did not open")
