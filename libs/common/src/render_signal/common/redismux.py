@@ -28,27 +28,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import ConnectionPool
-from redis.asyncio.retry import Retry
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.exceptions import ExecAbortError, ResponseError, WatchError
-from render_signal.common.sharedconnection import (
-    ConnectFailed,
-    SharedConnection,
-    needs_own_connection,
-    pack,
-)
+from render_signal.common.sharedconnection import SharedConnection, needs_own_connection, pack
 
 __all__ = ["MultiplexedPipeline", "MultiplexedRedis"]
-
-
-def _retryable(error: Exception) -> bool:
-    """Whether the client's ``Retry`` may try again (a failed connect already has)."""
-    return not isinstance(error, ConnectFailed)
-
-
-def _retry(pool: ConnectionPool) -> Retry | None:
-    retry = pool.connection_kwargs.get("retry")
-    return retry if isinstance(retry, Retry) else None
 
 
 async def _apply(callbacks: Any, args: tuple[Any, ...], reply: Any, options: Any) -> Any:
@@ -87,15 +71,7 @@ class MultiplexedRedis(Redis):
             args, blocking_ok=self.blocking_ok
         ):
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        packed = pack(args)
-        shared = self.shared
-        retry = _retry(self.connection_pool)
-        if retry is None:
-            (reply,) = await shared.request(packed, 1)
-        else:
-            (reply,) = await retry.call_with_retry(
-                lambda: shared.request(packed, 1), shared.on_failure, _retryable
-            )
+        (reply,) = await self.shared.call(pack(args), 1)
         if isinstance(reply, ResponseError):
             if EMPTY_RESPONSE in options:
                 return options[EMPTY_RESPONSE]
@@ -152,15 +128,7 @@ class MultiplexedPipeline(Pipeline):
             packed = [pack(args) for args, _ in stack]
             if transaction:
                 packed = [pack(("MULTI",)), *packed, pack(("EXEC",))]
-            wire = b"".join(packed)
-            shared = self.shared
-            retry = _retry(self.connection_pool)
-            if retry is None:
-                replies = await shared.request(wire, len(packed))
-            else:
-                replies = await retry.call_with_retry(
-                    lambda: shared.request(wire, len(packed)), shared.on_failure, _retryable
-                )
+            replies = await self.shared.call(b"".join(packed), len(packed))
             if transaction:
                 return await self._transaction_replies(replies, raise_on_error)
             return await self._pipeline_replies(replies, raise_on_error)

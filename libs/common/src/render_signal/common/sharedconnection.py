@@ -22,6 +22,7 @@ from typing import Any
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.asyncio.retry import Retry
 from redis.exceptions import ConnectionError, DataError, InvalidResponse, TimeoutError
 
 __all__ = ["ConnectFailed", "SharedConnection", "needs_own_connection", "pack"]
@@ -35,6 +36,11 @@ class ConnectFailed(ConnectionError):
     and retrying it around that would multiply the attempts, each up to the
     connect timeout, when the server's name or address does not answer.
     """
+
+
+def _retryable(error: Exception) -> bool:
+    """Whether the client's ``Retry`` may try again (a failed connect already has)."""
+    return not isinstance(error, ConnectFailed)
 
 
 #: Commands that may wait on the server: only a connection of one caller may carry them.
@@ -129,6 +135,9 @@ class SharedConnection:
         self._pool = pool
         timeout = pool.connection_kwargs.get("socket_timeout")
         self.timeout: float | None = float(timeout) if timeout else None
+        retry = pool.connection_kwargs.get("retry")
+        #: The client's retry policy (redis-py's, from the pool's settings).
+        self._retry = retry if isinstance(retry, Retry) else None
         self._connection: AbstractConnection | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: deque[_Request] = deque()
@@ -211,7 +220,17 @@ class SharedConnection:
         if not future.done():
             self._drop(connection, TimeoutError("Timeout reading from Redis"))
 
-    async def request(self, packed: bytes, count: int) -> list[Any]:
+    async def call(self, packed: bytes, count: int) -> list[Any]:
+        """The ``count`` replies to ``packed`` (``count`` commands), retried as the
+        client's ``Retry`` says on a dropped connection or a timeout; a failed
+        connect is not retried again (:class:`ConnectFailed`)."""
+        if self._retry is None:
+            return await self._request(packed, count)
+        return await self._retry.call_with_retry(
+            lambda: self._request(packed, count), self._on_failure, _retryable
+        )
+
+    async def _request(self, packed: bytes, count: int) -> list[Any]:
         """Write ``packed`` (``count`` commands) and return their ``count`` replies."""
         writer = self._writer or await self._open()
         connection = self._connection
@@ -261,6 +280,6 @@ class SharedConnection:
         if self._connection is not None:
             self._drop(self._connection, ConnectionError("Connection closed by client."))
 
-    async def on_failure(self, error: Exception) -> None:
+    async def _on_failure(self, error: Exception) -> None:
         """Retry callback: the next attempt opens a fresh connection."""
         self.disconnect()
