@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections import Counter
 from urllib.parse import unquote, urlsplit
 
@@ -92,6 +93,9 @@ class WebhookReceiver(Receiver):
         #: Per test email (marker): seconds its answers are held back instead.
         self.slow_markers: dict[str, float] = {}
         self.first_at: dict[str, float] = {}  # marker -> first accepted delivery time
+        #: Notified (under :attr:`lock`) each time a test email is first delivered:
+        #: a closed-loop load waits on it instead of polling.
+        self.arrivals = threading.Condition(self.lock)
 
     def set_phase(self, phase: str) -> None:
         assert phase in ("ok", "500", "429", "app_error")
@@ -111,8 +115,9 @@ class WebhookReceiver(Receiver):
 
     def _index(self, delivery: Recorded) -> None:  # under self.lock
         marker = marker_of(delivery)
-        if marker and delivery.accepted:
-            self.first_at.setdefault(marker, delivery.at)
+        if marker and delivery.accepted and marker not in self.first_at:
+            self.first_at[marker] = delivery.at
+            self.arrivals.notify_all()
 
     def delivered_count(self, markers: set[str] | None = None) -> int:
         with self.lock:
