@@ -126,7 +126,7 @@ class Consumer(Generic[E]):
         claim_interval_s: float | None = None,
         read_ahead_s: float = 0.25,
         max_deliveries: int = 5,
-        trim_interval_s: float = 10.0,
+        trim_interval_s: float = 1.0,
         liveness: Liveness | None = None,
         takeover_interval_s: float = 1.0,
     ) -> None:
