@@ -5,7 +5,7 @@
   accepting connections but never answers, and stops forwarding on open ones (a
   server that accepts and hangs). ``thaw()`` resumes;
 * :func:`raw_events`, :func:`message_id_of`, :func:`mid`, :func:`metric` -- what
-  the watcher published and counted.
+  the watcher published and counted (:func:`observe_mail_raw` when a parser runs).
 
 The Dovecot server itself is :mod:`render_signal.devstack.dovecot`.
 """
@@ -23,7 +23,15 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from render_signal.common.events import MailRaw, decode_entry
 
-__all__ = ["SilentProxy", "make_email", "message_id_of", "metric", "mid", "raw_events"]
+__all__ = [
+    "SilentProxy",
+    "make_email",
+    "message_id_of",
+    "metric",
+    "mid",
+    "observe_mail_raw",
+    "raw_events",
+]
 
 
 def make_email(subject: str, body: str = "hello", *, message_id: str | None = None) -> bytes:
@@ -122,8 +130,18 @@ def metric(name: str, labels: dict[str, str] | None = None) -> float:
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
 
+async def observe_mail_raw(redis: Redis, key_prefix: str) -> None:
+    """Keep every ``mail.raw`` entry for :func:`raw_events` while a parser consumes it.
+
+    The parser's consumer trims what every group has acknowledged, every second;
+    a group that never reads (this one) keeps the entries it has not acked.
+    """
+    await redis.xgroup_create(f"{key_prefix}mail.raw", "test-observer", id="0", mkstream=True)
+
+
 async def raw_events(redis: Redis, key_prefix: str) -> list[MailRaw]:
-    """Every MailRaw on this test's ``mail.raw`` stream, oldest first."""
+    """Every MailRaw on this test's ``mail.raw`` stream, oldest first (with a parser
+    running, only after :func:`observe_mail_raw`)."""
     entries: Any = await redis.xrange(f"{key_prefix}mail.raw")
     return [decode_entry(fields, MailRaw) for _, fields in entries]
 

@@ -11,7 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ingest_testkit import make_email, message_id_of, mid, raw_events
+import pytest
+from ingest_testkit import make_email, message_id_of, mid, observe_mail_raw, raw_events
 from redis.asyncio import Redis
 from render_signal.common.events import MailRaw
 from render_signal.common.keys import Keys
@@ -21,6 +22,12 @@ from render_signal.devstack.polling import eventually
 from render_signal.ingest.checkpoint import CheckpointStore
 
 LOCK_TTL_S = 3.0
+
+
+@pytest.fixture(autouse=True)
+async def _observed(redis: Redis, key_prefix: str) -> None:
+    # These processes run the parser, whose consumer trims what it acknowledged.
+    await observe_mail_raw(redis, key_prefix)
 
 
 class IngestProcess:

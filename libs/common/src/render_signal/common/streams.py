@@ -17,11 +17,10 @@ Delivery semantics (see docs/architecture.md):
   :class:`PermanentError` go there at once.
 * If the group disappears (NOGROUP), it is recreated at the last entry this
   consumer saw, so history is not replayed and nothing newer is skipped.
-* Entries every group has acknowledged are trimmed (XTRIM MINID) every
-  second, so a stream holds its backlog, not its history (entries carry whole
-  emails: at 100 emails/s, ten seconds between trims held 270 MB in Redis,
-  one second 56 MB). The approximate MAXLEN on publish is only a hard cap for a group
-  that stopped consuming.
+* Entries every group has acknowledged are trimmed (XTRIM MINID) every second,
+  so a stream holds its backlog, not its history (entries carry whole emails:
+  at 100 emails/s, 10 s between trims held 270 MB in Redis, 1 s 56 MB). The
+  approximate MAXLEN on publish only caps a group that stopped consuming.
 * SIGTERM sets the stop event: entries not yet started are handed back at once,
   the in-flight ones finish (bounded by the drain deadline), then the loop returns.
 
