@@ -56,6 +56,8 @@ from typing import Any
 import psutil
 import redis as redis_sync
 from render_signal.common.events import MailRaw
+from render_signal.common.keys import Keys
+from render_signal.devstack.polling import wait_until
 from render_signal.ingest.analysis import analyse, read_event
 from render_signal.ingest.identity import email_id
 from render_signal.ingest.message import ParseLimits
@@ -407,8 +409,16 @@ def queued_bytes(pipeline: Pipeline, corpus: Corpus, n: int = 150) -> dict[str, 
     """
     client = redis_sync.Redis.from_url(pipeline.redis.url)
     ingest = pipeline.services["ingest"]
+    keys = Keys(pipeline.key_prefix)
     try:
         ingest.stop(timeout_s=30)
+        # The previous phase's entries downstream are trimmed (every second) before
+        # the first reading, or their release would be subtracted from the figure.
+        wait_until(
+            lambda: client.xlen(keys.mail_received) + client.xlen(keys.mail_offloaded) == 0,
+            30,
+            "mail.received and mail.offloaded trimmed",
+        )
         time.sleep(1.0)  # background writers (heartbeats) settle
         before = int(client.info("memory")["used_memory"])
         markers, sizes = [], []
