@@ -22,6 +22,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from render_signal.common.events import MailRaw, decode_entry
+from render_signal.common.keys import Keys
 
 __all__ = [
     "SilentProxy",
@@ -136,13 +137,13 @@ async def observe_mail_raw(redis: Redis, key_prefix: str) -> None:
     The parser's consumer trims what every group has acknowledged, every second;
     a group that never reads (this one) keeps the entries it has not acked.
     """
-    await redis.xgroup_create(f"{key_prefix}mail.raw", "test-observer", id="0", mkstream=True)
+    await redis.xgroup_create(Keys(key_prefix).mail_raw, "test-observer", id="0", mkstream=True)
 
 
 async def raw_events(redis: Redis, key_prefix: str) -> list[MailRaw]:
     """Every MailRaw on this test's ``mail.raw`` stream, oldest first (with a parser
     running, only after :func:`observe_mail_raw`)."""
-    entries: Any = await redis.xrange(f"{key_prefix}mail.raw")
+    entries: Any = await redis.xrange(Keys(key_prefix).mail_raw)
     return [decode_entry(fields, MailRaw) for _, fields in entries]
 
 
