@@ -9,17 +9,25 @@ Redis ping), then every service gets SIGTERM at the same moment.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import random
+import shutil
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from render_signal.devstack.polling import wait_until
+from render_signal.devstack.ports import free_port
 from render_signal.devstack.pytest_plugin import require_component
+from render_signal.devstack.redisserver import RedisServer
 
 from .harness.mail import make_email
 from .harness.pipeline import Pipeline, missing_components
-from .harness.processes import http_ok
+from .harness.processes import ServiceProcess, http_ok, service_command
 
 DRAIN_S = 4.0
 #: The runtime aims to exit 0.4 s before it (EXIT_MARGIN_S); half a second of
@@ -89,3 +97,124 @@ def test_every_service_stops_on_sigterm_within_its_drain_timeout_when_redis_is_g
     assert all(clean.values()), {
         k: pipeline.services[k].tail() for k, ok in clean.items() if not ok
     }
+
+
+# -- Redis's host name stops resolving --------------------------------------------------
+REDIS_HOST = "redis.rs-test"
+#: Runs the service in a mount namespace of its own, with our /etc/hosts and
+#: /etc/resolv.conf bound over the system's (for it alone).
+NAMESPACED = (
+    'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"'
+)
+
+
+class SilentDns:
+    """A DNS server on loopback that reads every query and never answers (what
+    compose's DNS did for the Redis container's name while Redis was stopped)."""
+
+    def __init__(self) -> None:
+        rng = random.Random()
+        self.address = f"127.53.{rng.randrange(1, 255)}.{rng.randrange(1, 255)}"
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((self.address, 53))
+        self.sock.settimeout(0.2)
+        self.queries = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                self.sock.recvfrom(4096)
+                self.queries += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def test_workers_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path: Path) -> None:
+    """Seen in the compose test: with Redis stopped, its container's name no longer
+    resolved and the DNS server did not answer; the workers drained in time, then
+    waited for the name lookups still running (up to 20 s each) and were SIGKILLed
+    at the end of the 30 s stop grace. Here each worker resolves Redis's name
+    through its own /etc/hosts, Redis is killed and the name removed, and the
+    lookups go to a DNS server that never answers."""
+    require_component(os.geteuid() == 0, "bind mounts over /etc need root")
+    require_component(shutil.which("unshare") is not None, "unshare (util-linux) missing")
+    redis = RedisServer(tmp_path / "redis").start()
+    dns = SilentDns()
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {REDIS_HOST}\n")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"nameserver {dns.address}\noptions timeout:5 attempts:2\n")
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    env.update(
+        {
+            "RENDER_SIGNAL_ENV": "dev",
+            "RENDER_SIGNAL_ENV_FILE": str(tmp_path / "absent.env"),
+            "REDIS_URL": f"redis://{REDIS_HOST}:{redis.port}/0",
+            "REDIS_KEY_PREFIX": "gone:",
+            "LOG_FORMAT": "json",
+            "DRAIN_TIMEOUT_SECONDS": str(DRAIN_S),
+            "HEARTBEAT_INTERVAL_SECONDS": "1",
+            "WEBHOOK_URL": "http://127.0.0.1:9/hook",
+            "WEBHOOK_SIGNING_SECRET": "whsec_" + "A" * 44,
+            "WEBHOOK_LINKS_FILE": str(tmp_path / "webhook_links.json"),
+            "R2_FETCH_ENABLED": "false",
+        }
+    )
+    services: dict[str, ServiceProcess] = {}
+    try:
+        for name in ("ingest", "offload", "notify"):
+            port = free_port()
+            argv = ["unshare", "-m", "sh", "-c", NAMESPACED, "namespaced", str(hosts), str(resolv)]
+            services[name] = ServiceProcess(
+                name,
+                {**env, f"{name.upper()}_METRICS_PORT": str(port)},
+                tmp_path,
+                f"http://127.0.0.1:{port}/ready",
+                argv=[*argv, *service_command(name)],
+            )
+            services[name].start()
+        for service in services.values():
+            service.wait_ready(60)
+
+        redis.kill()
+        hosts.write_text("127.0.0.1 localhost\n")  # in place: the bind mounts see it
+        for name, service in services.items():
+            url = service.ready_url
+            assert url is not None
+            wait_until(lambda url=url: not http_ok(url, 3.0), 30, f"{name} to see Redis gone")
+        # Lookups of the name are waiting on the silent server now.
+        assert dns.queries > 0
+
+        started = time.monotonic()
+        for service in services.values():
+            assert service.process is not None
+            service.process.terminate()
+        took: dict[str, float] = {}
+        give_up = started + BOUND_S + 30
+        while len(took) < len(services) and time.monotonic() < give_up:
+            for name, service in services.items():
+                assert service.process is not None
+                if name not in took and service.process.poll() is not None:
+                    took[name] = round(time.monotonic() - started, 2)
+            time.sleep(0.02)  # polling child exit status; the bound is checked below
+        print(
+            f"Redis's name unresolvable: SIGTERM to exit, seconds: {took} ({dns.queries} queries)"
+        )
+        late = {k: took.get(k) for k in services if took.get(k) is None or took[k] > BOUND_S}
+        assert not late, "\n".join(
+            f"{k} took {t}s (bound {BOUND_S}s):\n{services[k].tail()}" for k, t in late.items()
+        )
+        codes = {k: s.process.returncode for k, s in services.items() if s.process is not None}
+        assert codes == dict.fromkeys(services, 0), {k: services[k].tail() for k in services}
+    finally:
+        for service in services.values():
+            with contextlib.suppress(Exception):
+                service.kill()
+        dns.close()
+        redis.stop()

@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -47,19 +50,60 @@ Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def run_event_loop(main: Coroutine[object, None, int]) -> int:
-    """``asyncio.run(main)`` on uvloop when it is installed (Linux, macOS).
+    """``asyncio.run(main)`` on uvloop when it is installed (Linux, macOS), whose
+    process ends at most :data:`EXIT_MARGIN_S` after ``main`` returned.
 
     uvloop's C event loop and transports halve the per-callback and per-socket
     write overhead of the pure-Python selector loop, which was 20-30 % of the
     workers' profiles under load (bench/results/flame-*-before.svg:
     ``_run_once``, ``_SelectorSocketTransport.write``). Semantics are asyncio's.
+
+    Why the bound: closing the loop waits for every name lookup still running in
+    the resolver's threads, and a lookup cannot be cancelled. When Redis's host
+    name stops resolving and the DNS server does not answer (compose's DNS while
+    the Redis container is stopped), each reconnect attempt leaves a lookup of up
+    to 20 s behind (glibc: 5 s timeout, 2 attempts, A and AAAA), and the close
+    waited for all of them: the workers outlived compose's 30 s stop grace and
+    were SIGKILLed. What the service had to do is done once ``main`` returns
+    (drained, handed back, logged), so the exit no longer waits for them.
     """
     try:
         import uvloop
     except ImportError:  # pragma: no cover - a platform without uvloop wheels
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    code = 1
+    with asyncio.Runner(loop_factory=factory) as runner:
+        try:
+            code = runner.run(main)
+        finally:
+            _exit_unless_closed(code, EXIT_MARGIN_S)
+    return code
+
+
+def _exit_unless_closed(code: int, within_s: float) -> None:
+    """End the process with ``code`` if it is still alive ``within_s`` from now
+    (a daemon timer: a process that exits first is not held by it)."""
+
+    def force() -> None:
+        logger.warning(
+            "PROCESS: still closing %.1fs after the stop (name lookups that do not"
+            " answer: does Redis's host name resolve?); exiting now with code %d",
+            within_s,
+            code,
+        )
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+    timer = threading.Timer(within_s, force)
+    timer.daemon = True
+    timer.start()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
