@@ -12,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,7 +28,7 @@ from render_signal.devstack.ports import free_port
 from render_signal.devstack.pytest_plugin import require_component
 from render_signal.devstack.redisserver import RedisServer
 
-from .harness.mail import make_email
+from .harness.mail import HttpIngress, make_email
 from .harness.pipeline import Pipeline, missing_components
 from .harness.processes import ServiceProcess, http_ok, service_command
 
@@ -135,13 +138,27 @@ class SilentDns:
         self.sock.close()
 
 
-def test_workers_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path: Path) -> None:
+def _post_once(ingress: HttpIngress, n: int, answers: list[int | str]) -> None:
+    """One ingress POST, no retry: its status, or what ended it."""
+    marker = f"E2E-d45-{n}"
+    request = ingress._request("/api/ingress/raw", make_email(marker), "message/rfc822")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answers.append(response.status)
+    except urllib.error.HTTPError as exc:
+        answers.append(exc.code)
+    except OSError as exc:
+        answers.append(type(exc).__name__)
+
+
+def test_services_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path: Path) -> None:
     """Seen in the compose test: with Redis stopped, its container's name no longer
     resolved and the DNS server did not answer; the workers drained in time, then
     waited for the name lookups still running (up to 20 s each) and were SIGKILLed
     at the end of the 30 s stop grace. Here each worker resolves Redis's name
     through its own /etc/hosts, Redis is killed and the name removed, and the
-    lookups go to a DNS server that never answers."""
+    lookups go to a DNS server that never answers. The gateway gets the same
+    stop with ingress requests in flight, each waiting on a lookup."""
     require_component(os.geteuid() == 0, "bind mounts over /etc need root")
     require_component(shutil.which("unshare") is not None, "unshare (util-linux) missing")
     redis = RedisServer(tmp_path / "redis").start()
@@ -150,6 +167,7 @@ def test_workers_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path: 
     hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {REDIS_HOST}\n")
     resolv = tmp_path / "resolv.conf"
     resolv.write_text(f"nameserver {dns.address}\noptions timeout:5 attempts:2\n")
+    token = secrets.token_urlsafe(32)
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     env.update(
         {
@@ -164,18 +182,24 @@ def test_workers_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path: 
             "WEBHOOK_SIGNING_SECRET": "whsec_" + "A" * 44,
             "WEBHOOK_LINKS_FILE": str(tmp_path / "webhook_links.json"),
             "R2_FETCH_ENABLED": "false",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "DASHBOARD_USER": "admin",
+            "DASHBOARD_PASSWORD": secrets.token_urlsafe(12),
+            "PROCESS_API_TOKEN": token,
         }
     )
     services: dict[str, ServiceProcess] = {}
     try:
-        for name in ("ingest", "offload", "notify"):
+        for name in ("ingest", "offload", "notify", "gateway"):
             port = free_port()
             argv = ["unshare", "-m", "sh", "-c", NAMESPACED, "namespaced", str(hosts), str(resolv)]
+            port_var = "PORT" if name == "gateway" else f"{name.upper()}_METRICS_PORT"
+            path = "/health" if name == "gateway" else "/ready"
             services[name] = ServiceProcess(
                 name,
-                {**env, f"{name.upper()}_METRICS_PORT": str(port)},
+                {**env, port_var: str(port)},
                 tmp_path,
-                f"http://127.0.0.1:{port}/ready",
+                f"http://127.0.0.1:{port}{path}",
                 argv=[*argv, *service_command(name)],
             )
             services[name].start()
@@ -187,7 +211,21 @@ def test_workers_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path: 
         for name, service in services.items():
             url = service.ready_url
             assert url is not None
-            wait_until(lambda url=url: not http_ok(url, 3.0), 30, f"{name} to see Redis gone")
+            if name != "gateway":  # its /health does not ping Redis
+                wait_until(lambda url=url: not http_ok(url, 3.0), 30, f"{name} to see Redis gone")
+        # Ingress requests that wait on Redis (its name) when the stop comes.
+        gateway_url = services["gateway"].ready_url
+        assert gateway_url is not None
+        ingress = HttpIngress(gateway_url.removesuffix("/health"), token)
+        answers: list[int | str] = []
+        posts = [
+            threading.Thread(target=_post_once, args=(ingress, n, answers), daemon=True)
+            for n in range(3)
+        ]
+        for post in posts:
+            post.start()
+        queries_before = dns.queries
+        wait_until(lambda: dns.queries > queries_before, 10, "the gateway to look Redis up")
         # Lookups of the name are waiting on the silent server now.
         assert dns.queries > 0
 
@@ -211,7 +249,13 @@ def test_workers_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path: 
             f"{k} took {t}s (bound {BOUND_S}s):\n{services[k].tail()}" for k, t in late.items()
         )
         codes = {k: s.process.returncode for k, s in services.items() if s.process is not None}
-        assert codes == dict.fromkeys(services, 0), {k: services[k].tail() for k in services}
+        # uvicorn (the gateway) re-raises the SIGTERM it handled once it has shut down.
+        expected = {k: -signal.SIGTERM if k == "gateway" else 0 for k in services}
+        assert codes == expected, {k: services[k].tail() for k in services}
+        # The requests in flight were answered or cut, none accepted (no Redis to queue them).
+        for post in posts:
+            post.join(10)
+        assert len(answers) == len(posts) and 202 not in answers, answers
     finally:
         for service in services.values():
             with contextlib.suppress(Exception):

@@ -21,6 +21,7 @@ from render_signal.common.heartbeat import Heartbeat
 from render_signal.common.opsserver import OpsServer
 from render_signal.common.outbound import OutboundPolicy
 from render_signal.common.redisclient import create_redis
+from render_signal.common.runtime import EXIT_MARGIN_S, HAND_BACK_SHARE
 from render_signal.common.timeline import TimelineWriter
 from render_signal.gateway.magic import MagicLinkStore
 from render_signal.gateway.sessions import SessionStore
@@ -118,12 +119,19 @@ class GatewayContext:
         return True, {}
 
     async def close(self) -> None:
+        """Stop the background tasks, then close Redis, in what uvicorn's graceful
+        wait leaves of DRAIN_TIMEOUT_SECONDS (see ``main``): each step is bounded,
+        so the whole stop fits the drain even when every Redis call hangs."""
+        budget = max(0.2, self.settings.common.drain_timeout_s * HAND_BACK_SHARE - EXIT_MARGIN_S)
         if self.ops is not None:
             await self.ops.close()
         self._stop.set()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 3)
-        await self.redis.aclose()
+            await asyncio.wait_for(
+                asyncio.gather(*self._tasks, return_exceptions=True), min(3.0, budget * 0.8)
+            )
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.redis.aclose(), budget * 0.2)
 
 
 def app_context(app: FastAPI) -> GatewayContext:
