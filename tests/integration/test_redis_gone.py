@@ -29,7 +29,7 @@ from render_signal.devstack.pytest_plugin import require_component
 from render_signal.devstack.redisserver import RedisServer
 
 from .harness.mail import HttpIngress, make_email
-from .harness.pipeline import Pipeline, missing_components
+from .harness.pipeline import PORT_VAR, Pipeline, missing_components
 from .harness.processes import ServiceProcess, http_ok, service_command
 
 DRAIN_S = 4.0
@@ -71,34 +71,37 @@ def test_every_service_stops_on_sigterm_within_its_drain_timeout_when_redis_is_g
             url = service.ready_url
             wait_until(lambda url=url: not http_ok(url, 3.0), 20, f"{key} to see Redis gone")
 
-        started = time.monotonic()
-        procs = {}
-        for key, service in pipeline.services.items():
-            assert service.process is not None
-            procs[key] = service.process
-            service.process.terminate()
-        took: dict[str, float] = {}
-        give_up = started + BOUND_S + 10
-        while len(took) < len(procs) and time.monotonic() < give_up:
-            for key, proc in procs.items():
-                if key not in took and proc.poll() is not None:
-                    took[key] = round(time.monotonic() - started, 2)
-            time.sleep(0.02)  # polling child exit status; the bound is checked below
+        _stop_all_within_bound(pipeline.services, f"redis {outage}")
     finally:
         if outage == "frozen" and redis.poll() is None:
             redis.send_signal(signal.SIGCONT)
-    print(f"redis {outage}: SIGTERM to exit, seconds by service: {took} (drain {DRAIN_S}s)")
-    late = {k: took.get(k) for k in procs if took.get(k) is None or took[k] > BOUND_S}
+
+
+def _stop_all_within_bound(services: dict[str, ServiceProcess], label: str) -> None:
+    """SIGTERM every service at the same moment: each exits within BOUND_S, cleanly."""
+    started = time.monotonic()
+    for service in services.values():
+        assert service.process is not None
+        service.process.terminate()
+    took: dict[str, float] = {}
+    give_up = started + BOUND_S + 30
+    while len(took) < len(services) and time.monotonic() < give_up:
+        for key, service in services.items():
+            assert service.process is not None
+            if key not in took and service.process.poll() is not None:
+                took[key] = round(time.monotonic() - started, 2)
+        time.sleep(0.02)  # polling child exit status; the bound is checked below
+    print(f"{label}: SIGTERM to exit, seconds by service: {took} (drain {DRAIN_S}s)")
+    late = {k: took.get(k) for k in services if took.get(k) is None or took[k] > BOUND_S}
     assert not late, "\n".join(
-        f"{k} took {t}s (bound {BOUND_S}s):\n{pipeline.services[k].tail()}" for k, t in late.items()
+        f"{k} took {t}s (bound {BOUND_S}s):\n{services[k].tail()}" for k, t in late.items()
     )
     # A stop asked for is a clean exit, even with Redis gone. uvicorn (the gateway)
     # re-raises the SIGTERM it handled once it has shut down gracefully.
-    clean = {
-        k: p.returncode in (0, -signal.SIGTERM if k == "gateway" else 0) for k, p in procs.items()
-    }
-    assert all(clean.values()), {
-        k: pipeline.services[k].tail() for k, ok in clean.items() if not ok
+    codes = {k: s.process.returncode for k, s in services.items() if s.process is not None}
+    expected = {k: -signal.SIGTERM if k == "gateway" else 0 for k in services}
+    assert codes == expected, {
+        k: services[k].tail() for k in services if codes.get(k) != expected[k]
     }
 
 
@@ -193,11 +196,10 @@ def test_services_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path:
         for name in ("ingest", "offload", "notify", "gateway"):
             port = free_port()
             argv = ["unshare", "-m", "sh", "-c", NAMESPACED, "namespaced", str(hosts), str(resolv)]
-            port_var = "PORT" if name == "gateway" else f"{name.upper()}_METRICS_PORT"
             path = "/health" if name == "gateway" else "/ready"
             services[name] = ServiceProcess(
                 name,
-                {**env, port_var: str(port)},
+                {**env, PORT_VAR[name]: str(port)},
                 tmp_path,
                 f"http://127.0.0.1:{port}{path}",
                 argv=[*argv, *service_command(name)],
@@ -225,33 +227,10 @@ def test_services_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path:
         for post in posts:
             post.start()
         queries_before = dns.queries
+        # Lookups of the name are waiting on the silent server once it has a new query.
         wait_until(lambda: dns.queries > queries_before, 10, "the gateway to look Redis up")
-        # Lookups of the name are waiting on the silent server now.
-        assert dns.queries > 0
 
-        started = time.monotonic()
-        for service in services.values():
-            assert service.process is not None
-            service.process.terminate()
-        took: dict[str, float] = {}
-        give_up = started + BOUND_S + 30
-        while len(took) < len(services) and time.monotonic() < give_up:
-            for name, service in services.items():
-                assert service.process is not None
-                if name not in took and service.process.poll() is not None:
-                    took[name] = round(time.monotonic() - started, 2)
-            time.sleep(0.02)  # polling child exit status; the bound is checked below
-        print(
-            f"Redis's name unresolvable: SIGTERM to exit, seconds: {took} ({dns.queries} queries)"
-        )
-        late = {k: took.get(k) for k in services if took.get(k) is None or took[k] > BOUND_S}
-        assert not late, "\n".join(
-            f"{k} took {t}s (bound {BOUND_S}s):\n{services[k].tail()}" for k, t in late.items()
-        )
-        codes = {k: s.process.returncode for k, s in services.items() if s.process is not None}
-        # uvicorn (the gateway) re-raises the SIGTERM it handled once it has shut down.
-        expected = {k: -signal.SIGTERM if k == "gateway" else 0 for k in services}
-        assert codes == expected, {k: services[k].tail() for k in services}
+        _stop_all_within_bound(services, f"Redis's name unresolvable ({dns.queries} queries)")
         # The requests in flight were answered or cut, none accepted (no Redis to queue them).
         for post in posts:
             post.join(10)
