@@ -6,6 +6,7 @@ import logging
 from types import FrameType
 
 import uvicorn
+from render_signal.common.allocator import tune_allocator
 from render_signal.common.legacyenv import warn_legacy_variables
 from render_signal.common.logs import setup_logging
 from render_signal.common.runtime import HAND_BACK_SHARE
@@ -30,6 +31,7 @@ class GatewayServer(uvicorn.Server):
 def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("gateway", settings.common.log_level, settings.common.log_format)
+    tune_allocator()
     warn_legacy_variables(settings.common.env_set)
     warn_exposed_dev_mode(settings.common, settings.host, "HOST")
     config = uvicorn.Config(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from render_signal.common.allocator import tune_allocator
 from render_signal.common.appliedconfig import AppliedConfigReporter
 from render_signal.common.configdocs import PollingConfig, ProcessingPrefs, RuntimeFlags
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
@@ -76,6 +77,7 @@ async def run(settings: IngestSettings) -> int:
 def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("ingest", settings.common.log_level, settings.common.log_format)
+    tune_allocator()
     warn_legacy_variables(settings.common.env_set)
     raise SystemExit(run_event_loop(run(settings)))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from render_signal.common.allocator import tune_allocator
 from render_signal.common.appliedconfig import AppliedConfigReporter
 from render_signal.common.configstore import ConfigStore, ConfigWatcher
 from render_signal.common.consumer import Consumer
@@ -114,6 +115,7 @@ async def run(settings: NotifySettings, clock: Clock | None = None) -> int:
 def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("notify", settings.common.log_level, settings.common.log_format)
+    tune_allocator()
     warn_legacy_variables(settings.common.env_set)
     raise SystemExit(run_event_loop(run(settings)))
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from redis.asyncio import Redis
+from render_signal.common.allocator import tune_allocator
 from render_signal.common.consumer import Consumer
 from render_signal.common.events import MailReceived
 from render_signal.common.keys import GROUP_OFFLOAD, consumer_name
@@ -133,6 +134,7 @@ async def run(settings: OffloadSettings) -> int:
 def main() -> None:
     settings = load_or_exit(read_settings)
     setup_logging("offload", settings.common.log_level, settings.common.log_format)
+    tune_allocator()
     warn_legacy_variables(settings.common.env_set)
     raise SystemExit(run_event_loop(run(settings)))
 
