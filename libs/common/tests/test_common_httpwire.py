@@ -271,3 +271,16 @@ async def test_post_bytes_read_timeout_is_httpx_s(server: ScriptedServer) -> Non
         assert isinstance(c, GuardedClient)
         with pytest.raises(httpx.ReadTimeout):
             await c.post_bytes(server.url, content=b"x", timeouts=httpx.Timeout(0.3))
+
+
+async def test_post_bytes_keeps_each_url_to_itself(server: ScriptedServer) -> None:
+    """Parsed URLs are kept per client: alternating targets each get their own path."""
+    async with client() as c:
+        assert isinstance(c, GuardedClient)
+        for path in ("/a?x=1", "/b", "/a?x=1", "/b"):
+            response = await c.post_bytes(
+                f"{server.url}{path}", content=b"x", timeouts=httpx.Timeout(5)
+            )
+            assert response.request.url.raw_path == path.encode()
+    targets = [head.split(b" ", 2)[1] for head, _ in server.requests]
+    assert targets == [b"/a?x=1", b"/b", b"/a?x=1", b"/b"]

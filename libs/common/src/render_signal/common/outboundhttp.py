@@ -49,6 +49,7 @@ __all__ = ["GuardedClient", "GuardedTransport", "guarded_client", "refusal"]
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 _DEFAULT_PORTS: Final = {b"http": 80, b"https": 443}
 Origin = tuple[bytes, str, int]
+_PARSED_URLS_KEPT: Final = 256
 
 
 def _timeout(request: httpx.Request, phase: str) -> float | None:
@@ -221,6 +222,9 @@ class GuardedClient(httpx.AsyncClient):
     def __init__(self, transport: GuardedTransport, **options: Any) -> None:
         super().__init__(transport=transport, **options)
         self.guarded = transport
+        #: Parsed URLs by their text: a client posts to a handful of URLs (the Worker's,
+        #: each webhook's), and parsing one cost half of building the request.
+        self._urls: dict[str, httpx.URL] = {}
 
     async def post_bytes(
         self,
@@ -243,8 +247,17 @@ class GuardedClient(httpx.AsyncClient):
         merged = httpx.Headers(self.headers)
         if headers:
             merged.update(headers)
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= _PARSED_URLS_KEPT:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
         request = httpx.Request(
-            "POST", url, content=content, headers=merged, extensions={"timeout": timeouts.as_dict()}
+            "POST",
+            parsed,
+            content=content,
+            headers=merged,
+            extensions={"timeout": timeouts.as_dict()},
         )
         response = await self.guarded.handle_async_request(request)
         response.request = request
