@@ -18,8 +18,6 @@ import signal
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -141,19 +139,6 @@ class SilentDns:
         self.sock.close()
 
 
-def _post_once(ingress: HttpIngress, n: int, answers: list[int | str]) -> None:
-    """One ingress POST, no retry: its status, or what ended it."""
-    marker = f"E2E-d45-{n}"
-    request = ingress._request("/api/ingress/raw", make_email(marker), "message/rfc822")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            answers.append(response.status)
-    except urllib.error.HTTPError as exc:
-        answers.append(exc.code)
-    except OSError as exc:
-        answers.append(type(exc).__name__)
-
-
 def test_services_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path: Path) -> None:
     """Seen in the compose test: with Redis stopped, its container's name no longer
     resolved and the DNS server did not answer; the workers drained in time, then
@@ -221,7 +206,10 @@ def test_services_stop_on_sigterm_when_redis_host_name_stops_resolving(tmp_path:
         ingress = HttpIngress(gateway_url.removesuffix("/health"), token)
         answers: list[int | str] = []
         posts = [
-            threading.Thread(target=_post_once, args=(ingress, n, answers), daemon=True)
+            threading.Thread(
+                target=lambda n=n: answers.append(ingress.post_once(make_email(f"E2E-d45-{n}"))),
+                daemon=True,
+            )
             for n in range(3)
         ]
         for post in posts:

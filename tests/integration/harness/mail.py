@@ -225,6 +225,17 @@ class HttpIngress:
             reply: dict[str, object] = json.loads(response.read())
         return reply
 
+    def post_once(self, message: bytes, timeout_s: float = 60.0) -> int | str:
+        """One POST /api/ingress/raw, no retry: the status, or the error that ended it."""
+        request = self._request("/api/ingress/raw", message, "message/rfc822")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError as exc:
+            return type(exc).__name__
+
     def post(self, marker: str, message: bytes, deadline_s: float = 120.0) -> Sent:
         started = time.time()
         end = time.monotonic() + deadline_s

@@ -179,10 +179,18 @@ class Pipeline:
         return self
 
     def service_env(self) -> dict[str, str]:
-        keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONTZPATH", "VIRTUAL_ENV")
         # GLIBC_TUNABLES reaches the services as an operator's would: with it set,
         # common.allocator leaves glibc's defaults (the bench's before/after of issue 16).
-        keep += ("GLIBC_TUNABLES",)
+        keep = (
+            "PATH",
+            "HOME",
+            "LANG",
+            "LC_ALL",
+            "TMPDIR",
+            "PYTHONTZPATH",
+            "VIRTUAL_ENV",
+            "GLIBC_TUNABLES",
+        )
         env = {k: v for k, v in os.environ.items() if k in keep}
         env.update(
             {
