@@ -253,13 +253,19 @@ class Resources:
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def cpu(self) -> dict[str, float]:
+        """CPU seconds so far per process, its children included: the live ones, and
+        those it has waited for (``children_*``). Why the latter: Redis forks a child
+        for every AOF rewrite, about one a second under the saturation load, and each
+        lives a fraction of a second, so sampling live children alone missed about a
+        third of Redis's CPU (measured: 0.96 of 3.77 s in 12 s of R2-off saturation)."""
         out = {}
         for name, proc in self.procs.items():
             total = 0.0
             for member in [proc, *proc.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
                     times = member.cpu_times()
-                    total += times.user + times.system
+                    total += times.user + times.system + times.children_user
+                    total += times.children_system
             out[name] = total
         return out
 
