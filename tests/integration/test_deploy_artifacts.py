@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from render_signal.devstack.pytest_plugin import require_component
+from render_signal.devstack.redisserver import AOF_REWRITE_MIN_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -112,6 +113,8 @@ def test_compose_normalised_stack_shape() -> None:
     assert {"redis", "prometheus", *SERVICES} <= set(services)
     redis_cmd = " ".join(services["redis"]["command"])
     assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
+    # The same compaction threshold as the Redis the tests, the bench and `make run` start.
+    assert f"--auto-aof-rewrite-min-size {AOF_REWRITE_MIN_SIZE}" in redis_cmd
     assert any("/data" in str(v) for v in services["redis"]["volumes"])
     assert "redis-cli" in services["redis"]["healthcheck"]["test"]
     for name in SERVICES:

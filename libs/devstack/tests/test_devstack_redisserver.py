@@ -14,7 +14,12 @@ from render_signal.common.redisclient import create_redis
 from render_signal.common.streams import Delivery, publish, trim_acknowledged
 from render_signal.devstack.polling import eventually
 from render_signal.devstack.pytest_plugin import require_component
-from render_signal.devstack.redisserver import RedisServer, embedded_redis_server, find_redis_server
+from render_signal.devstack.redisserver import (
+    AOF_REWRITE_MIN_SIZE,
+    RedisServer,
+    embedded_redis_server,
+    find_redis_server,
+)
 
 
 def test_fallback_order_env_then_path_then_embedded(tmp_path: Path, monkeypatch: Any) -> None:
@@ -71,6 +76,25 @@ async def test_streams_runtime_works_on_the_embedded_server(tmp_path: Path) -> N
         stop.set()
         await task
         assert await trim_acknowledged(redis, stream) == 0
+    finally:
+        await redis.aclose()
+        server.stop()
+
+
+async def test_the_aof_is_kept_with_everysec_fsync_and_compacted_every_256mb(
+    tmp_path: Path,
+) -> None:
+    """The settings docker-compose.yml gives Redis too (test_deploy_artifacts ties them)."""
+    binary = find_redis_server()
+    require_component(binary is not None, "no redis-server binary")
+    server = RedisServer(tmp_path / "data", aof=True, binary=binary).start()
+    redis = create_redis(server.url, block_ms=100)
+    try:
+        config: Any = await redis.config_get("append*")
+        assert config["appendonly"] == "yes" and config["appendfsync"] == "everysec"
+        config = await redis.config_get("auto-aof-rewrite-min-size")
+        assert int(config["auto-aof-rewrite-min-size"]) == 256 * 1024 * 1024
+        assert AOF_REWRITE_MIN_SIZE == "256mb"
     finally:
         await redis.aclose()
         server.stop()
