@@ -269,6 +269,14 @@ class Resources:
             out[name] = total
         return out
 
+    def aof_rewrites(self) -> int:
+        """AOF rewrites Redis has done so far (each one a forked child; see :meth:`cpu`)."""
+        client = redis_sync.Redis.from_url(self.redis_url)
+        try:
+            return int(client.info("persistence")["aof_rewrites"])
+        finally:
+            client.close()
+
     def _sample(self) -> None:
         client = redis_sync.Redis.from_url(self.redis_url)
         try:
@@ -530,7 +538,7 @@ def run(say: Callable[[str], None] = print) -> dict[str, Any]:
         resources = Resources(pipeline).start()
         results["idle_cpu_ms_per_s"] = idle_cpu(resources)
         load = Corpus(f"{random.Random().randrange(16**6):x}")
-        cpu0 = resources.cpu()
+        cpu0, rewrites0 = resources.cpu(), resources.aof_rewrites()
         delivered0 = pipeline.receiver.delivered_count()
         say("e2e bench: saturation through HTTP ingress (closed loop)")
         results["sat_http"] = saturation(pipeline, load, "http", threads=4)
@@ -539,6 +547,7 @@ def run(say: Callable[[str], None] = print) -> dict[str, Any]:
         results["sat_imap"] = saturation(pipeline, load, "imap", threads=2)
         say(f"  {results['sat_imap']}")
         cpu1 = resources.cpu()
+        results["redis_aof_rewrites"] = resources.aof_rewrites() - rewrites0
         delivered = pipeline.receiver.delivered_count() - delivered0
         results["cpu_s_per_1000"] = {
             name: round((cpu1[name] - cpu0[name]) / delivered * 1000, 2) for name in cpu1

@@ -164,6 +164,9 @@ def e2e_rows(e2e: dict[str, Any]) -> list[tuple[str, Any, str, Any]]:
     if "redis_peak_used_memory_mb" in e2e:
         rows.append(("Redis used_memory peak during the e2e phases (MB)",
                      e2e["redis_peak_used_memory_mb"], "", None))  # fmt: skip
+    if "redis_aof_rewrites" in e2e:
+        rows.append(("Redis AOF rewrites during the saturation phases (CPU included above)",
+                     e2e["redis_aof_rewrites"], "", None))  # fmt: skip
     queued = e2e.get("queued", {})
     if queued:
         rows.append(
