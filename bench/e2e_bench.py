@@ -257,7 +257,7 @@ class Resources:
         those it has waited for (``children_*``). Why the latter: Redis forks a child
         for every AOF rewrite, about one a second under the saturation load, and each
         lives a fraction of a second, so sampling live children alone missed about a
-        third of Redis's CPU (measured: 0.96 of 3.77 s in 12 s of R2-off saturation)."""
+        quarter of Redis's CPU (measured: 0.96 of 3.77 s in 12 s of R2-off saturation)."""
         out = {}
         for name, proc in self.procs.items():
             total = 0.0
