@@ -255,9 +255,10 @@ class Resources:
     def cpu(self) -> dict[str, float]:
         """CPU seconds so far per process, its children included: the live ones, and
         those it has waited for (``children_*``). Why the latter: Redis forks a child
-        for every AOF rewrite, about one a second under the saturation load, and each
-        lives a fraction of a second, so sampling live children alone missed about a
-        quarter of Redis's CPU (measured: 0.96 of 3.77 s in 12 s of R2-off saturation)."""
+        for every AOF rewrite (about one a second under the saturation load with
+        Redis's default 64mb threshold, every 4 to 15 s with ours), and each lives a
+        fraction of a second, so sampling live children alone missed about a quarter of
+        Redis's CPU (measured with 64mb: 0.96 of 3.77 s in 12 s of R2-off saturation)."""
         out = {}
         for name, proc in self.procs.items():
             total = 0.0
