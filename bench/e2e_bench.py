@@ -609,6 +609,13 @@ def run(say: Callable[[str], None] = print) -> dict[str, Any]:
     finally:
         pipeline.close()
         shutil.rmtree(workdir, ignore_errors=True)
+    # Target 2 against the least the layout itself costs (bench/floor.py), same run.
+    from bench import floor
+
+    try:
+        results["layout_floor"] = floor.run(results["parse_only_per_s"], say)
+    except Exception as exc:  # the main figures stand without it
+        results["layout_floor"] = {"available": False, "reason": f"failed: {exc!r}"}
     results["two_replicas"] = two_replicas(say)
     return results
 
