@@ -193,11 +193,14 @@ def _cpu(process: psutil.Process) -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def run(parse_only_per_s: float, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """The floor's saturation, R2 offload off, against ``parse_only_per_s`` (same run)."""
+def run(
+    parse_only_per_s: float, say: Callable[[str], None] = print, rate: float | None = None
+) -> dict[str, Any]:
+    """The floor's saturation, R2 offload off, against ``parse_only_per_s`` (same run);
+    with ``rate``, an open loop at that many emails/s instead (CPU per email at a rate)."""
     from redis import Redis
 
-    from bench.e2e_bench import Corpus, saturation
+    from bench.e2e_bench import Corpus, open_loop, saturation
     from tests.integration.harness.fakes import WebhookReceiver
     from tests.integration.harness.mail import HttpIngress
 
@@ -228,10 +231,15 @@ def run(parse_only_per_s: float, say: Callable[[str], None] = print) -> dict[str
             processes["redis-server"] = psutil.Process(redis_server.process.pid)
             own = psutil.Process()
             pipeline = SimpleNamespace(receiver=receiver, ingress=ingress)
-            say("floor bench: saturation through the layout's floor (closed loop)")
+            load = "closed loop" if rate is None else f"open loop, {rate}/s"
+            say(f"floor bench: the layout's floor, HTTP ingress ({load})")
             cpu0 = {name: _cpu(p) for name, p in processes.items()}
             own0, delivered0 = _cpu(own), receiver.delivered_count()
-            result: dict[str, Any] = saturation(pipeline, Corpus("f100"), "http", threads=4)  # type: ignore[arg-type]
+            result: dict[str, Any] = (
+                saturation(pipeline, Corpus("f100"), "http", threads=4)  # type: ignore[arg-type]
+                if rate is None
+                else open_loop(pipeline, Corpus("f100"), "http", rate)  # type: ignore[arg-type]
+            )
             delivered = receiver.delivered_count() - delivered0
             result["cpu_ms_per_email"] = {
                 name: round((_cpu(p) - cpu0[name]) / delivered * 1000, 2)
@@ -240,7 +248,8 @@ def run(parse_only_per_s: float, say: Callable[[str], None] = print) -> dict[str
             result["load_and_receiver_cpu_ms_per_email"] = round(
                 (_cpu(own) - own0) / delivered * 1000, 2
             )
-            result["ratio_to_parse_only"] = round(result["per_s"] / parse_only_per_s, 3)
+            if rate is None:
+                result["ratio_to_parse_only"] = round(result["per_s"] / parse_only_per_s, 3)
             say(f"  {result}")
             return {"available": True, **result}
         finally:
@@ -253,6 +262,8 @@ def run(parse_only_per_s: float, say: Callable[[str], None] = print) -> dict[str
 if __name__ == "__main__":
     if len(sys.argv) == 4:
         _serve(*sys.argv[1:4])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--rate":
+        print(json.dumps(run(0.0, rate=float(sys.argv[2])), indent=2))
     else:
         from bench.e2e_bench import Corpus as _Corpus
         from bench.e2e_bench import parse_only
