@@ -19,7 +19,9 @@ Baselines measured in the same run, on the same corpus:
 * parse-only ceiling: one process looping ingest's own parse + analyse;
 * broker ceiling: raw XADD of the same raw emails, sequential and pipelined;
 * naive floor: one synchronous process doing parse -> Worker (the same workerd
-  instance) per link -> receiver, no Redis.
+  instance) per link -> receiver, no Redis;
+* the layout's floor (``bench/floor.py``), after the R2-off phase: the required
+  four processes and Redis doing ingest's parse and nothing else, at saturation.
 
 Two-replica variant (issue 17), the same components, HTTP ingress: the same
 saturation with two processes of each worker (ratio to one replica, same run;
