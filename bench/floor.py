@@ -54,6 +54,7 @@ from render_signal.ingest.message import ParseLimits
 
 __all__ = ["run"]
 
+ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "floor-token"
 GROUP = "floor"
 STREAMS = ("floor.raw", "floor.parsed", "floor.passed")
@@ -223,6 +224,7 @@ def run(
                 children[role] = subprocess.Popen(
                     [sys.executable, "-m", "bench.floor", role, redis_server.url, arg],
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    cwd=ROOT,  # `-m bench.floor` from wherever the bench was started
                 )
             ingress = HttpIngress(f"http://127.0.0.1:{port}", TOKEN)
             wait_until(lambda: _up(f"http://127.0.0.1:{port}/health"), 30, lambda: "floor gateway")
