@@ -233,6 +233,17 @@ def naive_floor(pipeline: Pipeline, corpus: list[bytes], duration_s: float = 15.
 
 
 # -- resources ------------------------------------------------------------------------
+def process_cpu(proc: psutil.Process) -> float:
+    """CPU seconds so far of ``proc`` and its children, live and waited for
+    (why both: :meth:`Resources.cpu`)."""
+    total = 0.0
+    for member in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = member.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
 class Resources:
     """psutil on the service processes: CPU seconds between marks, peak RSS."""
 
@@ -261,16 +272,7 @@ class Resources:
         Redis's default 64mb threshold, every 4 to 15 s with ours), and each lives a
         fraction of a second, so sampling live children alone missed about a quarter of
         Redis's CPU (measured with 64mb: 0.96 of 3.77 s in 12 s of R2-off saturation)."""
-        out = {}
-        for name, proc in self.procs.items():
-            total = 0.0
-            for member in [proc, *proc.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    times = member.cpu_times()
-                    total += times.user + times.system + times.children_user
-                    total += times.children_system
-            out[name] = total
-        return out
+        return {name: process_cpu(proc) for name, proc in self.procs.items()}
 
     def aof_rewrites(self) -> int:
         """AOF rewrites Redis has done so far (each one a forked child; see :meth:`cpu`)."""
@@ -308,7 +310,7 @@ class Resources:
         self._thread.join(5)
 
 
-def _own_cpu() -> float:
+def own_cpu() -> float:
     times = psutil.Process().cpu_times()
     return float(times.user + times.system)
 
@@ -589,9 +591,9 @@ def run(say: Callable[[str], None] = print) -> dict[str, Any]:
         resources = Resources(pipeline)
         cpu0, delivered0 = resources.cpu(), pipeline.receiver.delivered_count()
         # This process is the load generator and the receiver, on the same two cores.
-        own0, host0, began = _own_cpu(), _host_busy(), time.monotonic()
+        own0, host0, began = own_cpu(), _host_busy(), time.monotonic()
         results["sat_http_no_worker"] = saturation(pipeline, Corpus("0ff"), "http", threads=4)
-        cpu1, own1, host1 = resources.cpu(), _own_cpu(), _host_busy()
+        cpu1, own1, host1 = resources.cpu(), own_cpu(), _host_busy()
         delivered = pipeline.receiver.delivered_count() - delivered0
         results["sat_http_no_worker"]["cpu_ms_per_email"] = {
             name: round((cpu1[name] - cpu0[name]) / delivered * 1000, 2) for name in cpu1

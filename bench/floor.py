@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -181,19 +180,6 @@ def _serve(role: str, redis_url: str, arg: str) -> None:
         asyncio.run(_hop(redis_url, source, target, work, arg))
 
 
-def _up(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
-
-
 def run(
     parse_only_per_s: float, say: Callable[[str], None] = print, rate: float | None = None
 ) -> dict[str, Any]:
@@ -201,9 +187,10 @@ def run(
     with ``rate``, an open loop at that many emails/s instead (CPU per email at a rate)."""
     from redis import Redis
 
-    from bench.e2e_bench import Corpus, open_loop, saturation
+    from bench.e2e_bench import Corpus, open_loop, own_cpu, process_cpu, saturation
     from tests.integration.harness.fakes import WebhookReceiver
     from tests.integration.harness.mail import HttpIngress
+    from tests.integration.harness.processes import http_ok
 
     if find_redis_server() is None:
         return {"available": False, "reason": "redis-server not found"}
@@ -211,9 +198,9 @@ def run(
     children: dict[str, subprocess.Popen[bytes]] = {}
     with RedisServer(workdir / "redis") as redis_server, WebhookReceiver() as receiver:
         try:
-            admin = Redis.from_url(redis_server.url)
-            for stream in STREAMS:
-                admin.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            with Redis.from_url(redis_server.url) as admin:
+                for stream in STREAMS:
+                    admin.xgroup_create(stream, GROUP, id="0", mkstream=True)
             port = free_port()
             for role, arg in (
                 ("gateway", str(port)),
@@ -227,16 +214,17 @@ def run(
                     cwd=ROOT,  # `-m bench.floor` from wherever the bench was started
                 )
             ingress = HttpIngress(f"http://127.0.0.1:{port}", TOKEN)
-            wait_until(lambda: _up(f"http://127.0.0.1:{port}/health"), 30, lambda: "floor gateway")
+            wait_until(
+                lambda: http_ok(f"http://127.0.0.1:{port}/health"), 30, lambda: "floor gateway"
+            )
             processes = {name: psutil.Process(child.pid) for name, child in children.items()}
             assert redis_server.process is not None
             processes["redis-server"] = psutil.Process(redis_server.process.pid)
-            own = psutil.Process()
             pipeline = SimpleNamespace(receiver=receiver, ingress=ingress)
             load = "closed loop" if rate is None else f"open loop, {rate}/s"
             say(f"floor bench: the layout's floor, HTTP ingress ({load})")
-            cpu0 = {name: _cpu(p) for name, p in processes.items()}
-            own0, delivered0 = _cpu(own), receiver.delivered_count()
+            cpu0 = {name: process_cpu(p) for name, p in processes.items()}
+            own0, delivered0 = own_cpu(), receiver.delivered_count()
             result: dict[str, Any] = (
                 saturation(pipeline, Corpus("f100"), "http", threads=4)  # type: ignore[arg-type]
                 if rate is None
@@ -244,11 +232,11 @@ def run(
             )
             delivered = receiver.delivered_count() - delivered0
             result["cpu_ms_per_email"] = {
-                name: round((_cpu(p) - cpu0[name]) / delivered * 1000, 2)
+                name: round((process_cpu(p) - cpu0[name]) / delivered * 1000, 2)
                 for name, p in processes.items()
             }
             result["load_and_receiver_cpu_ms_per_email"] = round(
-                (_cpu(own) - own0) / delivered * 1000, 2
+                (own_cpu() - own0) / delivered * 1000, 2
             )
             if rate is None:
                 result["ratio_to_parse_only"] = round(result["per_s"] / parse_only_per_s, 3)
